@@ -1,0 +1,13 @@
+/**
+ * tfjs-norm: PyTorch's normalization layers for TensorFlow.js.
+ * Importing this module registers every layer class for serialization.
+ */
+export {BatchNorm, BatchNormArgs} from './layers/batch_norm';
+export {GroupNorm, GroupNormArgs} from './layers/group_norm';
+export {InstanceNorm, InstanceNormArgs} from './layers/instance_norm';
+export {LayerNorm, LayerNormArgs} from './layers/layer_norm';
+export {NormLayer, AffineArgs, RunningStatsArgs} from './layers/base';
+export {ValueError} from './errors';
+import * as layers from './layers/index';
+import * as ops from './ops/index';
+export {layers, ops};

@@ -1,0 +1,241 @@
+/**
+ * The base every layer here shares: argument checking, the affine weights
+ * (`gamma`, `beta`), the running statistics (`moving_mean`,
+ * `moving_variance`, `num_batches_tracked`) with PyTorch's update rule, and
+ * the config. Subclasses only resolve their axes and call an op from ops/.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
+import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
+import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
+import {ValueError, checkBoolean, checkEpsilon, checkMomentum, show} from '../errors';
+import {
+  Constraint, ConstraintIdentifier, Initializer, InitializerIdentifier, Regularizer, RegularizerIdentifier,
+  getConstraint, getInitializer, getRegularizer, serialize,
+} from './registry';
+
+export type InitializerArg = InitializerIdentifier | Initializer | tf.serialization.ConfigDict;
+export type RegularizerArg = RegularizerIdentifier | Regularizer | tf.serialization.ConfigDict;
+export type ConstraintArg = ConstraintIdentifier | Constraint | tf.serialization.ConfigDict;
+
+/** Arguments every normalization layer with affine weights takes. */
+export interface AffineArgs extends LayerArgs {
+  /** Added to the variance for numerical stability. Default 1e-5 (PyTorch's). */
+  epsilon?: number;
+  /** Learn a per-channel scale `gamma` and offset `beta`. */
+  affine?: boolean;
+  /** Initializer of `gamma`. Default 'ones'. */
+  gammaInitializer?: InitializerArg;
+  /** Initializer of `beta`. Default 'zeros'. */
+  betaInitializer?: InitializerArg;
+  /** Regularizer of `gamma`. Default none. */
+  gammaRegularizer?: RegularizerArg;
+  /** Regularizer of `beta`. Default none. */
+  betaRegularizer?: RegularizerArg;
+  /** Constraint of `gamma`. Default none. */
+  gammaConstraint?: ConstraintArg;
+  /** Constraint of `beta`. Default none. */
+  betaConstraint?: ConstraintArg;
+}
+
+/** Arguments of layers that keep running statistics (BatchNorm, InstanceNorm). */
+export interface RunningStatsArgs {
+  /**
+   * PyTorch's momentum: the weight of the new batch,
+   * `running = (1 - momentum) * running + momentum * batch`. Default 0.1.
+   * `null` gives the cumulative average (factor 1 / num_batches_tracked).
+   * (Keras' and tf.layers.batchNormalization's momentum 0.99 is 1 - this.)
+   */
+  momentum?: number | null;
+  /** Keep running statistics for inference. */
+  trackRunningStats?: boolean;
+  /** Initializer of `moving_mean`. Default 'zeros'. */
+  movingMeanInitializer?: InitializerArg;
+  /** Initializer of `moving_variance`. Default 'ones'. */
+  movingVarianceInitializer?: InitializerArg;
+}
+
+interface BaseDefaults {
+  affine: boolean;
+  /** Set for layers with running statistics: the trackRunningStats default. */
+  trackRunningStats?: boolean;
+  /** The layer takes a `bias` argument (LayerNorm). */
+  biasArg?: boolean;
+}
+
+/** What a subclass resolves from the input shape at build time. */
+export interface BuildSpec {
+  /** Shape of gamma/beta (and of the running statistics). */
+  paramShape: number[];
+  /** Input spec axes that must keep their size. */
+  fixedAxes: {[axis: number]: number};
+}
+
+export abstract class NormLayer extends tf.layers.Layer {
+  readonly epsilon: number;
+  readonly affine: boolean;
+  /** Whether the affine part has `beta` (LayerNorm's `bias: false` drops it). */
+  protected readonly hasBeta: boolean;
+  readonly momentum: number | null;
+  readonly trackRunningStats: boolean;
+  protected readonly gammaInitializer: Initializer;
+  protected readonly betaInitializer: Initializer;
+  protected readonly movingMeanInitializer: Initializer;
+  protected readonly movingVarianceInitializer: Initializer;
+  protected readonly gammaRegularizer: Regularizer | null;
+  protected readonly betaRegularizer: Regularizer | null;
+  protected readonly gammaConstraint: Constraint | null;
+  protected readonly betaConstraint: Constraint | null;
+
+  gamma: LayerVariable | null = null;
+  beta: LayerVariable | null = null;
+  movingMean: LayerVariable | null = null;
+  movingVariance: LayerVariable | null = null;
+  numBatchesTracked: LayerVariable | null = null;
+
+  constructor(args: AffineArgs & RunningStatsArgs & {bias?: boolean}, defaults: BaseDefaults) {
+    super(args ?? {});
+    args = args ?? {};
+    this.supportsMasking = true;
+    this.epsilon = checkEpsilon(args.epsilon ?? 1e-5);
+    this.affine = checkBoolean(args.affine ?? defaults.affine, 'affine');
+    this.hasBeta = this.affine && (!defaults.biasArg || checkBoolean(args.bias ?? true, 'bias'));
+    const tracks = defaults.trackRunningStats !== undefined;
+    this.trackRunningStats = tracks && checkBoolean(args.trackRunningStats ?? defaults.trackRunningStats, 'trackRunningStats');
+    this.momentum = tracks ? checkMomentum(args.momentum === undefined ? 0.1 : args.momentum) : null;
+    this.gammaInitializer = getInitializer(args.gammaInitializer, 'gammaInitializer', 'ones');
+    this.betaInitializer = getInitializer(args.betaInitializer, 'betaInitializer', 'zeros');
+    this.movingMeanInitializer = getInitializer(args.movingMeanInitializer, 'movingMeanInitializer', 'zeros');
+    this.movingVarianceInitializer = getInitializer(args.movingVarianceInitializer, 'movingVarianceInitializer', 'ones');
+    this.gammaRegularizer = getRegularizer(args.gammaRegularizer, 'gammaRegularizer');
+    this.betaRegularizer = getRegularizer(args.betaRegularizer, 'betaRegularizer');
+    this.gammaConstraint = getConstraint(args.gammaConstraint, 'gammaConstraint');
+    this.betaConstraint = getConstraint(args.betaConstraint, 'betaConstraint');
+  }
+
+  /** Validates the input shape and resolves axes; called once by build. */
+  protected abstract resolveShape(inputShape: Array<number | null>): BuildSpec;
+
+  /** The normalization itself, on a float32 input. */
+  protected abstract forward(x: tf.Tensor, training: boolean): tf.Tensor;
+
+  /** Whether the layer keeps running statistics. */
+  protected get keepsStats(): boolean {
+    return this.trackRunningStats;
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Array<number | null>;
+    const spec = this.resolveShape(shape);
+    const p = spec.paramShape;
+    if (this.affine) {
+      this.gamma = this.addWeight('gamma', p, 'float32', this.gammaInitializer, this.gammaRegularizer ?? undefined,
+                                  true, this.gammaConstraint ?? undefined);
+      if (this.hasBeta) {
+        this.beta = this.addWeight('beta', p, 'float32', this.betaInitializer, this.betaRegularizer ?? undefined,
+                                   true, this.betaConstraint ?? undefined);
+      }
+    }
+    if (this.keepsStats) {
+      this.movingMean = this.addWeight('moving_mean', p, 'float32', this.movingMeanInitializer, undefined, false);
+      this.movingVariance = this.addWeight('moving_variance', p, 'float32', this.movingVarianceInitializer, undefined, false);
+      this.numBatchesTracked = this.addWeight('num_batches_tracked', [], 'int32', tf.initializers.zeros(), undefined, false);
+    }
+    this.inputSpec = [{ndim: shape.length, axes: spec.fixedAxes}];
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+    return inputShape;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0] : inputs;
+      if (x.dtype !== 'float32') {
+        throw new ValueError(`${this.getClassName()} expects a float32 input; cast it with tf.cast(x, 'float32'). ` +
+                             `Received: dtype=${show(x.dtype)}`);
+      }
+      // Keras' fine-tuning rule: a frozen layer runs in inference mode.
+      const training = kwargs?.training === true && this.trainable;
+      return this.forward(x, training);
+    });
+  }
+
+  protected gammaTensor(): tf.Tensor | null {
+    return this.gamma ? this.gamma.read() : null;
+  }
+
+  protected betaTensor(): tf.Tensor | null {
+    return this.beta ? this.beta.read() : null;
+  }
+
+  /**
+   * PyTorch's running-statistics update from one batch's mean and UNBIASED
+   * variance (both of paramShape): factor = momentum, or 1/num_batches_tracked
+   * when momentum is null. All on tensors: no GPU read-back.
+   */
+  protected updateRunningStats(batchMean: tf.Tensor, unbiasedVariance: tf.Tensor): void {
+    tf.tidy(() => {
+      const count = tf.add(this.numBatchesTracked!.read(), tf.scalar(1, 'int32'));
+      const factor = this.momentum === null ? tf.div(1, tf.cast(count, 'float32')) : tf.scalar(this.momentum);
+      const blend = (v: LayerVariable, batch: tf.Tensor) => {
+        const old = v.read();
+        v.write(tf.add(old, tf.mul(tf.sub(batch, old), factor)));
+      };
+      blend(this.movingMean!, batchMean);
+      blend(this.movingVariance!, unbiasedVariance);
+      this.numBatchesTracked!.write(count);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const config: tf.serialization.ConfigDict = {
+      epsilon: this.epsilon,
+      affine: this.affine,
+      gammaInitializer: serialize(this.gammaInitializer),
+      betaInitializer: serialize(this.betaInitializer),
+      gammaRegularizer: serialize(this.gammaRegularizer),
+      betaRegularizer: serialize(this.betaRegularizer),
+      gammaConstraint: serialize(this.gammaConstraint),
+      betaConstraint: serialize(this.betaConstraint),
+    };
+    return {...config, ...super.getConfig()};
+  }
+
+  /** Config entries of layers with running statistics. */
+  protected runningStatsConfig(): tf.serialization.ConfigDict {
+    return {
+      momentum: this.momentum,
+      trackRunningStats: this.trackRunningStats,
+      movingMeanInitializer: serialize(this.movingMeanInitializer),
+      movingVarianceInitializer: serialize(this.movingVarianceInitializer),
+    };
+  }
+}
+
+/** Throws a ValueError for an input rank below `min`. */
+export function checkRank(shape: Array<number | null>, min: number, layer: string, layout: string): void {
+  if (shape.length < min) {
+    throw new ValueError(`${layer} expects an input of rank >= ${min} (${layout}). Received: input shape=${show(shape)}`);
+  }
+}
+
+/** The size of `axis` in `shape`, which must be known. */
+export function knownDim(shape: Array<number | null>, axis: number, layer: string, what: string): number {
+  const d = shape[axis];
+  if (d == null) {
+    throw new ValueError(`${layer}: the ${what} (axis ${axis}) must have a known size to create the weights. ` +
+                         `Received: input shape=${show(shape)}`);
+  }
+  return d;
+}
+
+/** Constructor check of a channel axis argument (range is checked at build). */
+export function checkChannelAxisArg(axis: unknown, layer: string): number {
+  if (typeof axis !== 'number' || !Number.isInteger(axis) || axis === 0) {
+    throw new ValueError(`${layer}: \`axis\` (the channel axis) must be a non-zero integer: -1 for channels-last, ` +
+                         `1 for channels-first. Received: axis=${show(axis)}`);
+  }
+  return axis;
+}

@@ -1,0 +1,25 @@
+/** Factory functions, tfjs style: `layers.batchNorm(args)` = `new BatchNorm(args)`. */
+import {BatchNorm, BatchNormArgs} from './batch_norm';
+import {GroupNorm, GroupNormArgs} from './group_norm';
+import {InstanceNorm, InstanceNormArgs} from './instance_norm';
+import {LayerNorm, LayerNormArgs} from './layer_norm';
+
+/** PyTorch's BatchNorm1d/2d/3d. See {@link BatchNorm}. */
+export function batchNorm(args: BatchNormArgs = {}): BatchNorm {
+  return new BatchNorm(args);
+}
+
+/** PyTorch's LayerNorm. See {@link LayerNorm}. */
+export function layerNorm(args: LayerNormArgs = {}): LayerNorm {
+  return new LayerNorm(args);
+}
+
+/** PyTorch's InstanceNorm1d/2d/3d. See {@link InstanceNorm}. */
+export function instanceNorm(args: InstanceNormArgs = {}): InstanceNorm {
+  return new InstanceNorm(args);
+}
+
+/** PyTorch's GroupNorm. See {@link GroupNorm}. */
+export function groupNorm(args: GroupNormArgs): GroupNorm {
+  return new GroupNorm(args);
+}

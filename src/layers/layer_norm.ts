@@ -1,0 +1,60 @@
+import * as tf from '@tensorflow/tfjs';
+import {ValueError, checkBoolean, show} from '../errors';
+import {layerNorm, normalizedShape} from '../ops/layer_norm';
+import {resolveAxes} from '../ops/plan';
+import {AffineArgs, BuildSpec, NormLayer, checkRank, knownDim} from './base';
+
+export interface LayerNormArgs extends AffineArgs {
+  /**
+   * Normalized axes. Default -1. PyTorch's normalized_shape of k dims is
+   * [-k, ..., -1]. The batch axis cannot be normalized by the layer (its
+   * weights need a fixed shape); ops.layerNorm allows it.
+   */
+  axis?: number | number[];
+  /** Learn `beta` too (when affine). Default true. */
+  bias?: boolean;
+}
+
+/**
+ * PyTorch's `nn.LayerNorm`: each sample is normalized over `axis`; gamma and
+ * beta have the normalized dims' shape. Same in training and inference.
+ *
+ * Defaults: axis -1, epsilon 1e-5 (tf.layers.layerNormalization: 1e-3),
+ * affine true, bias true. Weights: gamma, beta (normalized dims' shape).
+ */
+export class LayerNorm extends NormLayer {
+  static className = 'LayerNorm';
+  readonly axis: number | number[];
+  readonly bias: boolean;
+
+  constructor(args: LayerNormArgs = {}) {
+    super(args, {affine: true, biasArg: true});
+    this.axis = args.axis ?? -1;
+    const list = Array.isArray(this.axis) ? this.axis : [this.axis];
+    if (list.length === 0 || !list.every(a => Number.isInteger(a))) {
+      throw new ValueError(`\`axis\` must be an integer or a non-empty list of integers. Received: axis=${show(this.axis)}`);
+    }
+    this.bias = checkBoolean(args.bias ?? true, 'bias');
+  }
+
+  protected resolveShape(shape: Array<number | null>): BuildSpec {
+    checkRank(shape, 2, 'LayerNorm', '[batch, ...features]');
+    const axes = resolveAxes(this.axis, shape.length);
+    if (axes.includes(0)) {
+      throw new ValueError(`LayerNorm cannot normalize over the batch axis 0 (its weights need a fixed shape); ` +
+                           `use ops.layerNorm for that. Received: axis=${show(this.axis)}`);
+    }
+    const fixedAxes: {[axis: number]: number} = {};
+    axes.forEach(a => (fixedAxes[a] = knownDim(shape, a, 'LayerNorm', 'normalized axis')));
+    return {paramShape: normalizedShape(shape as number[], axes), fixedAxes};
+  }
+
+  protected forward(x: tf.Tensor): tf.Tensor {
+    return layerNorm(x, {axis: this.axis, gamma: this.gammaTensor(), beta: this.betaTensor(), epsilon: this.epsilon});
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {axis: this.axis, bias: this.bias, ...super.getConfig()};
+  }
+}
+tf.serialization.registerClass(LayerNorm);

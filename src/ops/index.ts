@@ -1,0 +1,6 @@
+/** Differentiable functional forms of every layer (the layers call these). */
+export {batchNorm, BatchNormOpArgs} from './batch_norm';
+export {groupNorm, GroupNormOpArgs} from './group_norm';
+export {instanceNorm, InstanceNormOpArgs} from './instance_norm';
+export {layerNorm, LayerNormOpArgs} from './layer_norm';
+export {moments} from './moments';

@@ -1,0 +1,21 @@
+import * as tf from '@tensorflow/tfjs';
+import {checkInput} from './common';
+import {canonicalMoments} from './normalize';
+import {axesPlan, resolveAxes} from './plan';
+
+/**
+ * Mean and biased variance of `x` over `axes`, computed with the shifted
+ * two-pass algorithm (accurate for data with a large common offset, unlike
+ * E[x^2] - E[x]^2). Differentiable by autodiff.
+ */
+export function moments(x: tf.Tensor, axes: number | number[], keepDims = false): {mean: tf.Tensor; variance: tf.Tensor} {
+  checkInput(x, 'moments', 1);
+  const resolved = resolveAxes(axes, x.rank, 'axes');
+  return tf.tidy(() => {
+    const plan = axesPlan(x.shape, resolved);
+    const {mean, variance} = canonicalMoments(tf.reshape(x, plan.shape), plan);
+    const outShape = keepDims ? x.shape.map((d, i) => (resolved.includes(i) ? 1 : d))
+                              : x.shape.filter((_, i) => !resolved.includes(i));
+    return {mean: tf.reshape(mean, outShape), variance: tf.reshape(variance, outShape)};
+  });
+}
