@@ -6,6 +6,8 @@ export {BatchNorm, BatchNormArgs} from './layers/batch_norm';
 export {GroupNorm, GroupNormArgs} from './layers/group_norm';
 export {InstanceNorm, InstanceNormArgs} from './layers/instance_norm';
 export {LayerNorm, LayerNormArgs} from './layers/layer_norm';
+export {LocalResponseNorm, LocalResponseNormArgs} from './layers/local_response_norm';
+export {RMSNorm, RMSNormArgs} from './layers/rms_norm';
 export {NormLayer, AffineArgs, RunningStatsArgs} from './layers/base';
 export {ValueError} from './errors';
 import * as layers from './layers/index';

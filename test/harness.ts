@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import * as fs from 'fs';
 import * as path from 'path';
+import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
 import * as tfn from '../src';
 
 /** Tolerance of the PyTorch fixture comparisons (float64 reference vs float32 result). */
@@ -143,33 +144,44 @@ export function loadTorchFixtures(): {torchVersion: string; cases: FixtureCase[]
 }
 
 /** Layer classes by name, for fixtures and table-driven tests. */
-export const LAYERS: Record<string, new (args: any) => tfn.NormLayer> = {
+export const LAYERS: Record<string, new (args: any) => tf.layers.Layer> = {
   BatchNorm: tfn.BatchNorm,
   InstanceNorm: tfn.InstanceNorm,
   GroupNorm: tfn.GroupNorm,
   LayerNorm: tfn.LayerNorm,
+  RMSNorm: tfn.RMSNorm,
+  LocalResponseNorm: tfn.LocalResponseNorm,
 };
 
 /** Builds `layer` on `shape` and sets gamma/beta/running stats from the case. */
-export function layerFromCase(c: FixtureCase): tfn.NormLayer {
+export function layerFromCase(c: FixtureCase): tf.layers.Layer {
   const layer = new LAYERS[c.layer]({...c.args});
   layer.build(c.inputShape);
   tf.tidy(() => {
-    if (layer.gamma && c.gamma) layer.gamma.write(tf.tensor(c.gamma, layer.gamma.shape));
-    if (layer.beta && c.beta) layer.beta.write(tf.tensor(c.beta, layer.beta.shape));
+    const gamma = weight(layer, 'gamma');
+    const beta = weight(layer, 'beta');
+    if (gamma && c.gamma) gamma.write(tf.tensor(c.gamma, gamma.shape));
+    if (beta && c.beta) beta.write(tf.tensor(c.beta, beta.shape));
   });
   return layer;
+}
+
+/** A layer's weight by its short name (`gamma`, `moving_mean`, ...), or null. */
+export function weight(layer: tf.layers.Layer, name: string): LayerVariable | null {
+  return layer.weights.find(w => w.originalName === name) ?? null;
 }
 
 /**
  * One training step as the fixtures define it: y = layer(x, training), loss =
  * sum(y * dy); returns y and the gradients w.r.t. x, gamma and beta.
  */
-export function trainStep(layer: tfn.NormLayer, x: tf.Tensor, dy: tf.Tensor, training = true) {
+export function trainStep(layer: tf.layers.Layer, x: tf.Tensor, dy: tf.Tensor, training = true) {
   const xVar = tf.variable(x, true);
   const vars: tf.Variable[] = [xVar];
-  if (layer.gamma) vars.push(layer.gamma.read() as tf.Variable);
-  if (layer.beta) vars.push(layer.beta.read() as tf.Variable);
+  const gamma = weight(layer, 'gamma')?.read() as tf.Variable | undefined;
+  const beta = weight(layer, 'beta')?.read() as tf.Variable | undefined;
+  if (gamma) vars.push(gamma);
+  if (beta) vars.push(beta);
   let y: tf.Tensor | null = null;
   const {value, grads} = tf.variableGrads(() => {
     const out = layer.apply(xVar, {training}) as tf.Tensor;
@@ -180,8 +192,8 @@ export function trainStep(layer: tfn.NormLayer, x: tf.Tensor, dy: tf.Tensor, tra
   const result = {
     y: y! as tf.Tensor,
     dx: grads[xVar.name],
-    dgamma: layer.gamma ? grads[(layer.gamma.read() as tf.Variable).name] : null,
-    dbeta: layer.beta ? grads[(layer.beta.read() as tf.Variable).name] : null,
+    dgamma: gamma ? grads[gamma.name] : null,
+    dbeta: beta ? grads[beta.name] : null,
   };
   xVar.dispose();
   return result;

@@ -59,8 +59,8 @@ interface BaseDefaults {
   affine: boolean;
   /** Set for layers with running statistics: the trackRunningStats default. */
   trackRunningStats?: boolean;
-  /** The layer takes a `bias` argument (LayerNorm). */
-  biasArg?: boolean;
+  /** `beta`: 'always' with affine (default), 'arg' when a `bias` argument decides (LayerNorm), 'never' (RMSNorm). */
+  beta?: 'always' | 'arg' | 'never';
 }
 
 /** What a subclass resolves from the input shape at build time. */
@@ -76,6 +76,8 @@ export abstract class NormLayer extends tf.layers.Layer {
   readonly affine: boolean;
   /** Whether the affine part has `beta` (LayerNorm's `bias: false` drops it). */
   protected readonly hasBeta: boolean;
+  /** Whether beta* arguments exist for this layer class at all (not RMSNorm). */
+  private readonly hasBetaArgs: boolean;
   readonly momentum: number | null;
   readonly trackRunningStats: boolean;
   protected readonly gammaInitializer: Initializer;
@@ -99,7 +101,9 @@ export abstract class NormLayer extends tf.layers.Layer {
     this.supportsMasking = true;
     this.epsilon = checkEpsilon(args.epsilon ?? 1e-5);
     this.affine = checkBoolean(args.affine ?? defaults.affine, 'affine');
-    this.hasBeta = this.affine && (!defaults.biasArg || checkBoolean(args.bias ?? true, 'bias'));
+    const beta = defaults.beta ?? 'always';
+    this.hasBetaArgs = beta !== 'never';
+    this.hasBeta = this.affine && beta !== 'never' && (beta === 'always' || checkBoolean(args.bias ?? true, 'bias'));
     const tracks = defaults.trackRunningStats !== undefined;
     this.trackRunningStats = tracks && checkBoolean(args.trackRunningStats ?? defaults.trackRunningStats, 'trackRunningStats');
     this.momentum = tracks ? checkMomentum(args.momentum === undefined ? 0.1 : args.momentum) : null;
@@ -194,11 +198,11 @@ export abstract class NormLayer extends tf.layers.Layer {
       epsilon: this.epsilon,
       affine: this.affine,
       gammaInitializer: serialize(this.gammaInitializer),
-      betaInitializer: serialize(this.betaInitializer),
+      ...(this.hasBetaArgs ? {betaInitializer: serialize(this.betaInitializer)} : {}),
       gammaRegularizer: serialize(this.gammaRegularizer),
-      betaRegularizer: serialize(this.betaRegularizer),
+      ...(this.hasBetaArgs ? {betaRegularizer: serialize(this.betaRegularizer)} : {}),
       gammaConstraint: serialize(this.gammaConstraint),
-      betaConstraint: serialize(this.betaConstraint),
+      ...(this.hasBetaArgs ? {betaConstraint: serialize(this.betaConstraint)} : {}),
     };
     return {...config, ...super.getConfig()};
   }

@@ -3,6 +3,8 @@ import {BatchNorm, BatchNormArgs} from './batch_norm';
 import {GroupNorm, GroupNormArgs} from './group_norm';
 import {InstanceNorm, InstanceNormArgs} from './instance_norm';
 import {LayerNorm, LayerNormArgs} from './layer_norm';
+import {LocalResponseNorm, LocalResponseNormArgs} from './local_response_norm';
+import {RMSNorm, RMSNormArgs} from './rms_norm';
 
 /** PyTorch's BatchNorm1d/2d/3d. See {@link BatchNorm}. */
 export function batchNorm(args: BatchNormArgs = {}): BatchNorm {
@@ -22,4 +24,14 @@ export function instanceNorm(args: InstanceNormArgs = {}): InstanceNorm {
 /** PyTorch's GroupNorm. See {@link GroupNorm}. */
 export function groupNorm(args: GroupNormArgs): GroupNorm {
   return new GroupNorm(args);
+}
+
+/** PyTorch 2.4's RMSNorm. See {@link RMSNorm}. */
+export function rmsNorm(args: RMSNormArgs = {}): RMSNorm {
+  return new RMSNorm(args);
+}
+
+/** PyTorch's LocalResponseNorm. See {@link LocalResponseNorm}. */
+export function localResponseNorm(args: LocalResponseNormArgs): LocalResponseNorm {
+  return new LocalResponseNorm(args);
 }

@@ -28,25 +28,13 @@ export class LayerNorm extends NormLayer {
   readonly bias: boolean;
 
   constructor(args: LayerNormArgs = {}) {
-    super(args, {affine: true, biasArg: true});
-    this.axis = args.axis ?? -1;
-    const list = Array.isArray(this.axis) ? this.axis : [this.axis];
-    if (list.length === 0 || !list.every(a => Number.isInteger(a))) {
-      throw new ValueError(`\`axis\` must be an integer or a non-empty list of integers. Received: axis=${show(this.axis)}`);
-    }
+    super(args, {affine: true, beta: 'arg'});
+    this.axis = checkAxesArg(args.axis ?? -1);
     this.bias = checkBoolean(args.bias ?? true, 'bias');
   }
 
   protected resolveShape(shape: Array<number | null>): BuildSpec {
-    checkRank(shape, 2, 'LayerNorm', '[batch, ...features]');
-    const axes = resolveAxes(this.axis, shape.length);
-    if (axes.includes(0)) {
-      throw new ValueError(`LayerNorm cannot normalize over the batch axis 0 (its weights need a fixed shape); ` +
-                           `use ops.layerNorm for that. Received: axis=${show(this.axis)}`);
-    }
-    const fixedAxes: {[axis: number]: number} = {};
-    axes.forEach(a => (fixedAxes[a] = knownDim(shape, a, 'LayerNorm', 'normalized axis')));
-    return {paramShape: normalizedShape(shape as number[], axes), fixedAxes};
+    return normalizedAxesSpec(shape, this.axis, 'LayerNorm');
   }
 
   protected forward(x: tf.Tensor): tf.Tensor {
@@ -58,3 +46,25 @@ export class LayerNorm extends NormLayer {
   }
 }
 tf.serialization.registerClass(LayerNorm);
+
+/** Constructor check of a normalized-axes argument (range is checked at build). */
+export function checkAxesArg(axis: unknown): number | number[] {
+  const list = Array.isArray(axis) ? axis : [axis];
+  if (list.length === 0 || !list.every(a => Number.isInteger(a))) {
+    throw new ValueError(`\`axis\` must be an integer or a non-empty list of integers. Received: axis=${show(axis)}`);
+  }
+  return Array.isArray(axis) ? [...axis] : (axis as number);
+}
+
+/** Build spec of layers whose weights have the normalized dims' shape (LayerNorm, RMSNorm). */
+export function normalizedAxesSpec(shape: Array<number | null>, axis: number | number[], layer: string): BuildSpec {
+  checkRank(shape, 2, layer, '[batch, ...features]');
+  const axes = resolveAxes(axis, shape.length);
+  if (axes.includes(0)) {
+    throw new ValueError(`${layer} cannot normalize over the batch axis 0 (its weights need a fixed shape); ` +
+                         `use the ops function for that. Received: axis=${show(axis)}`);
+  }
+  const fixedAxes: {[axis: number]: number} = {};
+  axes.forEach(a => (fixedAxes[a] = knownDim(shape, a, layer, 'normalized axis')));
+  return {paramShape: normalizedShape(shape as number[], axes), fixedAxes};
+}

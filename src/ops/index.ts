@@ -4,3 +4,5 @@ export {groupNorm, GroupNormOpArgs} from './group_norm';
 export {instanceNorm, InstanceNormOpArgs} from './instance_norm';
 export {layerNorm, LayerNormOpArgs} from './layer_norm';
 export {moments} from './moments';
+export {rmsNorm, RMSNormOpArgs, FLOAT32_EPS} from './rms_norm';
+export {localResponseNorm, LocalResponseNormOpArgs} from './local_response_norm';

@@ -1,0 +1,42 @@
+import * as tf from '@tensorflow/tfjs';
+import {FLOAT32_EPS, rmsNorm} from '../ops/rms_norm';
+import {AffineArgs, BuildSpec, NormLayer} from './base';
+import {checkAxesArg, normalizedAxesSpec} from './layer_norm';
+
+export interface RMSNormArgs extends Omit<AffineArgs, 'epsilon' | 'betaInitializer' | 'betaRegularizer' | 'betaConstraint'> {
+  /** Normalized axes. Default -1 (PyTorch's normalized_shape of k dims is [-k, ..., -1]). */
+  axis?: number | number[];
+  /** Added to the mean square. Default null = float32 machine epsilon (1.19e-7), as PyTorch's eps=None. */
+  epsilon?: number | null;
+}
+
+/**
+ * PyTorch 2.4's `nn.RMSNorm`: y = x / sqrt(mean(x^2 over axis) + epsilon) * gamma.
+ * Defaults: axis -1, epsilon null (float32 eps), affine true. Weight: gamma
+ * (normalized dims' shape). Same in training and inference.
+ */
+export class RMSNorm extends NormLayer {
+  static className = 'RMSNorm';
+  readonly axis: number | number[];
+  /** The epsilon argument as given (null = float32 machine epsilon). */
+  private readonly epsilonArg: number | null;
+
+  constructor(args: RMSNormArgs = {}) {
+    super({...args, epsilon: args.epsilon ?? FLOAT32_EPS}, {affine: true, beta: 'never'});
+    this.epsilonArg = args.epsilon ?? null;
+    this.axis = checkAxesArg(args.axis ?? -1);
+  }
+
+  protected resolveShape(shape: Array<number | null>): BuildSpec {
+    return normalizedAxesSpec(shape, this.axis, 'RMSNorm');
+  }
+
+  protected forward(x: tf.Tensor): tf.Tensor {
+    return rmsNorm(x, {axis: this.axis, gamma: this.gammaTensor(), epsilon: this.epsilon});
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {axis: this.axis, ...super.getConfig(), epsilon: this.epsilonArg};
+  }
+}
+tf.serialization.registerClass(RMSNorm);

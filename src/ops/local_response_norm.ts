@@ -1,0 +1,72 @@
+/**
+ * PyTorch's `F.local_response_norm` along any channel axis:
+ *   b_c = a_c * d_c^(-beta),  d_c = k + alpha / size * sum_{c' in W(c)} a_c'^2
+ * with W(c) = [c - floor(size/2), c + floor((size-1)/2)] zero-padded at the
+ * borders (still divided by `size` there). Closed-form backward:
+ *   da_j = g_j d_j^(-beta) - 2 alpha beta / size * a_j * sum_{c: j in W(c)} g_c a_c d_c^(-beta-1)
+ * where the transposed window sum swaps the padding. Window sums are
+ * pad + shifted slices + addN on a rank-3 [outer, C, inner] view: no tile, no
+ * transposes. (tf.localResponseNormalization differs: alpha not divided by
+ * size, symmetric radius, channels-last 4-D only, no wasm kernel.)
+ */
+import * as tf from '@tensorflow/tfjs';
+import {checkFinite, checkPositiveInt, checkPositiveNumber} from '../errors';
+import {channelAxisOf, checkInput} from './common';
+
+export interface LocalResponseNormOpArgs {
+  /** Number of neighbouring channels in the window (required). */
+  size: number;
+  /** Scale. Default 1e-4. */
+  alpha?: number;
+  /** Exponent. Default 0.75. */
+  beta?: number;
+  /** Additive constant. Default 1. */
+  k?: number;
+  /** Channel axis: -1 channels-last (default), 1 channels-first. */
+  axis?: number;
+}
+
+/** out_c = sum of t over channels c - before .. c + after (zero outside), along axis 1 of a rank-3 view. */
+function windowSum(t: tf.Tensor3D, before: number, after: number): tf.Tensor3D {
+  if (before + after === 0) return t;
+  const [A, C, B] = t.shape;
+  const padded = tf.pad(t, [[0, 0], [before, after], [0, 0]]);
+  const parts: tf.Tensor3D[] = [];
+  for (let i = 0; i <= before + after; i++) parts.push(tf.slice(padded, [0, i, 0], [A, C, B]));
+  return tf.addN(parts);
+}
+
+export function localResponseNorm(x: tf.Tensor, args: LocalResponseNormOpArgs): tf.Tensor {
+  const op = 'localResponseNorm';
+  checkInput(x, op, 3);
+  const size = checkPositiveInt(args?.size, 'size');
+  const alpha = checkFinite(args.alpha ?? 1e-4, 'alpha');
+  const beta = checkFinite(args.beta ?? 0.75, 'beta');
+  const k = checkPositiveNumber(args.k ?? 1, 'k', true);
+  const axis = channelAxisOf(args.axis ?? -1, x.rank, op);
+  const C = x.shape[axis];
+  const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const lo = Math.floor(size / 2);
+  const hi = Math.floor((size - 1) / 2);
+  const scale = alpha / size;
+
+  const lrn = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[1] as tf.GradSaveFunc;
+    const a = tf.reshape(args[0] as tf.Tensor, [outer, C, inner]) as tf.Tensor3D;
+    const d = tf.add(tf.mul(windowSum(tf.square(a), lo, hi), scale), k);
+    const dPow = tf.pow(d, -beta);
+    save([a, d, dPow]);
+    return {
+      value: tf.reshape(tf.mul(a, dPow), x.shape),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [aS, dS, dPowS] = saved;
+        const g = tf.reshape(dy, [outer, C, inner]);
+        const t = tf.div(tf.mul(tf.mul(g, aS), dPowS), dS) as tf.Tensor3D; // g_c a_c d_c^(-beta-1)
+        const back = tf.mul(tf.mul(aS, windowSum(t, hi, lo)), 2 * scale * beta);
+        return tf.reshape(tf.sub(tf.mul(g, dPowS), back), x.shape);
+      },
+    };
+  });
+  return lrn(x);
+}
