@@ -168,7 +168,7 @@ export function layerFromCase(c: FixtureCase): tf.layers.Layer {
 
 /** A layer's weight by its short name (`gamma`, `moving_mean`, ...), or null. */
 export function weight(layer: tf.layers.Layer, name: string): LayerVariable | null {
-  return layer.weights.find(w => w.originalName === name) ?? null;
+  return layer.weights.find(w => w.originalName === name || w.originalName.endsWith(`/${name}`)) ?? null;
 }
 
 /**
