@@ -1,6 +1,9 @@
 /**
  * tfjs-norm: PyTorch's normalization layers for TensorFlow.js.
- * Importing this module registers every layer class for serialization.
+ * Importing this module registers every layer class for serialization, and
+ * the Keras-compatible classes under Keras' class names (GroupNormalization,
+ * Addons>GroupNormalization, Addons>InstanceNormalization,
+ * InstanceNormalization, RMSNormalization, UnitNormalization).
  */
 export {BatchNorm, BatchNormArgs} from './layers/batch_norm';
 export {GroupNorm, GroupNormArgs} from './layers/group_norm';
@@ -13,3 +16,12 @@ export {ValueError} from './errors';
 import * as layers from './layers/index';
 import * as ops from './ops/index';
 export {layers, ops};
+export {
+  fileSystem, FileSystemOptions, loadWeights, LoadWeightsOptions, readSafetensors, readSafetensorsFile, SafetensorsFile,
+  loadTorchStateDict, LoadTorchOptions, LoadTorchResult,
+} from './io';
+export {
+  GroupNormalization, GroupNormalizationArgs, AddonsGroupNormalization, AddonsInstanceNormalization,
+  InstanceNormalization, InstanceNormalizationArgs, RMSNormalization, RMSNormalizationArgs, UnitNormalization,
+  UnitNormalizationArgs,
+} from './keras';

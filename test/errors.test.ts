@@ -22,7 +22,7 @@ function expectValueError(fn: () => unknown, ...fragments: Array<string | RegExp
 }
 
 describe('constructor arguments', () => {
-  it.each([
+  it.each<[string, () => unknown, ...string[]]>([
     ['GroupNorm without numGroups', () => new tfn.GroupNorm({} as tfn.GroupNormArgs), 'numGroups', 'Received: numGroups=undefined'],
     ['numGroups 0', () => tfn.layers.groupNorm({numGroups: 0}), 'positive integer', 'Received: numGroups=0'],
     ['numGroups 2.5', () => tfn.layers.groupNorm({numGroups: 2.5}), 'Received: numGroups=2.5'],

@@ -47,8 +47,11 @@ describeBackends('finite-difference gradients', () => {
         const betaV = weight(layer, 'beta');
         // Non-trivial affine parameters.
         tf.tidy(() => {
-          if (gammaV) gammaV.write(tf.tensor(randoms(gammaV.shape.reduce((a, b) => a * b, 1), 7 + idx, 0.5, 1), gammaV.shape));
-          if (betaV) betaV.write(tf.tensor(randoms(betaV.shape.reduce((a, b) => a * b, 1), 11 + idx, 0.5), betaV.shape));
+          for (const [w, seed, offset] of [[gammaV, 7, 1], [betaV, 11, 0]] as const) {
+            if (!w) continue;
+            const shape = w.shape as number[];
+            w.write(tf.tensor(randoms(shape.reduce((a, b) => a * b, 1), seed + idx, 0.5, offset), shape));
+          }
         });
         const xs = randoms(n, 101 + idx, 1.5, 0.7);
         const dys = randoms(n, 202 + idx);
@@ -81,9 +84,9 @@ describeBackends('finite-difference gradients', () => {
           if (!w) continue;
           const orig = Array.from(w.read().dataSync());
           check(grad!, (sign, v) => {
-            tf.tidy(() => w.write(tf.tensor(orig.map((p, i) => p + sign * H * v[i]), w.shape)));
+            tf.tidy(() => { w.write(tf.tensor(orig.map((p, i) => p + sign * H * v[i]), w.shape as number[])); });
             const l = loss(xs);
-            tf.tidy(() => w.write(tf.tensor(orig, w.shape)));
+            tf.tidy(() => { w.write(tf.tensor(orig, w.shape as number[])); });
             return l;
           }, orig.length, `d${name}`);
         }

@@ -160,8 +160,8 @@ export function layerFromCase(c: FixtureCase): tf.layers.Layer {
   tf.tidy(() => {
     const gamma = weight(layer, 'gamma');
     const beta = weight(layer, 'beta');
-    if (gamma && c.gamma) gamma.write(tf.tensor(c.gamma, gamma.shape));
-    if (beta && c.beta) beta.write(tf.tensor(c.beta, beta.shape));
+    if (gamma && c.gamma) gamma.write(tf.tensor(c.gamma, gamma.shape as number[]));
+    if (beta && c.beta) beta.write(tf.tensor(c.beta, beta.shape as number[]));
   });
   return layer;
 }

@@ -54,7 +54,7 @@ function modelFor(spec: LayerSpec, seed = 1): tf.Sequential {
   tf.tidy(() => {
     for (const name of ['gamma', 'beta']) {
       const w = weight(layer, name);
-      if (w) w.write(tf.add(tf.randomUniform(w.shape, -0.5, 0.5, 'float32', seed), name === 'gamma' ? 1 : 0));
+      if (w) w.write(tf.add(tf.randomUniform(w.shape as number[], -0.5, 0.5, 'float32', seed), name === 'gamma' ? 1 : 0));
     }
   });
   return model;

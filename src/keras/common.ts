@@ -1,0 +1,145 @@
+/**
+ * What the Keras-compatible layers share: Keras' argument names (`center`,
+ * `scale`, `beta_*`, `gamma_*`) and defaults, the `gamma`/`beta` weights under
+ * Keras' names, and registration under Keras' class names. These layers follow
+ * Keras' semantics (not PyTorch's) so that converted Keras models give Keras'
+ * numbers; the math itself comes from src/ops.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
+import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
+import {ValueError, checkBoolean, show} from '../errors';
+import type {ConstraintArg, InitializerArg, RegularizerArg} from '../layers/base';
+import {
+  Constraint, Initializer, Regularizer, getConstraint, getInitializer, getRegularizer, serialize,
+} from '../layers/registry';
+
+/** Keras' `center`/`scale` arguments with their initializers, regularizers and constraints. */
+export interface KerasAffineArgs extends LayerArgs {
+  /** Learn an offset `beta`. Default true. */
+  center?: boolean;
+  /** Learn a scale `gamma`. Default true. */
+  scale?: boolean;
+  /** Initializer of `beta`. Default 'zeros'. */
+  betaInitializer?: InitializerArg;
+  /** Initializer of `gamma`. Default 'ones'. */
+  gammaInitializer?: InitializerArg;
+  /** Regularizer of `beta`. Default none. */
+  betaRegularizer?: RegularizerArg;
+  /** Regularizer of `gamma`. Default none. */
+  gammaRegularizer?: RegularizerArg;
+  /** Constraint of `beta`. Default none. */
+  betaConstraint?: ConstraintArg;
+  /** Constraint of `gamma`. Default none. */
+  gammaConstraint?: ConstraintArg;
+}
+
+/**
+ * Keras 3 writes `dtype` as a DTypePolicy dict ({class_name: 'DTypePolicy',
+ * config: {name: 'float32'}}); tfjs expects a dtype string.
+ */
+export function layerArgs<T extends LayerArgs>(args: T | undefined): T {
+  const a = {...(args ?? {})} as T & {dtype?: unknown};
+  const dtype = a.dtype as {config?: {name?: unknown}} | string | undefined | null;
+  if (dtype != null && typeof dtype === 'object') {
+    const name = dtype.config?.name;
+    if (typeof name !== 'string') throw new ValueError(`Unrecognized \`dtype\`. Received: dtype=${show(dtype)}`);
+    // 'mixed_float16' and friends compute in float32 here.
+    a.dtype = (name.startsWith('mixed') ? 'float32' : name) as tf.DataType;
+  }
+  return a;
+}
+
+/** Base of the Keras layers with optional `gamma` (scale) and `beta` (center). */
+export abstract class KerasAffineLayer extends tf.layers.Layer {
+  readonly center: boolean;
+  readonly scale: boolean;
+  protected readonly betaInitializer: Initializer;
+  protected readonly gammaInitializer: Initializer;
+  protected readonly betaRegularizer: Regularizer | null;
+  protected readonly gammaRegularizer: Regularizer | null;
+  protected readonly betaConstraint: Constraint | null;
+  protected readonly gammaConstraint: Constraint | null;
+  gamma: LayerVariable | null = null;
+  beta: LayerVariable | null = null;
+
+  constructor(args: KerasAffineArgs) {
+    super(layerArgs(args));
+    args = args ?? {};
+    this.center = checkBoolean(args.center ?? true, 'center');
+    this.scale = checkBoolean(args.scale ?? true, 'scale');
+    this.betaInitializer = getInitializer(args.betaInitializer, 'betaInitializer', 'zeros');
+    this.gammaInitializer = getInitializer(args.gammaInitializer, 'gammaInitializer', 'ones');
+    this.betaRegularizer = getRegularizer(args.betaRegularizer, 'betaRegularizer');
+    this.gammaRegularizer = getRegularizer(args.gammaRegularizer, 'gammaRegularizer');
+    this.betaConstraint = getConstraint(args.betaConstraint, 'betaConstraint');
+    this.gammaConstraint = getConstraint(args.gammaConstraint, 'gammaConstraint');
+  }
+
+  /** Creates `gamma` (scale) then `beta` (center) of `shape`, Keras' order. */
+  protected addAffineWeights(shape: number[]): void {
+    if (this.scale) {
+      this.gamma = this.addWeight('gamma', shape, 'float32', this.gammaInitializer, this.gammaRegularizer ?? undefined,
+                                  true, this.gammaConstraint ?? undefined);
+    }
+    if (this.center) {
+      this.beta = this.addWeight('beta', shape, 'float32', this.betaInitializer, this.betaRegularizer ?? undefined,
+                                 true, this.betaConstraint ?? undefined);
+    }
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+    return inputShape;
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      center: this.center,
+      scale: this.scale,
+      betaInitializer: serialize(this.betaInitializer),
+      gammaInitializer: serialize(this.gammaInitializer),
+      betaRegularizer: serialize(this.betaRegularizer),
+      gammaRegularizer: serialize(this.gammaRegularizer),
+      betaConstraint: serialize(this.betaConstraint),
+      gammaConstraint: serialize(this.gammaConstraint),
+      ...super.getConfig(),
+    };
+  }
+}
+
+/** The single input of a layer call. */
+export function singleInput(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+  return Array.isArray(inputs) ? inputs[0] : inputs;
+}
+
+/** The shape of a build call's single input. */
+export function singleShape(inputShape: tf.Shape | tf.Shape[]): Array<number | null> {
+  return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Array<number | null>;
+}
+
+/** Resolves a Keras axis (int or list) against `rank`: Keras allows negative axes. */
+export function resolveKerasAxis(axis: number, rank: number, layer: string): number {
+  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
+    throw new ValueError(`${layer}: \`axis\` must be an integer in [${-rank}, ${rank - 1}] for an input of rank ${rank}. ` +
+                         `Received: axis=${show(axis)}`);
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+/** Classes this package registered (so a second import of the package does not trip the ownership check). */
+const OWN = new Set<string>();
+
+/**
+ * Registers `cls` under its Keras class name, refusing a name tfjs (or anyone
+ * else) already owns: `BatchNormalization` and `LayerNormalization` stay tfjs'.
+ */
+export function registerKerasClass(cls: tf.serialization.SerializableConstructor<tf.serialization.Serializable> &
+                                   {className: string}): void {
+  const existing = tf.serialization.SerializationMap.getMap().classNameMap[cls.className];
+  if (existing && !OWN.has(cls.className) &&
+      !(existing[0] as unknown as {kerasCompat?: boolean}).kerasCompat) {
+    throw new ValueError(`tfjs-norm will not replace a class tfjs already registers. Received: className=${show(cls.className)}`);
+  }
+  OWN.add(cls.className);
+  tf.serialization.registerClass(cls);
+}

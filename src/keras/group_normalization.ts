@@ -1,0 +1,114 @@
+import * as tf from '@tensorflow/tfjs';
+import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
+import {ValueError, checkEpsilon, show} from '../errors';
+import {groupNorm} from '../ops/group_norm';
+import {KerasAffineArgs, KerasAffineLayer, registerKerasClass, resolveKerasAxis, singleInput, singleShape} from './common';
+
+export interface GroupNormalizationArgs extends KerasAffineArgs {
+  /** Number of groups; must divide the channel count. -1: one group per channel (instance normalization). Default 32. */
+  groups?: number;
+  /** The channel axis. Default -1. */
+  axis?: number;
+  /** Added to the variance. Default 1e-3 (Keras'). */
+  epsilon?: number;
+}
+
+/**
+ * Keras' `GroupNormalization` (Keras 3 and tf-keras):
+ * y = (x - mean) / sqrt(var + epsilon) * gamma + beta, with mean and biased
+ * variance per sample and group of channels. Same math as
+ * {@link GroupNorm}, with Keras' argument names and defaults: groups 32,
+ * axis -1, epsilon 1e-3, center and scale true. Weights `gamma`, `beta` [C].
+ * Registered so that `tf.loadLayersModel` loads converted Keras models.
+ */
+export class GroupNormalization extends KerasAffineLayer {
+  static className = 'GroupNormalization';
+  static readonly kerasCompat = true;
+  readonly groups: number;
+  readonly axis: number;
+  readonly epsilon: number;
+  /** Groups resolved at build (groups -1 = channel count); the config keeps the argument. */
+  private numGroups = 0;
+
+  constructor(args: GroupNormalizationArgs = {}) {
+    super(args);
+    const groups = args?.groups ?? 32;
+    if (typeof groups !== 'number' || !Number.isInteger(groups) || (groups < 1 && groups !== -1)) {
+      throw new ValueError(`\`groups\` must be a positive integer, or -1 for one group per channel. Received: groups=${show(groups)}`);
+    }
+    this.groups = groups;
+    const axis = args?.axis ?? -1;
+    if (typeof axis !== 'number' || !Number.isInteger(axis)) {
+      throw new ValueError(`\`axis\` must be an integer. Received: axis=${show(axis)}`);
+    }
+    this.axis = axis;
+    this.epsilon = checkEpsilon(args?.epsilon ?? 1e-3);
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = singleShape(inputShape);
+    const name = this.getClassName();
+    const axis = resolveKerasAxis(this.axis, shape.length, name);
+    if (axis === 0) throw new ValueError(`${name}: \`axis\` cannot be the batch axis 0. Received: axis=${show(this.axis)}`);
+    const dim = shape[axis];
+    if (dim == null) {
+      throw new ValueError(`${name}: axis ${this.axis} of the input must have a known size. Received: input shape=${show(shape)}`);
+    }
+    const groups = this.groups === -1 ? dim : this.groups;
+    if (dim < groups) {
+      throw new ValueError(`${name}: the number of groups (${groups}) cannot be more than the number of channels (${dim}). ` +
+                           `Received: groups=${show(this.groups)}`);
+    }
+    if (dim % groups !== 0) {
+      throw new ValueError(`${name}: the number of groups (${groups}) must divide the number of channels (${dim}). ` +
+                           `Received: groups=${show(this.groups)}`);
+    }
+    this.numGroups = groups;
+    this.addAffineWeights([dim]);
+    this.inputSpec = [{ndim: shape.length, axes: {[axis]: dim}}];
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleInput(inputs);
+      return groupNorm(x, {numGroups: this.numGroups, axis: this.axis, epsilon: this.epsilon,
+                           gamma: this.gamma ? this.gamma.read() : null, beta: this.beta ? this.beta.read() : null});
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {groups: this.groups, axis: this.axis, epsilon: this.epsilon, ...super.getConfig()};
+  }
+}
+registerKerasClass(GroupNormalization);
+
+let addonsCount = 0;
+/** tfjs derives default names from the class name, and '>' is not allowed in weight names. */
+function withDefaultName<T extends {name?: string}>(args: T, prefix: string): T {
+  return args?.name == null ? {...args, name: `${prefix}_addons_${++addonsCount}`} : args;
+}
+
+/** tensorflow_addons' `tfa.layers.GroupNormalization`: the same layer (groups 32, epsilon 1e-3). */
+export class AddonsGroupNormalization extends GroupNormalization {
+  static override className = 'Addons>GroupNormalization';
+
+  constructor(args: GroupNormalizationArgs = {}) {
+    super(withDefaultName(args, 'group_normalization'));
+  }
+}
+registerKerasClass(AddonsGroupNormalization);
+
+/**
+ * tensorflow_addons' `tfa.layers.InstanceNormalization`: GroupNormalization
+ * with one group per channel. Like tfa, any `groups` argument is ignored
+ * (tfa saves the resolved channel count there).
+ */
+export class AddonsInstanceNormalization extends GroupNormalization {
+  static override className = 'Addons>InstanceNormalization';
+
+  constructor(args: Omit<GroupNormalizationArgs, 'groups'> & {groups?: number} = {}) {
+    super(withDefaultName({...args, groups: -1}, 'instance_normalization'));
+  }
+}
+registerKerasClass(AddonsInstanceNormalization);

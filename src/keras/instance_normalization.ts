@@ -1,0 +1,81 @@
+import * as tf from '@tensorflow/tfjs';
+import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
+import {ValueError, checkEpsilon, show} from '../errors';
+import {moments} from '../ops/moments';
+import {KerasAffineArgs, KerasAffineLayer, registerKerasClass, resolveKerasAxis, singleInput, singleShape} from './common';
+
+export interface InstanceNormalizationArgs extends KerasAffineArgs {
+  /** The channel axis, kept out of the statistics; null normalizes each sample over all its axes. Default null. */
+  axis?: number | null;
+  /** Added to the standard deviation (not the variance). Default 1e-3. */
+  epsilon?: number;
+}
+
+/**
+ * keras-contrib's `InstanceNormalization`:
+ * y = (x - mean) / (std + epsilon) * gamma + beta, with mean and biased std of
+ * each sample over every axis but the batch axis and `axis`. Note epsilon is
+ * added to the standard deviation, unlike PyTorch's and tfa's
+ * rsqrt(var + epsilon). With axis null, gamma and beta have shape [1].
+ * Defaults: axis null, epsilon 1e-3, center and scale true.
+ */
+export class InstanceNormalization extends KerasAffineLayer {
+  static className = 'InstanceNormalization';
+  static readonly kerasCompat = true;
+  readonly axis: number | null;
+  readonly epsilon: number;
+  private reductionAxes: number[] = [];
+  private paramBroadcast: number[] = [];
+
+  constructor(args: InstanceNormalizationArgs = {}) {
+    super(args);
+    const axis = args?.axis ?? null;
+    if (axis !== null && (typeof axis !== 'number' || !Number.isInteger(axis) || axis === 0)) {
+      throw new ValueError(`\`axis\` must be a non-zero integer or null. Received: axis=${show(axis)}`);
+    }
+    this.axis = axis;
+    this.epsilon = checkEpsilon(args?.epsilon ?? 1e-3);
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = singleShape(inputShape);
+    const rank = shape.length;
+    if (this.axis !== null && rank === 2) {
+      throw new ValueError(`InstanceNormalization: \`axis\` cannot be set for a rank-2 input (it would leave nothing to normalize). ` +
+                           `Received: axis=${show(this.axis)}`);
+    }
+    const axis = this.axis === null ? null : resolveKerasAxis(this.axis, rank, 'InstanceNormalization');
+    if (axis === 0) throw new ValueError(`InstanceNormalization: \`axis\` cannot be the batch axis. Received: axis=${this.axis}`);
+    let paramShape = [1];
+    const axes: {[axis: number]: number} = {};
+    if (axis !== null) {
+      const dim = shape[axis];
+      if (dim == null) {
+        throw new ValueError(`InstanceNormalization: axis ${this.axis} must have a known size. Received: input shape=${show(shape)}`);
+      }
+      paramShape = [dim];
+      axes[axis] = dim;
+    }
+    this.reductionAxes = shape.map((_, i) => i).filter(i => i !== 0 && i !== axis);
+    this.paramBroadcast = shape.map((d, i) => (i === axis ? d as number : 1));
+    this.addAffineWeights(paramShape);
+    this.inputSpec = [{ndim: rank, axes}];
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleInput(inputs);
+      const {mean, variance} = moments(x, this.reductionAxes, true);
+      let y = tf.div(tf.sub(x, mean), tf.add(tf.sqrt(variance), this.epsilon));
+      if (this.gamma) y = tf.mul(y, tf.reshape(this.gamma.read(), this.paramBroadcast));
+      if (this.beta) y = tf.add(y, tf.reshape(this.beta.read(), this.paramBroadcast));
+      return y;
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {axis: this.axis, epsilon: this.epsilon, ...super.getConfig()};
+  }
+}
+registerKerasClass(InstanceNormalization);

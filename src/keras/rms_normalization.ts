@@ -1,0 +1,71 @@
+import * as tf from '@tensorflow/tfjs';
+import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
+import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
+import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
+import {ValueError, checkEpsilon, show} from '../errors';
+import {resolveAxes} from '../ops/plan';
+import {rmsNorm} from '../ops/rms_norm';
+import {layerArgs, registerKerasClass, singleInput, singleShape} from './common';
+
+/** Checks a Keras axis argument: an integer or a non-empty list of integers. */
+export function checkKerasAxes(axis: unknown, layer: string): number | number[] {
+  const list = Array.isArray(axis) ? axis : [axis];
+  if (list.length === 0 || !list.every(a => Number.isInteger(a))) {
+    throw new ValueError(`${layer}: \`axis\` must be an integer or a list of integers. Received: axis=${show(axis)}`);
+  }
+  return Array.isArray(axis) ? [...axis] : (axis as number);
+}
+
+export interface RMSNormalizationArgs extends LayerArgs {
+  /** Normalized axis or axes. Default -1. */
+  axis?: number | number[];
+  /** Added to the mean square. Default 1e-6 (Keras'). */
+  epsilon?: number;
+}
+
+/**
+ * Keras 3's `RMSNormalization`: y = x * rsqrt(mean(x^2 over axis) + epsilon) * scale.
+ * Same math as {@link RMSNorm} (ops.rmsNorm), with Keras' defaults (axis -1,
+ * epsilon 1e-6) and weight name: `scale`, ones-initialized, with the
+ * normalized dims' shape.
+ */
+export class RMSNormalization extends tf.layers.Layer {
+  static className = 'RMSNormalization';
+  static readonly kerasCompat = true;
+  readonly axis: number | number[];
+  readonly epsilon: number;
+  scale: LayerVariable | null = null;
+
+  constructor(args: RMSNormalizationArgs = {}) {
+    super(layerArgs(args));
+    this.axis = checkKerasAxes(args?.axis ?? -1, 'RMSNormalization');
+    this.epsilon = checkEpsilon(args?.epsilon ?? 1e-6);
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = singleShape(inputShape);
+    const axes = resolveAxes(this.axis, shape.length);
+    const dims = axes.map(a => shape[a]);
+    if (dims.some(d => d == null)) {
+      throw new ValueError(`RMSNormalization: the normalized axes must have known sizes. Received: input shape=${show(shape)}`);
+    }
+    this.scale = this.addWeight('scale', dims as number[], 'float32', tf.initializers.ones());
+    const fixed: {[axis: number]: number} = {};
+    axes.forEach(a => (fixed[a] = shape[a] as number));
+    this.inputSpec = [{ndim: shape.length, axes: fixed}];
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+    return inputShape;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => rmsNorm(singleInput(inputs), {axis: this.axis, epsilon: this.epsilon, gamma: this.scale!.read()}));
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {axis: this.axis, epsilon: this.epsilon, ...super.getConfig()};
+  }
+}
+registerKerasClass(RMSNormalization);

@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs';
+import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
+import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
+import {resolveAxes} from '../ops/plan';
+import {checkInput} from '../ops/common';
+import {layerArgs, registerKerasClass, singleInput, singleShape} from './common';
+import {checkKerasAxes} from './rms_normalization';
+
+/** The floor of the sum of squares, tf.math.l2_normalize's epsilon. */
+const L2_EPSILON = 1e-12;
+
+export interface UnitNormalizationArgs extends LayerArgs {
+  /** Axis or axes whose L2 norm becomes 1. Default -1. */
+  axis?: number | number[];
+}
+
+/**
+ * Keras' `UnitNormalization`: y = x / sqrt(max(sum(x^2 over axis), 1e-12)),
+ * tf.math.l2_normalize. No weights.
+ */
+export class UnitNormalization extends tf.layers.Layer {
+  static className = 'UnitNormalization';
+  static readonly kerasCompat = true;
+  readonly axis: number | number[];
+
+  constructor(args: UnitNormalizationArgs = {}) {
+    super(layerArgs(args));
+    this.axis = checkKerasAxes(args?.axis ?? -1, 'UnitNormalization');
+    this.supportsMasking = true;
+  }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    resolveAxes(this.axis, singleShape(inputShape).length);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+    return inputShape;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleInput(inputs);
+      checkInput(x, 'UnitNormalization', 1);
+      const axes = resolveAxes(this.axis, x.rank);
+      return tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), axes, true), L2_EPSILON)));
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {axis: this.axis, ...super.getConfig()};
+  }
+}
+registerKerasClass(UnitNormalization);
