@@ -1,63 +1,34 @@
 /**
  * Every layer against PyTorch (float64 reference, test/fixtures/generate.py):
  * three training steps (output, dx, dgamma, dbeta, running statistics,
- * num_batches_tracked), then one inference forward.
+ * num_batches_tracked), then one inference forward. The check itself lives in
+ * test/fixture_runner.ts, which the browser suite (test/browser/) runs too.
  */
-import * as tf from '@tensorflow/tfjs';
-import {
-  FixtureCase, LAYERS, describeBackends, disposeAll, disposeLayer, expectClose, layerFromCase, loadTorchFixtures, noLeak, trainStep, weight,
-} from './harness';
+import {describeBackends, loadTorchFixtures, noLeak} from './harness';
+import {FIXTURE_LAYER_NAMES, runFixtureCase, skipReason, toleranceFor} from './fixture_runner';
 
 const fixtures = loadTorchFixtures();
-const cases = fixtures.cases.filter(c => c.layer in LAYERS);
-
-/**
- * PyTorch 1.13 never increments InstanceNorm's num_batches_tracked (and rejects
- * momentum None for it); ours counts batches like BatchNorm so that
- * `momentum: null` can average cumulatively (README, "Semantics").
- */
-function expectedBatchCount(c: FixtureCase, stepIndex: number, torchValue: number | null): number | null {
-  if (c.layer === 'InstanceNorm' && torchValue != null) return stepIndex + 1;
-  return torchValue;
+const skipped = fixtures.cases.filter(c => skipReason(c) !== null);
+const cases = fixtures.cases.filter(c => skipReason(c) === null);
+for (const reason of new Set(skipped.map(skipReason))) {
+  // eslint-disable-next-line no-console
+  console.warn(`SKIPPED ${skipped.filter(c => skipReason(c) === reason).length} fixture cases: ${reason}`);
 }
 
-describeBackends(`PyTorch ${fixtures.torchVersion} fixtures`, () => {
-  it('covers every core layer', () => {
-    for (const name of Object.keys(LAYERS)) {
-      expect(cases.filter(c => c.layer === name).length).toBeGreaterThanOrEqual(7);
+describeBackends(`PyTorch ${fixtures.torchVersion} fixtures`, backend => {
+  it('covers every fixture layer', () => {
+    for (const name of FIXTURE_LAYER_NAMES) {
+      expect(fixtures.cases.filter(c => c.layer === name).length).toBeGreaterThanOrEqual(7);
+    }
+    for (const name of ['BatchNorm', 'InstanceNorm', 'GroupNorm', 'LayerNorm']) {
+      expect(cases.filter(c => c.layer === name).length).toBeGreaterThanOrEqual(8);
     }
   });
 
   for (const c of cases) {
     it(c.name, async () => {
-      await noLeak(() => {
-        const layer = layerFromCase(c);
-        c.steps.forEach((s, i) => {
-          const x = tf.tensor(s.x, c.inputShape);
-          const dy = tf.tensor(s.dy, c.inputShape);
-          const r = trainStep(layer, x, dy);
-          expectClose(r.y, s.y, `step ${i} output`);
-          expectClose(r.dx, s.dx, `step ${i} dx`);
-          if (s.dgamma) expectClose(r.dgamma!, s.dgamma, `step ${i} dgamma`);
-          else expect(r.dgamma).toBeNull();
-          if (s.dbeta) expectClose(r.dbeta!, s.dbeta, `step ${i} dbeta`);
-          else expect(r.dbeta).toBeNull();
-          if (s.runningMean) {
-            expectClose(weight(layer, 'moving_mean')!.read(), s.runningMean, `step ${i} running mean`);
-            expectClose(weight(layer, 'moving_variance')!.read(), s.runningVar!, `step ${i} running var`);
-            expect(weight(layer, 'num_batches_tracked')!.read().dataSync()[0])
-                .toBe(expectedBatchCount(c, i, s.numBatchesTracked));
-          } else {
-            expect(weight(layer, 'moving_mean')).toBeNull();
-          }
-          disposeAll(x, dy, r.y, r.dx, r.dgamma, r.dbeta);
-        });
-        const x = tf.tensor(c.eval.x, c.inputShape);
-        const y = layer.apply(x) as tf.Tensor;
-        expectClose(y, c.eval.y, 'inference output');
-        disposeAll(x, y);
-        disposeLayer(layer);
-      }, c.name);
+      const r = await noLeak(() => runFixtureCase(c, toleranceFor(backend), {failFast: true}), c.name);
+      if (r.failures.length) throw new Error(r.failures.join('\n'));
     });
   }
 });
