@@ -7,11 +7,13 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as fs from 'fs';
 import * as path from 'path';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import * as tfn from '../src';
+import {TOLERANCES} from './fixture_runner';
 
-/** Tolerance of the PyTorch fixture comparisons (float64 reference vs float32 result). */
-export const ATOL = 1e-4;
-export const RTOL = 1e-4;
+export {LAYERS, disposeLayer, layerFromCase, trainStep} from './fixture_runner';
+
+/** Tolerance of comparisons with float64 references on cpu/wasm (reasons in fixture_runner.ts). */
+export const ATOL = TOLERANCES.cpu.atol;
+export const RTOL = TOLERANCES.cpu.rtol;
 
 function tfjsNodeAvailable(): string | null {
   try {
@@ -143,68 +145,12 @@ export function loadTorchFixtures(): {torchVersion: string; cases: FixtureCase[]
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
-/** Layer classes by name, for fixtures and table-driven tests. */
-export const LAYERS: Record<string, new (args: any) => tf.layers.Layer> = {
-  BatchNorm: tfn.BatchNorm,
-  InstanceNorm: tfn.InstanceNorm,
-  GroupNorm: tfn.GroupNorm,
-  LayerNorm: tfn.LayerNorm,
-  RMSNorm: tfn.RMSNorm,
-  LocalResponseNorm: tfn.LocalResponseNorm,
-};
-
-/** Builds `layer` on `shape` and sets gamma/beta/running stats from the case. */
-export function layerFromCase(c: FixtureCase): tf.layers.Layer {
-  const layer = new LAYERS[c.layer]({...c.args});
-  layer.build(c.inputShape);
-  tf.tidy(() => {
-    const gamma = weight(layer, 'gamma');
-    const beta = weight(layer, 'beta');
-    if (gamma && c.gamma) gamma.write(tf.tensor(c.gamma, gamma.shape as number[]));
-    if (beta && c.beta) beta.write(tf.tensor(c.beta, beta.shape as number[]));
-  });
-  return layer;
-}
-
 /** A layer's weight by its short name (`gamma`, `moving_mean`, ...), or null. */
 export function weight(layer: tf.layers.Layer, name: string): LayerVariable | null {
   return layer.weights.find(w => w.originalName === name || w.originalName.endsWith(`/${name}`)) ?? null;
 }
 
-/**
- * One training step as the fixtures define it: y = layer(x, training), loss =
- * sum(y * dy); returns y and the gradients w.r.t. x, gamma and beta.
- */
-export function trainStep(layer: tf.layers.Layer, x: tf.Tensor, dy: tf.Tensor, training = true) {
-  const xVar = tf.variable(x, true);
-  const vars: tf.Variable[] = [xVar];
-  const gamma = weight(layer, 'gamma')?.read() as tf.Variable | undefined;
-  const beta = weight(layer, 'beta')?.read() as tf.Variable | undefined;
-  if (gamma) vars.push(gamma);
-  if (beta) vars.push(beta);
-  let y: tf.Tensor | null = null;
-  const {value, grads} = tf.variableGrads(() => {
-    const out = layer.apply(xVar, {training}) as tf.Tensor;
-    y = tf.keep(out);
-    return tf.sum(tf.mul(out, dy)) as tf.Scalar;
-  }, vars);
-  value.dispose();
-  const result = {
-    y: y! as tf.Tensor,
-    dx: grads[xVar.name],
-    dgamma: gamma ? grads[gamma.name] : null,
-    dbeta: beta ? grads[beta.name] : null,
-  };
-  xVar.dispose();
-  return result;
-}
-
 /** Disposes every tensor in a list/object (nulls ignored). */
 export function disposeAll(...ts: Array<tf.Tensor | null | undefined>): void {
   ts.forEach(t => t?.dispose());
-}
-
-/** Disposes a layer's weights whether or not it was ever connected in a model. */
-export function disposeLayer(layer: tf.layers.Layer): void {
-  (layer as unknown as {disposeWeights(): number}).disposeWeights();
 }
