@@ -25,3 +25,7 @@ export {
   InstanceNormalization, InstanceNormalizationArgs, RMSNormalization, RMSNormalizationArgs, UnitNormalization,
   UnitNormalizationArgs,
 } from './keras';
+export {
+  foldBatchNorm, FoldBatchNormResult, FoldReport, FoldedPair, KeptNorm,
+  recomputeBatchNormStats, RecomputeStatsOptions, RecomputeStatsResult, StatsBatch, BatchInputs,
+} from './tools';

@@ -14,15 +14,21 @@ import {
   getConstraint, getInitializer, getRegularizer, serialize,
 } from './registry';
 
+/** An initializer: its name ('ones', 'zeros', 'glorotUniform'), an instance, or a serialized config. */
 export type InitializerArg = InitializerIdentifier | Initializer | tf.serialization.ConfigDict;
+/** A regularizer: its name ('l1l2'), an instance, or a serialized config. */
 export type RegularizerArg = RegularizerIdentifier | Regularizer | tf.serialization.ConfigDict;
+/** A constraint: its name ('nonNeg', 'unitNorm'), an instance, or a serialized config. */
 export type ConstraintArg = ConstraintIdentifier | Constraint | tf.serialization.ConfigDict;
 
 /** Arguments every normalization layer with affine weights takes. */
 export interface AffineArgs extends LayerArgs {
   /** Added to the variance for numerical stability. Default 1e-5 (PyTorch's). */
   epsilon?: number;
-  /** Learn a per-channel scale `gamma` and offset `beta`. */
+  /**
+   * Learn a per-channel scale `gamma` and offset `beta`. Default true for
+   * BatchNorm, GroupNorm, LayerNorm and RMSNorm, false for InstanceNorm (PyTorch's).
+   */
   affine?: boolean;
   /** Initializer of `gamma`. Default 'ones'. */
   gammaInitializer?: InitializerArg;
@@ -47,7 +53,7 @@ export interface RunningStatsArgs {
    * (Keras' and tf.layers.batchNormalization's momentum 0.99 is 1 - this.)
    */
   momentum?: number | null;
-  /** Keep running statistics for inference. */
+  /** Keep running statistics for inference. Default true for BatchNorm, false for InstanceNorm (PyTorch's). */
   trackRunningStats?: boolean;
   /** Initializer of `moving_mean`. Default 'zeros'. */
   movingMeanInitializer?: InitializerArg;
@@ -55,6 +61,7 @@ export interface RunningStatsArgs {
   movingVarianceInitializer?: InitializerArg;
 }
 
+/** The per-class defaults a subclass passes to the {@link NormLayer} constructor. */
 interface BaseDefaults {
   affine: boolean;
   /** Set for layers with running statistics: the trackRunningStats default. */
@@ -71,15 +78,36 @@ export interface BuildSpec {
   fixedAxes: {[axis: number]: number};
 }
 
+/**
+ * The base class of BatchNorm, GroupNorm, InstanceNorm, LayerNorm and RMSNorm:
+ * argument checking, the affine weights, PyTorch's running-statistics update
+ * and the config. Not constructed directly; use it to find this package's
+ * layers in a model.
+ *
+ * ```js
+ * const norms = model.layers.filter(l => l instanceof tfn.NormLayer);
+ * ```
+ */
 export abstract class NormLayer extends tf.layers.Layer {
+  /** Added to the variance (or mean square) for numerical stability. Default 1e-5 (RMSNorm: float32 eps). */
   readonly epsilon: number;
+  /** Whether the layer has the learnable `gamma` (and `beta`). */
   readonly affine: boolean;
   /** Whether the affine part has `beta` (LayerNorm's `bias: false` drops it). */
   protected readonly hasBeta: boolean;
   /** Whether beta* arguments exist for this layer class at all (not RMSNorm). */
   private readonly hasBetaArgs: boolean;
+  /** PyTorch's momentum (weight of the new batch); null: cumulative average, or no running statistics. Default 0.1. */
   readonly momentum: number | null;
+  /** Whether training updates `moving_mean`/`moving_variance` and inference uses them. */
   readonly trackRunningStats: boolean;
+  /**
+   * Set by recomputeBatchNormStats (tools/recompute_stats.ts) for one pass
+   * over data: the layer runs in training mode whatever `training` and
+   * `trainable` say, and its running statistics take the cumulative average
+   * (momentum null), as in PyTorch's swa_utils.update_bn. Not serialized.
+   */
+  recomputingStats = false;
   protected readonly gammaInitializer: Initializer;
   protected readonly betaInitializer: Initializer;
   protected readonly movingMeanInitializer: Initializer;
@@ -89,10 +117,15 @@ export abstract class NormLayer extends tf.layers.Layer {
   protected readonly gammaConstraint: Constraint | null;
   protected readonly betaConstraint: Constraint | null;
 
+  /** The scale weight `gamma` once built (null without affine). */
   gamma: LayerVariable | null = null;
+  /** The offset weight `beta` once built (null without affine, or with LayerNorm's `bias: false`, or RMSNorm). */
   beta: LayerVariable | null = null;
+  /** `moving_mean` once built (null without trackRunningStats). */
   movingMean: LayerVariable | null = null;
+  /** `moving_variance` once built (null without trackRunningStats). */
   movingVariance: LayerVariable | null = null;
+  /** `num_batches_tracked` [] int32 once built (null without trackRunningStats). */
   numBatchesTracked: LayerVariable | null = null;
 
   constructor(args: AffineArgs & RunningStatsArgs & {bias?: boolean}, defaults: BaseDefaults) {
@@ -161,7 +194,7 @@ export abstract class NormLayer extends tf.layers.Layer {
                              `Received: dtype=${show(x.dtype)}`);
       }
       // Keras' fine-tuning rule: a frozen layer runs in inference mode.
-      const training = kwargs?.training === true && this.trainable;
+      const training = this.recomputingStats || (kwargs?.training === true && this.trainable);
       return this.forward(x, training);
     });
   }
@@ -182,7 +215,8 @@ export abstract class NormLayer extends tf.layers.Layer {
   protected updateRunningStats(batchMean: tf.Tensor, unbiasedVariance: tf.Tensor): void {
     tf.tidy(() => {
       const count = tf.add(this.numBatchesTracked!.read(), tf.scalar(1, 'int32'));
-      const factor = this.momentum === null ? tf.div(1, tf.cast(count, 'float32')) : tf.scalar(this.momentum);
+      const momentum = this.recomputingStats ? null : this.momentum;
+      const factor = momentum === null ? tf.div(1, tf.cast(count, 'float32')) : tf.scalar(momentum);
       const blend = (v: LayerVariable, batch: tf.Tensor) => {
         const old = v.read();
         v.write(tf.add(old, tf.mul(tf.sub(batch, old), factor)));

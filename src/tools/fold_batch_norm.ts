@@ -1,0 +1,275 @@
+/**
+ * `foldBatchNorm(model)`: an inference copy of a model where every norm layer
+ * that applies one fixed per-channel scale and shift in inference (BatchNorm,
+ * InstanceNorm with running statistics, tf.layers.batchNormalization) and
+ * directly follows a linear conv/dense layer is merged into that layer's
+ * kernel and bias:
+ *
+ *   s = gamma / sqrt(running_var + epsilon),  W' = W * s,  b' = (b - running_mean) * s + beta
+ *
+ * per output channel. The model is rebuilt from its JSON topology (the save
+ * format), so the result saves and loads like any model.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type {PyJsonDict} from '@tensorflow/tfjs-layers/dist/keras_format/types';
+import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
+import {ValueError, show} from '../errors';
+import {NormLayer} from '../layers/base';
+import {BatchNorm} from '../layers/batch_norm';
+import {InstanceNorm} from '../layers/instance_norm';
+
+/** A norm layer merged into the layer before it. */
+export interface FoldedPair {
+  /** Name of the removed norm layer. */
+  norm: string;
+  /** Name of the conv/dense layer that absorbed it. */
+  into: string;
+}
+
+/** A normalization layer left in the model, and why. */
+export interface KeptNorm {
+  layer: string;
+  reason: string;
+}
+
+export interface FoldReport {
+  folded: FoldedPair[];
+  kept: KeptNorm[];
+}
+
+export interface FoldBatchNormResult {
+  /** The new inference model; the input model is left untouched. */
+  model: tf.LayersModel;
+  report: FoldReport;
+}
+
+/** Layers that can absorb a following norm: class name -> the kernel whose last axis (flattened) is the output channel. */
+const PRODUCERS: {[className: string]: string} = {
+  Dense: 'kernel',
+  Conv1D: 'kernel',
+  Conv2D: 'kernel',
+  Conv3D: 'kernel',
+  // [kh, kw, in, multiplier]: output channel in * multiplier + m is the flattened last two axes.
+  DepthwiseConv2D: 'depthwise_kernel',
+  // [1, 1, in * multiplier, out]
+  SeparableConv2D: 'pointwise_kernel',
+};
+
+/** A reference to a layer output in the JSON topology: [layer, node, tensor, kwargs?]. */
+type Ref = [string, number, number, ...unknown[]];
+
+/** Inference rule of a normalization layer: a fixed scale/shift on `axis`, or why not. */
+type NormRule = {axis: number; epsilon: number} | {reason: string};
+
+function ruleOf(layer: tf.layers.Layer): NormRule | null {
+  if (layer instanceof BatchNorm || layer instanceof InstanceNorm) {
+    if (!layer.trackRunningStats) {
+      return {reason: `${layer.getClassName()} without trackRunningStats normalizes with the statistics of each ` +
+                      (layer instanceof BatchNorm ? 'batch' : 'instance') + ' in inference'};
+    }
+    return {axis: layer.axis, epsilon: layer.epsilon};
+  }
+  if (layer instanceof NormLayer) {
+    return {reason: `${layer.getClassName()} normalizes with the statistics of each sample`};
+  }
+  if (layer.getClassName() === 'BatchNormalization') {
+    const config = layer.getConfig();
+    return {axis: config.axis as number, epsilon: config.epsilon as number};
+  }
+  return null;
+}
+
+/** A layer's weight by its short name (`gamma`, `moving_mean`, `kernel`), or null. */
+function findWeight(layer: tf.layers.Layer, name: string): LayerVariable | null {
+  return layer.weights.find(w => w.originalName === name || w.originalName.endsWith(`/${name}`)) ?? null;
+}
+
+async function valuesOf(layer: tf.layers.Layer, name: string): Promise<Float32Array | null> {
+  const w = findWeight(layer, name);
+  return w ? (await w.read().data()) as Float32Array : null;
+}
+
+/** Channel axis of a producer's output of the given rank. */
+function producerChannelAxis(layer: tf.layers.Layer, rank: number): number {
+  return layer.getConfig().dataFormat === 'channelsFirst' ? 1 : rank - 1;
+}
+
+function outputRank(layer: tf.layers.Layer): number {
+  const shape = layer.outputShape;
+  return (Array.isArray(shape[0]) ? shape[0] : shape).length;
+}
+
+/** Folded [kernel, bias] of `producer` followed by `norm`, computed in float64. */
+async function foldedWeights(producer: tf.layers.Layer, norm: tf.layers.Layer, epsilon: number):
+    Promise<{kernel: tf.Tensor; bias: tf.Tensor}> {
+  const kernelVar = findWeight(producer, PRODUCERS[producer.getClassName()])!;
+  const kernel = (await kernelVar.read().data()) as Float32Array;
+  const mean = (await valuesOf(norm, 'moving_mean'))!;
+  const variance = (await valuesOf(norm, 'moving_variance'))!;
+  const gamma = await valuesOf(norm, 'gamma');
+  const beta = await valuesOf(norm, 'beta');
+  const bias = await valuesOf(producer, 'bias');
+  const C = mean.length;
+  if (kernel.length % C !== 0) {
+    throw new ValueError(`foldBatchNorm: ${norm.name} has ${C} channels but ${producer.name}'s kernel has shape ` +
+                         `${show(kernelVar.shape)}`);
+  }
+  const scale = new Float64Array(C);
+  const newBias = new Float32Array(C);
+  for (let c = 0; c < C; c++) {
+    scale[c] = (gamma ? gamma[c] : 1) / Math.sqrt(variance[c] + epsilon);
+    newBias[c] = ((bias ? bias[c] : 0) - mean[c]) * scale[c] + (beta ? beta[c] : 0);
+  }
+  const newKernel = new Float32Array(kernel.length);
+  for (let i = 0; i < kernel.length; i++) newKernel[i] = kernel[i] * scale[i % C];
+  return {kernel: tf.tensor(newKernel, kernelVar.shape as number[], 'float32'), bias: tf.tensor1d(newBias, 'float32')};
+}
+
+function sameRef(a: unknown[], name: string): boolean {
+  return a[0] === name && a[1] === 0 && a[2] === 0;
+}
+
+/**
+ * Returns a new model for inference in which every BatchNorm (and
+ * InstanceNorm with trackRunningStats, and tfjs' BatchNormalization) that
+ * directly follows a Dense, Conv1D/2D/3D, DepthwiseConv2D or SeparableConv2D
+ * layer is merged into that layer's kernel and bias. A norm folds when the
+ * layer before it has a linear activation, is used once, feeds only the norm
+ * (and is not a model output), and the norm's `axis` is that layer's channel
+ * axis (last, or 1 for `dataFormat: 'channelsFirst'`). Every other
+ * normalization layer is kept and listed in `report.kept` with the reason.
+ *
+ * Works on Sequential and functional models (layers of nested models are not
+ * searched). The folded model predicts what the original predicts in
+ * inference mode; it is not meant for training (the norms are gone). The
+ * input model is not modified.
+ *
+ * ```js
+ * const {model: fast, report} = await foldBatchNorm(model);
+ * console.log(report.folded, report.kept);
+ * await fast.save(tfn.fileSystem('./folded'));
+ * ```
+ */
+export async function foldBatchNorm(model: tf.LayersModel): Promise<FoldBatchNormResult> {
+  if (!(model instanceof tf.LayersModel)) {
+    throw new ValueError(`foldBatchNorm expects a tf.LayersModel. Received: model=${show((model as unknown as object)?.constructor?.name)}`);
+  }
+  if (!(model.inputs?.length > 0)) {
+    throw new ValueError(`foldBatchNorm: build the model first (give its first layer an inputShape). ` +
+                         `Received: model=${show(model.name)}`);
+  }
+  const topology = model.toJSON(null, false) as PyJsonDict;
+  const config = topology.config as PyJsonDict;
+  const entries = config.layers as PyJsonDict[];
+  const sequential = topology.class_name === 'Sequential';
+  const entryName = (e: PyJsonDict) => (e.name ?? (e.config as PyJsonDict).name) as string;
+
+  // Inbound references per layer and the model outputs, for both model kinds.
+  const inbound = new Map<string, Ref[][]>();
+  entries.forEach((e, i) => {
+    // A Sequential's first layer reads the model input ('' here: no layer).
+    inbound.set(entryName(e), sequential ? [[[i === 0 ? '' : entryName(entries[i - 1]), 0, 0]]]
+                                         : e.inbound_nodes as unknown as Ref[][]);
+  });
+  const outputs: Ref[] = sequential ? [[entryName(entries[entries.length - 1]), 0, 0]]
+                                    : config.output_layers as unknown as Ref[];
+  const consumers = (name: string, node: number, tensor: number) => {
+    let n = outputs.filter(r => r[0] === name && r[1] === node && r[2] === tensor).length;
+    for (const nodes of inbound.values()) {
+      for (const refs of nodes) n += refs.filter(r => r[0] === name && r[1] === node && r[2] === tensor).length;
+    }
+    return n;
+  };
+
+  const byName = new Map(model.layers.map(l => [l.name, l]));
+  const report: FoldReport = {folded: [], kept: []};
+  const removed = new Map<string, Ref>();
+  const producers = new Map<string, {norm: tf.layers.Layer; epsilon: number}>();
+  for (const layer of model.layers) {
+    if (layer instanceof tf.LayersModel) {
+      for (const inner of layer.layers) {
+        if (ruleOf(inner)) {
+          report.kept.push({layer: `${layer.name}/${inner.name}`, reason: 'layers of nested models are not searched'});
+        }
+      }
+      continue;
+    }
+    const rule = ruleOf(layer);
+    if (!rule) continue;
+    const keep = (reason: string) => report.kept.push({layer: layer.name, reason});
+    if ('reason' in rule) { keep(rule.reason); continue; }
+    const nodes = inbound.get(layer.name)!;
+    if (nodes.length !== 1 || nodes[0].length !== 1) { keep('the layer is used more than once'); continue; }
+    const ref = nodes[0][0];
+    const producer = byName.get(ref[0]);
+    if (!producer) { keep('it reads the model input'); continue; }
+    const kind = producer.getClassName();
+    if (!(kind in PRODUCERS)) { keep(`it follows ${producer.name} (${kind}), not a conv or dense layer`); continue; }
+    if (inbound.get(producer.name)!.length !== 1) { keep(`${producer.name} is used more than once`); continue; }
+    if (consumers(ref[0], ref[1], ref[2]) !== 1) {
+      keep(`${producer.name}'s output also feeds other layers or is a model output`);
+      continue;
+    }
+    const activation = producer.getConfig().activation;
+    if (activation !== 'linear') { keep(`${producer.name} applies activation ${show(activation)} first`); continue; }
+    const rank = outputRank(producer);
+    const normAxis = rule.axis < 0 ? rule.axis + rank : rule.axis;
+    const channelAxis = producerChannelAxis(producer, rank);
+    if (normAxis !== channelAxis) {
+      keep(`its axis ${rule.axis} is not ${producer.name}'s channel axis ${channelAxis}`);
+      continue;
+    }
+    removed.set(layer.name, ref);
+    producers.set(producer.name, {norm: layer, epsilon: rule.epsilon});
+    report.folded.push({norm: layer.name, into: producer.name});
+  }
+
+  // The new topology: folded norms removed, their consumers rewired to the producer, producers with a bias.
+  config.layers = entries.filter(e => !removed.has(entryName(e)));
+  for (const e of config.layers as PyJsonDict[]) {
+    if (producers.has(entryName(e))) (e.config as PyJsonDict).use_bias = true;
+    if (!sequential) {
+      for (const refs of e.inbound_nodes as unknown as unknown[][][]) {
+        refs.forEach((r, i) => {
+          const src = removed.get(r[0] as string);
+          if (src && sameRef(r, r[0] as string)) refs[i] = [src[0], src[1], src[2], ...r.slice(3)];
+        });
+      }
+    }
+  }
+  if (!sequential) {
+    config.output_layers = outputs.map(r => {
+      const src = removed.get(r[0]);
+      return (src && sameRef(r, r[0]) ? [src[0], src[1], src[2]] : r) as unknown as PyJsonDict;
+    }) as unknown as PyJsonDict;
+  }
+  if (typeof config.name === 'string') config.name = `${config.name}_folded`;
+
+  const folded = await tf.models.modelFromJSON({modelTopology: topology});
+  try {
+    for (const layer of folded.layers) {
+      const source = byName.get(layer.name)!;
+      const fold = producers.get(layer.name);
+      if (!fold) {
+        const values = source.getWeights().map(t => t.clone());
+        layer.setWeights(values);
+        tf.dispose(values);
+        continue;
+      }
+      const {kernel, bias} = await foldedWeights(source, fold.norm, fold.epsilon);
+      const kernelName = PRODUCERS[layer.getClassName()];
+      const values = layer.weights.map(w => {
+        const short = w.originalName.slice(w.originalName.lastIndexOf('/') + 1);
+        if (short === kernelName) return kernel;
+        if (short === 'bias') return bias;
+        return findWeight(source, short)!.read().clone();
+      });
+      layer.setWeights(values);
+      tf.dispose([...values, kernel, bias]);
+    }
+  } catch (e) {
+    folded.dispose();
+    throw e;
+  }
+  return {model: folded, report};
+}
