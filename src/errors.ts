@@ -1,6 +1,10 @@
 /**
  * Errors raised for bad arguments or inputs. Messages follow Keras' style:
  * what is wrong, what was expected, then `Received: name=value`.
+ *
+ * ```js
+ * try { tfn.layers.groupNorm({numGroups: 0}); } catch (e) { if (e instanceof tfn.ValueError) console.log(e.message); }
+ * ```
  */
 export class ValueError extends Error {
   constructor(message: string) {
@@ -72,4 +76,37 @@ export function checkFloatInput(dtype: string, layerName: string): void {
     throw new ValueError(
       `${layerName} expects a float32 input tensor; cast it first with tf.cast(x, 'float32'). Received: dtype=${show(dtype)}`);
   }
+}
+
+/** The tfjs LayerArgs every layer accepts, and customObjects, which tfjs' deserialization adds to every config. */
+const LAYER_ARG_KEYS = ['name', 'customObjects', 'trainable', 'inputShape', 'batchInputShape', 'batchSize', 'dtype', 'weights', 'inputDType'];
+
+function checkShapeArg(shape: unknown, name: string, layer: string): void {
+  if (shape === undefined) return;
+  if (!Array.isArray(shape) || !shape.every(d => d === null || (Number.isInteger(d) && d > 0))) {
+    fail(`${layer}: \`${name}\` must be a list of positive integers or null`, name, shape);
+  }
+}
+
+/**
+ * Checks a layer's constructor argument object: an object (or undefined), no
+ * key outside `keys` and tfjs' LayerArgs (a typo in a config must not be
+ * ignored), and the LayerArgs tfjs does not check itself. Returns it ({} for undefined).
+ */
+export function checkLayerArgs<T>(args: T | undefined, keys: readonly string[], layer: string): T {
+  if (args === undefined) return {} as T;
+  if (args === null || typeof args !== 'object' || Array.isArray(args)) {
+    fail(`${layer}: the arguments (config) must be an object`, 'config', args);
+  }
+  const a = args as unknown as Record<string, unknown>;
+  for (const key of Object.keys(a)) {
+    if (a[key] !== undefined && !keys.includes(key) && !LAYER_ARG_KEYS.includes(key)) {
+      fail(`${layer} got an unknown argument \`${key}\`; it takes ${[...keys, ...LAYER_ARG_KEYS].join(', ')}`, key, a[key]);
+    }
+  }
+  if (a.trainable !== undefined) checkBoolean(a.trainable, 'trainable');
+  if (a.name !== undefined && typeof a.name !== 'string') fail(`${layer}: \`name\` must be a string`, 'name', a.name);
+  checkShapeArg(a.inputShape, 'inputShape', layer);
+  checkShapeArg(a.batchInputShape, 'batchInputShape', layer);
+  return args;
 }

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError, checkBoolean, checkEpsilon, checkMomentum, show} from '../errors';
+import {ValueError, checkBoolean, checkLayerArgs, checkEpsilon, checkMomentum, show} from '../errors';
 import {
   Constraint, ConstraintIdentifier, Initializer, InitializerIdentifier, Regularizer, RegularizerIdentifier,
   getConstraint, getInitializer, getRegularizer, serialize,
@@ -77,6 +77,11 @@ export interface BuildSpec {
   /** Input spec axes that must keep their size. */
   fixedAxes: {[axis: number]: number};
 }
+
+/** Argument names of AffineArgs and RunningStatsArgs, for checkLayerArgs. */
+export const AFFINE_KEYS = ['epsilon', 'affine', 'gammaInitializer', 'betaInitializer', 'gammaRegularizer',
+                            'betaRegularizer', 'gammaConstraint', 'betaConstraint'];
+export const RUNNING_STATS_KEYS = ['momentum', 'trackRunningStats', 'movingMeanInitializer', 'movingVarianceInitializer'];
 
 /**
  * The base class of BatchNorm, GroupNorm, InstanceNorm, LayerNorm and RMSNorm:

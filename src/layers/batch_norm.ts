@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
+import {checkLayerArgs} from '../errors';
 import {batchNorm, batchNormWithStats} from '../ops/batch_norm';
 import {channelAxisOf} from '../ops/common';
-import {AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, RunningStatsArgs, checkRank, knownDim} from './base';
+import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, RunningStatsArgs, checkRank, knownDim} from './base';
 
 export interface BatchNormArgs extends AffineArgs, RunningStatsArgs {
   /** Channel axis: -1 channels-last (tfjs layout, default), 1 channels-first (PyTorch layout). */
@@ -23,14 +24,18 @@ export interface BatchNormArgs extends AffineArgs, RunningStatsArgs {
  *
  * ```js
  * const bn = tfn.layers.batchNorm({axis: 1});   // [N, C, H, W] input
+ * const y = bn.apply(x, {training: true});       // batch statistics; updates the running ones
  * ```
  */
 export class BatchNorm extends NormLayer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'BatchNorm';
+  /** The channel axis argument (default -1). */
   readonly axis: number;
   private channelAxis = -1;
 
   constructor(args: BatchNormArgs = {}) {
+    args = checkLayerArgs(args, ['axis', ...AFFINE_KEYS, ...RUNNING_STATS_KEYS], 'BatchNorm');
     super(args, {affine: true, trackRunningStats: true});
     this.axis = checkChannelAxisArg(args.axis ?? -1, 'BatchNorm');
   }

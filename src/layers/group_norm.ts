@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import {checkPositiveInt} from '../errors';
+import {checkLayerArgs, checkPositiveInt} from '../errors';
 import {channelAxisOf} from '../ops/common';
 import {checkGroups, groupNorm} from '../ops/group_norm';
-import {AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, checkRank, knownDim} from './base';
+import {AFFINE_KEYS, AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, checkRank, knownDim} from './base';
 
 export interface GroupNormArgs extends AffineArgs {
   /** Number of channel groups (required); must divide the channel count. */
@@ -19,14 +19,23 @@ export interface GroupNormArgs extends AffineArgs {
  * InstanceNorm.
  *
  * Defaults: axis -1, epsilon 1e-5, affine true. Weights: gamma, beta [C].
+ *
+ * ```js
+ * model.add(tf.layers.conv2d({filters: 16, kernelSize: 3}));
+ * model.add(tfn.layers.groupNorm({numGroups: 4}));   // 4 groups of 4 channels
+ * ```
  */
 export class GroupNorm extends NormLayer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'GroupNorm';
+  /** Number of channel groups (required). */
   readonly numGroups: number;
+  /** The channel axis argument (default -1). */
   readonly axis: number;
   private channelAxis = -1;
 
   constructor(args: GroupNormArgs) {
+    args = checkLayerArgs(args, ['numGroups', 'axis', ...AFFINE_KEYS], 'GroupNorm');
     super(args, {affine: true});
     this.numGroups = checkPositiveInt(args?.numGroups, 'numGroups');
     this.axis = checkChannelAxisArg(args.axis ?? -1, 'GroupNorm');

@@ -1,4 +1,12 @@
-/** Factory functions, tfjs style: `layers.batchNorm(args)` = `new BatchNorm(args)`. */
+/**
+ * Factory functions, tfjs style: `layers.batchNorm(args)` = `new BatchNorm(args)`.
+ *
+ * ```js
+ * model.add(tfn.layers.groupNorm({numGroups: 8}));
+ * ```
+ *
+ * @packageDocumentation
+ */
 import {BatchNorm, BatchNormArgs} from './batch_norm';
 import {GroupNorm, GroupNormArgs} from './group_norm';
 import {InstanceNorm, InstanceNormArgs} from './instance_norm';

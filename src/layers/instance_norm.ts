@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
+import {checkLayerArgs} from '../errors';
 import {batchNorm} from '../ops/batch_norm';
 import {channelAxisOf} from '../ops/common';
 import {instanceNormWithStats} from '../ops/instance_norm';
-import {AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, RunningStatsArgs, checkRank, knownDim} from './base';
+import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, RunningStatsArgs, checkRank, knownDim} from './base';
 
 export interface InstanceNormArgs extends AffineArgs, RunningStatsArgs {
   /** Channel axis: -1 channels-last (tfjs layout, default), 1 channels-first (PyTorch layout). */
@@ -23,13 +24,20 @@ export interface InstanceNormArgs extends AffineArgs, RunningStatsArgs {
  *
  * Weights: gamma, beta [C] (affine), moving_mean, moving_variance [C],
  * num_batches_tracked [] int32 (trackRunningStats).
+ *
+ * ```js
+ * const inorm = tfn.layers.instanceNorm({affine: true});   // [N, H, W, C] input
+ * ```
  */
 export class InstanceNorm extends NormLayer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'InstanceNorm';
+  /** The channel axis argument (default -1). */
   readonly axis: number;
   private channelAxis = -1;
 
   constructor(args: InstanceNormArgs = {}) {
+    args = checkLayerArgs(args, ['axis', ...AFFINE_KEYS, ...RUNNING_STATS_KEYS], 'InstanceNorm');
     super(args, {affine: false, trackRunningStats: false});
     this.axis = checkChannelAxisArg(args.axis ?? -1, 'InstanceNorm');
   }

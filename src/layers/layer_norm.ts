@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import {ValueError, checkBoolean, show} from '../errors';
+import {ValueError, checkBoolean, checkLayerArgs, show} from '../errors';
 import {layerNorm, normalizedShape} from '../ops/layer_norm';
 import {resolveAxes} from '../ops/plan';
-import {AffineArgs, BuildSpec, NormLayer, checkRank, knownDim} from './base';
+import {AFFINE_KEYS, AffineArgs, BuildSpec, NormLayer, checkRank, knownDim} from './base';
 
 export interface LayerNormArgs extends AffineArgs {
   /**
@@ -21,13 +21,22 @@ export interface LayerNormArgs extends AffineArgs {
  *
  * Defaults: axis -1, epsilon 1e-5 (tf.layers.layerNormalization: 1e-3),
  * affine true, bias true. Weights: gamma, beta (normalized dims' shape).
+ *
+ * ```js
+ * const ln = tfn.layers.layerNorm();                    // [N, T, D]: over D, like nn.LayerNorm(D)
+ * const ln2 = tfn.layers.layerNorm({axis: [-3, -2, -1]}); // [N, H, W, C]: over H, W, C
+ * ```
  */
 export class LayerNorm extends NormLayer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'LayerNorm';
+  /** The normalized axes argument (default -1). */
   readonly axis: number | number[];
+  /** Whether the layer learns `beta` (when affine). Default true. */
   readonly bias: boolean;
 
   constructor(args: LayerNormArgs = {}) {
+    args = checkLayerArgs(args, ['axis', 'bias', ...AFFINE_KEYS], 'LayerNorm');
     super(args, {affine: true, beta: 'arg'});
     this.axis = checkAxesArg(args.axis ?? -1);
     this.bias = checkBoolean(args.bias ?? true, 'bias');

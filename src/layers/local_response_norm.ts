@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {ValueError, checkFinite, checkPositiveInt, checkPositiveNumber, show} from '../errors';
+import {ValueError, checkFinite, checkLayerArgs, checkPositiveInt, checkPositiveNumber, show} from '../errors';
 import {channelAxisOf} from '../ops/common';
 import {localResponseNorm} from '../ops/local_response_norm';
 import {checkChannelAxisArg, checkRank} from './base';
 
+/** Arguments of {@link LocalResponseNorm}, PyTorch's names and defaults. */
 export interface LocalResponseNormArgs extends LayerArgs {
   /** Number of neighbouring channels summed over (required). */
   size: number;
@@ -24,17 +25,30 @@ export interface LocalResponseNormArgs extends LayerArgs {
  * over the window of `size` channels around c)^(-beta); the window spans
  * size//2 channels before and (size-1)//2 after, zero-padded, and is divided
  * by `size` at the borders too. Any input rank >= 3. No weights.
+ *
+ * Defaults: alpha 1e-4, beta 0.75, k 1, axis -1; `size` is required.
+ *
+ * ```js
+ * const lrn = tfn.layers.localResponseNorm({size: 5, alpha: 1e-4, beta: 0.75, k: 2});   // AlexNet's
+ * ```
  */
 export class LocalResponseNorm extends tf.layers.Layer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'LocalResponseNorm';
+  /** Number of neighbouring channels summed over. */
   readonly size: number;
+  /** Scale of the sum of squares. Default 1e-4. */
   readonly alpha: number;
+  /** Exponent. Default 0.75. */
   readonly beta: number;
+  /** Additive constant. Default 1. */
   readonly k: number;
+  /** The channel axis argument (default -1). */
   readonly axis: number;
 
   constructor(args: LocalResponseNormArgs) {
-    super(args ?? ({} as LayerArgs));
+    args = checkLayerArgs(args, ['size', 'alpha', 'beta', 'k', 'axis'], 'LocalResponseNorm');
+    super(args);
     this.size = checkPositiveInt(args?.size, 'size');
     this.alpha = checkFinite(args.alpha ?? 1e-4, 'alpha');
     this.beta = checkFinite(args.beta ?? 0.75, 'beta');
