@@ -29,11 +29,11 @@ const perDigitTest = Number(flag('test', '100'));
 const outDir = path.resolve(flag('out', 'demo-model'));
 
 /** Deterministic split: for each digit the first `train` images train, the next `test` test. */
-function loadDigits(start: number, count: number): {xs: tf.Tensor4D; ys: tf.Tensor2D; labels: number[]} {
+export function loadDigits(start: number, count: number): {xs: tf.Tensor4D; ys: tf.Tensor2D; labels: number[]} {
   const pixels: number[] = [];
   const labels: number[] = [];
   for (let d = 0; d < 10; d++) {
-    const end = Math.min(start + count, mnist[d].length - 1);
+    const end = Math.min(start + count, mnist[d].length) - 1;  // range() includes its end
     for (const img of mnist[d].range(start, end)) {
       pixels.push(...img);
       labels.push(d);

@@ -13,6 +13,7 @@ const MODEL_JSON = 'model.json';
 /** tensorflowjs_converter's default shard size. */
 const DEFAULT_SHARD_BYTES = 4 * 1024 * 1024;
 
+/** Options of {@link fileSystem}. */
 export interface FileSystemOptions {
   /** Largest weight file written by `save`, in bytes. Default 4 MiB (the converter's). */
   shardSizeBytes?: number;

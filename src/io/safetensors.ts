@@ -15,6 +15,7 @@ export interface SafetensorsEntry {
   data_offsets: [number, number];
 }
 
+/** A parsed `.safetensors` file: what {@link readSafetensorsFile} returns. */
 export interface SafetensorsFile {
   /** The tensors: floats as float32, I64/I32 as int32. */
   tensors: tf.NamedTensorMap;
@@ -154,7 +155,14 @@ export function readSafetensorsFile(bytes: ArrayBuffer | ArrayBufferView): Safet
   return {tensors, metadata, dtypes};
 }
 
-/** The tensors of a `.safetensors` file by name (see {@link readSafetensorsFile}). */
+/**
+ * The tensors of a `.safetensors` file by name (see {@link readSafetensorsFile}).
+ *
+ * ```js
+ * const stateDict = tfn.readSafetensors(fs.readFileSync('model.safetensors'));
+ * tfn.loadTorchStateDict(model, stateDict);
+ * ```
+ */
 export function readSafetensors(bytes: ArrayBuffer | ArrayBufferView): tf.NamedTensorMap {
   return readSafetensorsFile(bytes).tensors;
 }

@@ -16,6 +16,7 @@ import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
 import {ValueError, show} from '../errors';
 import {allLayers, checkedValue, shortName, writeAll} from './weights';
 
+/** Options of {@link loadTorchStateDict}. */
 export interface LoadTorchOptions {
   /**
    * torch module name -> tfjs layer name, for modules whose tfjs layer has
@@ -28,9 +29,15 @@ export interface LoadTorchOptions {
   strict?: boolean;
 }
 
+/** What {@link loadTorchStateDict} did. */
 export interface LoadTorchResult {
   /** state_dict keys copied, with the tfjs weight each went to. */
-  loaded: Array<{key: string; weight: string}>;
+  loaded: Array<{
+    /** The state_dict key, e.g. `features.1.running_mean`. */
+    key: string;
+    /** The tfjs weight's name, e.g. `batch_norm_1/moving_mean`. */
+    weight: string;
+  }>;
   /** tfjs weights (originalName) no key was found for; they keep their values. */
   unmatched: string[];
   /** state_dict keys that were not used. */

@@ -56,6 +56,7 @@ export function writeAll(pairs: Array<[LayerVariable, tf.Tensor]>, sources: Set<
   for (const [, value] of pairs) if (!sources.has(value)) value.dispose();
 }
 
+/** Options of {@link loadWeights}. */
 export interface LoadWeightsOptions {
   /** Require every weight of the model to be set and every given weight to be used. Default true. */
   strict?: boolean;
@@ -66,7 +67,12 @@ export interface LoadWeightsOptions {
  * or a map of tfjs weight names (`layer/gamma`) to tensors. Unlike
  * `model.loadWeights`, every name, shape and dtype is checked before anything
  * is written: a wrong shape or count throws a ValueError naming the weight
- * and leaves the model unchanged.
+ * and leaves the model unchanged. Default options: strict true.
+ *
+ * ```js
+ * await tfn.loadWeights(model, 'trained/model.json');                 // checked; model unchanged on error
+ * await tfn.loadWeights(model, {'batch_norm_1/gamma': g}, {strict: false});
+ * ```
  */
 export async function loadWeights(model: tf.LayersModel, source: string | tf.io.IOHandler | tf.NamedTensorMap,
                                   options: LoadWeightsOptions = {}): Promise<void> {

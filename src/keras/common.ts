@@ -52,7 +52,9 @@ export function layerArgs<T extends LayerArgs>(args: T | undefined): T {
 
 /** Base of the Keras layers with optional `gamma` (scale) and `beta` (center). */
 export abstract class KerasAffineLayer extends tf.layers.Layer {
+  /** Whether the layer learns the offset `beta`. Default true. */
   readonly center: boolean;
+  /** Whether the layer learns the scale `gamma`. Default true. */
   readonly scale: boolean;
   protected readonly betaInitializer: Initializer;
   protected readonly gammaInitializer: Initializer;
@@ -60,7 +62,9 @@ export abstract class KerasAffineLayer extends tf.layers.Layer {
   protected readonly gammaRegularizer: Regularizer | null;
   protected readonly betaConstraint: Constraint | null;
   protected readonly gammaConstraint: Constraint | null;
+  /** The scale weight `gamma` once built (null with `scale: false`). */
   gamma: LayerVariable | null = null;
+  /** The offset weight `beta` once built (null with `center: false`). */
   beta: LayerVariable | null = null;
 
   constructor(args: KerasAffineArgs) {

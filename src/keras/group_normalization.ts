@@ -4,6 +4,7 @@ import {ValueError, checkEpsilon, show} from '../errors';
 import {groupNorm} from '../ops/group_norm';
 import {KerasAffineArgs, KerasAffineLayer, registerKerasClass, resolveKerasAxis, singleInput, singleShape} from './common';
 
+/** Arguments of {@link GroupNormalization}: Keras' names and defaults. */
 export interface GroupNormalizationArgs extends KerasAffineArgs {
   /** Number of groups; must divide the channel count. -1: one group per channel (instance normalization). Default 32. */
   groups?: number;
@@ -20,12 +21,21 @@ export interface GroupNormalizationArgs extends KerasAffineArgs {
  * {@link GroupNorm}, with Keras' argument names and defaults: groups 32,
  * axis -1, epsilon 1e-3, center and scale true. Weights `gamma`, `beta` [C].
  * Registered so that `tf.loadLayersModel` loads converted Keras models.
+ *
+ * ```js
+ * const gn = new tfn.GroupNormalization({groups: 8});   // keras.layers.GroupNormalization(groups=8)
+ * ```
  */
 export class GroupNormalization extends KerasAffineLayer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'GroupNormalization';
+  /** Marks the Keras-compatible classes (Keras semantics and names). */
   static readonly kerasCompat = true;
+  /** The groups argument (-1: one group per channel). Default 32. */
   readonly groups: number;
+  /** The channel axis. Default -1. */
   readonly axis: number;
+  /** Added to the variance. Default 1e-3. */
   readonly epsilon: number;
   /** Groups resolved at build (groups -1 = channel count); the config keeps the argument. */
   private numGroups = 0;
@@ -77,6 +87,7 @@ export class GroupNormalization extends KerasAffineLayer {
     });
   }
 
+  /** The layer's config: groups, axis, epsilon and Keras' center/scale arguments. */
   override getConfig(): tf.serialization.ConfigDict {
     return {groups: this.groups, axis: this.axis, epsilon: this.epsilon, ...super.getConfig()};
   }
@@ -89,8 +100,15 @@ function withDefaultName<T extends {name?: string}>(args: T, prefix: string): T 
   return args?.name == null ? {...args, name: `${prefix}_addons_${++addonsCount}`} : args;
 }
 
-/** tensorflow_addons' `tfa.layers.GroupNormalization`: the same layer (groups 32, epsilon 1e-3). */
+/**
+ * tensorflow_addons' `tfa.layers.GroupNormalization`: the same layer (groups 32, epsilon 1e-3).
+ *
+ * ```js
+ * const gn = new tfn.AddonsGroupNormalization({groups: 4});   // tfa.layers.GroupNormalization(groups=4)
+ * ```
+ */
 export class AddonsGroupNormalization extends GroupNormalization {
+  /** The class name used for serialization (model.json's `class_name`). */
   static override className = 'Addons>GroupNormalization';
 
   constructor(args: GroupNormalizationArgs = {}) {
@@ -102,9 +120,15 @@ registerKerasClass(AddonsGroupNormalization);
 /**
  * tensorflow_addons' `tfa.layers.InstanceNormalization`: GroupNormalization
  * with one group per channel. Like tfa, any `groups` argument is ignored
- * (tfa saves the resolved channel count there).
+ * (tfa saves the resolved channel count there). Defaults: axis -1, epsilon 1e-3,
+ * center and scale true.
+ *
+ * ```js
+ * const inorm = new tfn.AddonsInstanceNormalization();   // tfa.layers.InstanceNormalization()
+ * ```
  */
 export class AddonsInstanceNormalization extends GroupNormalization {
+  /** The class name used for serialization (model.json's `class_name`). */
   static override className = 'Addons>InstanceNormalization';
 
   constructor(args: Omit<GroupNormalizationArgs, 'groups'> & {groups?: number} = {}) {

@@ -4,6 +4,7 @@ import {ValueError, checkEpsilon, show} from '../errors';
 import {moments} from '../ops/moments';
 import {KerasAffineArgs, KerasAffineLayer, registerKerasClass, resolveKerasAxis, singleInput, singleShape} from './common';
 
+/** Arguments of {@link InstanceNormalization}: keras-contrib's names and defaults. */
 export interface InstanceNormalizationArgs extends KerasAffineArgs {
   /** The channel axis, kept out of the statistics; null normalizes each sample over all its axes. Default null. */
   axis?: number | null;
@@ -18,11 +19,19 @@ export interface InstanceNormalizationArgs extends KerasAffineArgs {
  * added to the standard deviation, unlike PyTorch's and tfa's
  * rsqrt(var + epsilon). With axis null, gamma and beta have shape [1].
  * Defaults: axis null, epsilon 1e-3, center and scale true.
+ *
+ * ```js
+ * const inorm = new tfn.InstanceNormalization({axis: -1});   // per channel, as in CycleGAN's Keras ports
+ * ```
  */
 export class InstanceNormalization extends KerasAffineLayer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'InstanceNormalization';
+  /** Marks the Keras-compatible classes (Keras semantics and names). */
   static readonly kerasCompat = true;
+  /** The channel axis (null: normalize over all axes). Default null. */
   readonly axis: number | null;
+  /** Added to the standard deviation. Default 1e-3. */
   readonly epsilon: number;
   private reductionAxes: number[] = [];
   private paramBroadcast: number[] = [];
@@ -74,6 +83,7 @@ export class InstanceNormalization extends KerasAffineLayer {
     });
   }
 
+  /** The layer's config: axis, epsilon and Keras' center/scale arguments. */
   override getConfig(): tf.serialization.ConfigDict {
     return {axis: this.axis, epsilon: this.epsilon, ...super.getConfig()};
   }

@@ -16,6 +16,7 @@ export function checkKerasAxes(axis: unknown, layer: string): number | number[] 
   return Array.isArray(axis) ? [...axis] : (axis as number);
 }
 
+/** Arguments of {@link RMSNormalization}: Keras' names and defaults. */
 export interface RMSNormalizationArgs extends LayerArgs {
   /** Normalized axis or axes. Default -1. */
   axis?: number | number[];
@@ -28,12 +29,21 @@ export interface RMSNormalizationArgs extends LayerArgs {
  * Same math as {@link RMSNorm} (ops.rmsNorm), with Keras' defaults (axis -1,
  * epsilon 1e-6) and weight name: `scale`, ones-initialized, with the
  * normalized dims' shape.
+ *
+ * ```js
+ * const rms = new tfn.RMSNormalization({epsilon: 1e-5});   // keras.layers.RMSNormalization(epsilon=1e-5)
+ * ```
  */
 export class RMSNormalization extends tf.layers.Layer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'RMSNormalization';
+  /** Marks the Keras-compatible classes (Keras semantics and names). */
   static readonly kerasCompat = true;
+  /** The normalized axis or axes. Default -1. */
   readonly axis: number | number[];
+  /** Added to the mean square. Default 1e-6. */
   readonly epsilon: number;
+  /** The scale weight `scale` once built. */
   scale: LayerVariable | null = null;
 
   constructor(args: RMSNormalizationArgs = {}) {

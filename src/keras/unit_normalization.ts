@@ -9,6 +9,7 @@ import {checkKerasAxes} from './rms_normalization';
 /** The floor of the sum of squares, tf.math.l2_normalize's epsilon. */
 const L2_EPSILON = 1e-12;
 
+/** Arguments of {@link UnitNormalization}: Keras' names and defaults. */
 export interface UnitNormalizationArgs extends LayerArgs {
   /** Axis or axes whose L2 norm becomes 1. Default -1. */
   axis?: number | number[];
@@ -16,11 +17,18 @@ export interface UnitNormalizationArgs extends LayerArgs {
 
 /**
  * Keras' `UnitNormalization`: y = x / sqrt(max(sum(x^2 over axis), 1e-12)),
- * tf.math.l2_normalize. No weights.
+ * tf.math.l2_normalize. No weights. Default axis -1.
+ *
+ * ```js
+ * const unit = new tfn.UnitNormalization();   // rows of [N, D] get L2 norm 1
+ * ```
  */
 export class UnitNormalization extends tf.layers.Layer {
+  /** The class name used for serialization (model.json's `class_name`). */
   static className = 'UnitNormalization';
+  /** Marks the Keras-compatible classes (Keras semantics and names). */
   static readonly kerasCompat = true;
+  /** Axis or axes whose L2 norm becomes 1. Default -1. */
   readonly axis: number | number[];
 
   constructor(args: UnitNormalizationArgs = {}) {

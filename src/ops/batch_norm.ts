@@ -4,6 +4,7 @@ import {channelAxisOf, checkInput, paramTensor, tidyObject} from './common';
 import {normalizeCanonical, normalizeWithStats} from './normalize';
 import {batchPlan} from './plan';
 
+/** Arguments of {@link batchNorm}. */
 export interface BatchNormOpArgs {
   /** Channel axis: -1 channels-last (default), 1 channels-first. */
   axis?: number;
@@ -68,7 +69,12 @@ export function batchNormWithStats(x: tf.Tensor, args: BatchNormOpArgs, withStat
 /**
  * PyTorch's `F.batch_norm`: normalizes each channel with batch statistics
  * (training, or no mean/variance given) or the given mean/variance.
- * Closed-form gradients w.r.t. x, gamma and beta.
+ * Closed-form gradients w.r.t. x, gamma and beta. Defaults: axis -1,
+ * epsilon 1e-5, training false, no gamma/beta/mean/variance.
+ *
+ * ```js
+ * const y = tfn.ops.batchNorm(x, {mean: runningMean, variance: runningVar, gamma, beta});   // inference
+ * ```
  */
 export function batchNorm(x: tf.Tensor, args: BatchNormOpArgs = {}): tf.Tensor {
   return batchNormWithStats(x, args, false).output;

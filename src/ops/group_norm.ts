@@ -4,6 +4,7 @@ import {channelAxisOf, checkInput, paramTensor} from './common';
 import {normalizeCanonical} from './normalize';
 import {groupPlan} from './plan';
 
+/** Arguments of {@link groupNorm}. */
 export interface GroupNormOpArgs {
   /** Number of channel groups; must divide the channel count. */
   numGroups: number;
@@ -28,7 +29,11 @@ export function checkGroups(numGroups: number, channels: number): void {
 /**
  * PyTorch's `F.group_norm`: the channels are split into `numGroups` groups and
  * each group of each sample is normalized over its channels and spatial axes;
- * gamma/beta are per channel. Closed-form gradients.
+ * gamma/beta are per channel. Closed-form gradients. Defaults: axis -1, epsilon 1e-5, no gamma/beta.
+ *
+ * ```js
+ * const y = tfn.ops.groupNorm(x, {numGroups: 4});   // x: [N, H, W, 16]
+ * ```
  */
 export function groupNorm(x: tf.Tensor, args: GroupNormOpArgs): tf.Tensor {
   const op = 'groupNorm';

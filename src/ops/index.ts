@@ -1,4 +1,13 @@
-/** Differentiable functional forms of every layer (the layers call these). */
+/**
+ * Differentiable functional forms of every layer (the layers call these),
+ * PyTorch's `torch.nn.functional` counterparts.
+ *
+ * ```js
+ * const y = tfn.ops.layerNorm(x, {axis: -1});
+ * ```
+ *
+ * @packageDocumentation
+ */
 export {batchNorm, BatchNormOpArgs} from './batch_norm';
 export {groupNorm, GroupNormOpArgs} from './group_norm';
 export {instanceNorm, InstanceNormOpArgs} from './instance_norm';

@@ -4,6 +4,7 @@ import {channelAxisOf, checkInput, paramTensor, tidyObject} from './common';
 import {normalizeCanonical} from './normalize';
 import {instancePlan} from './plan';
 
+/** Arguments of {@link instanceNorm}. */
 export interface InstanceNormOpArgs {
   /** Channel axis: -1 channels-last (default), 1 channels-first. */
   axis?: number;
@@ -45,6 +46,11 @@ export function instanceNormWithStats(x: tf.Tensor, args: InstanceNormOpArgs, wi
 /**
  * PyTorch's `F.instance_norm` with instance statistics: each channel of each
  * sample is normalized over its spatial axes. Closed-form gradients.
+ * Defaults: axis -1, epsilon 1e-5, no gamma/beta.
+ *
+ * ```js
+ * const y = tfn.ops.instanceNorm(x, {axis: 1});   // x: [N, C, H, W]
+ * ```
  */
 export function instanceNorm(x: tf.Tensor, args: InstanceNormOpArgs = {}): tf.Tensor {
   return instanceNormWithStats(x, args, false).output;

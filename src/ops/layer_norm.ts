@@ -4,6 +4,7 @@ import {checkInput, paramTensor} from './common';
 import {normalizeCanonical} from './normalize';
 import {axesPlan, resolveAxes} from './plan';
 
+/** Arguments of {@link layerNorm}. */
 export interface LayerNormOpArgs {
   /** Normalized axes (any set, the batch axis included). Default -1. */
   axis?: number | number[];
@@ -22,7 +23,11 @@ export function normalizedShape(shape: number[], axes: number[]): number[] {
 
 /**
  * PyTorch's `F.layer_norm` over `axis` (PyTorch's normalized_shape of k dims
- * is axis [-k, ..., -1]). Closed-form gradients.
+ * is axis [-k, ..., -1]). Closed-form gradients. Defaults: axis -1, epsilon 1e-5, no gamma/beta.
+ *
+ * ```js
+ * const y = tfn.ops.layerNorm(x, {axis: -1, gamma, beta});   // x: [N, T, D]; gamma, beta: [D]
+ * ```
  */
 export function layerNorm(x: tf.Tensor, args: LayerNormOpArgs = {}): tf.Tensor {
   const op = 'layerNorm';

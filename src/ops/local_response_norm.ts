@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import {checkFinite, checkPositiveInt, checkPositiveNumber} from '../errors';
 import {channelAxisOf, checkInput} from './common';
 
+/** Arguments of {@link localResponseNorm}. */
 export interface LocalResponseNormOpArgs {
   /** Number of neighbouring channels in the window (required). */
   size: number;
@@ -36,6 +37,14 @@ function windowSum(t: tf.Tensor3D, before: number, after: number): tf.Tensor3D {
   return tf.addN(parts);
 }
 
+/**
+ * PyTorch's `F.local_response_norm` along `axis`, with a closed-form gradient.
+ * Defaults: alpha 1e-4, beta 0.75, k 1, axis -1; `size` is required.
+ *
+ * ```js
+ * const y = tfn.ops.localResponseNorm(x, {size: 5, k: 2});   // x: [N, H, W, C]
+ * ```
+ */
 export function localResponseNorm(x: tf.Tensor, args: LocalResponseNormOpArgs): tf.Tensor {
   const op = 'localResponseNorm';
   checkInput(x, op, 3);

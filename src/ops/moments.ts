@@ -6,9 +6,18 @@ import {axesPlan, resolveAxes} from './plan';
 /**
  * Mean and biased variance of `x` over `axes`, computed with the shifted
  * two-pass algorithm (accurate for data with a large common offset, unlike
- * E[x^2] - E[x]^2). Differentiable by autodiff.
+ * E[x^2] - E[x]^2). Differentiable by autodiff. Default keepDims false.
+ *
+ * ```js
+ * const {mean, variance} = tfn.ops.moments(x, [0, 1, 2]);   // per channel of [N, H, W, C]
+ * ```
  */
-export function moments(x: tf.Tensor, axes: number | number[], keepDims = false): {mean: tf.Tensor; variance: tf.Tensor} {
+export function moments(x: tf.Tensor, axes: number | number[], keepDims = false): {
+  /** Mean over `axes`. */
+  mean: tf.Tensor;
+  /** Biased (population) variance over `axes`. */
+  variance: tf.Tensor;
+} {
   checkInput(x, 'moments', 1);
   const resolved = resolveAxes(axes, x.rank, 'axes');
   return tf.tidy(() => {

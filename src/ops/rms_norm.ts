@@ -8,6 +8,7 @@ import {axesPlan, resolveAxes} from './plan';
 /** float32 machine epsilon, PyTorch's `torch.finfo(torch.float32).eps`: RMSNorm's default. */
 export const FLOAT32_EPS = 1.1920928955078125e-7;
 
+/** Arguments of {@link rmsNorm}. */
 export interface RMSNormOpArgs {
   /** Normalized axes (any set, the batch axis included). Default -1. */
   axis?: number | number[];
@@ -20,6 +21,11 @@ export interface RMSNormOpArgs {
 /**
  * PyTorch's `F.rms_norm`: y = x / sqrt(mean(x^2 over axis) + epsilon) * gamma.
  * Closed-form gradients (the LayerNorm backward without the mean term).
+ * Defaults: axis -1, epsilon float32 eps, no gamma.
+ *
+ * ```js
+ * const y = tfn.ops.rmsNorm(x, {gamma, epsilon: 1e-6});   // x: [N, T, D]; gamma: [D]
+ * ```
  */
 export function rmsNorm(x: tf.Tensor, args: RMSNormOpArgs = {}): tf.Tensor {
   const op = 'rmsNorm';
