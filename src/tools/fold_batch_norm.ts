@@ -28,18 +28,25 @@ export interface FoldedPair {
 
 /** A normalization layer left in the model, and why. */
 export interface KeptNorm {
+  /** Name of the norm layer kept. */
   layer: string;
+  /** Why it could not be folded. */
   reason: string;
 }
 
+/** What {@link foldBatchNorm} folded and what it kept. */
 export interface FoldReport {
+  /** The norm layers merged into the layer before them. */
   folded: FoldedPair[];
+  /** The normalization layers left in the model, with the reason. */
   kept: KeptNorm[];
 }
 
+/** What {@link foldBatchNorm} returns. */
 export interface FoldBatchNormResult {
   /** The new inference model; the input model is left untouched. */
   model: tf.LayersModel;
+  /** What was folded and what was kept. */
   report: FoldReport;
 }
 

@@ -12,8 +12,14 @@ import {NormLayer} from '../layers/base';
 /** Model inputs of one batch: a tensor, one tensor per model input, or a map by input name. */
 export type BatchInputs = tf.Tensor | tf.Tensor[] | tf.NamedTensorMap;
 /** One batch: the inputs, or `{xs, ys}` as `model.fitDataset` takes (ys is ignored). */
-export type StatsBatch = BatchInputs | {xs: BatchInputs; ys?: tf.TensorContainer};
+export type StatsBatch = BatchInputs | {
+  /** The model inputs. */
+  xs: BatchInputs;
+  /** Targets, ignored. */
+  ys?: tf.TensorContainer;
+};
 
+/** Options of {@link recomputeBatchNormStats}. */
 export interface RecomputeStatsOptions {
   /** Use at most this many batches. Default: all of `data`. */
   batches?: number;
@@ -21,6 +27,7 @@ export interface RecomputeStatsOptions {
   onProgress?: (done: number, total: number | null) => void | Promise<void>;
 }
 
+/** What {@link recomputeBatchNormStats} did. */
 export interface RecomputeStatsResult {
   /** Layers whose running statistics were recomputed. */
   layers: string[];
