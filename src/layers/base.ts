@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError, checkBoolean, checkLayerArgs, checkEpsilon, checkMomentum, show} from '../errors';
+import {ValueError, checkFloatInput, checkBoolean, checkEpsilon, checkMomentum, show} from '../errors';
 import {
   Constraint, ConstraintIdentifier, Initializer, InitializerIdentifier, Regularizer, RegularizerIdentifier,
   getConstraint, getInitializer, getRegularizer, serialize,
@@ -194,10 +194,7 @@ export abstract class NormLayer extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      if (x.dtype !== 'float32') {
-        throw new ValueError(`${this.getClassName()} expects a float32 input; cast it with tf.cast(x, 'float32'). ` +
-                             `Received: dtype=${show(x.dtype)}`);
-      }
+      checkFloatInput(x.dtype, this.getClassName());
       // Keras' fine-tuning rule: a frozen layer runs in inference mode.
       const training = this.recomputingStats || (kwargs?.training === true && this.trainable);
       return this.forward(x, training);

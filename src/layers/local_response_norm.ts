@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {ValueError, checkFinite, checkLayerArgs, checkPositiveInt, checkPositiveNumber, show} from '../errors';
+import {checkFinite, checkFloatInput, checkLayerArgs, checkPositiveInt, checkPositiveNumber} from '../errors';
 import {channelAxisOf} from '../ops/common';
 import {localResponseNorm} from '../ops/local_response_norm';
 import {checkChannelAxisArg, checkRank} from './base';
@@ -70,10 +70,7 @@ export class LocalResponseNorm extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      if (x.dtype !== 'float32') {
-        throw new ValueError(`LocalResponseNorm expects a float32 input; cast it with tf.cast(x, 'float32'). ` +
-                             `Received: dtype=${show(x.dtype)}`);
-      }
+      checkFloatInput(x.dtype, this.getClassName());
       return localResponseNorm(x, {size: this.size, alpha: this.alpha, beta: this.beta, k: this.k, axis: this.axis});
     });
   }
