@@ -222,18 +222,6 @@ function expectSamePropagation(actual: ArrayLike<number>, expected: ArrayLike<nu
   if (bad.length) throw new Error(`${what}: ${bad.length} elements differ from PyTorch: ${bad.slice(0, 6).join(', ')}`);
 }
 
-/**
- * Checks that currently fail, with the src fix that makes them pass: the
- * mismatch is printed instead of failing. Remove the entry once the fix lands.
- */
-const PENDING_FIX: Record<string, string> = {
-  // The op path (wasm, and cpu with TFJS_NORM_FUSED=0) shifts by the group's first element;
-  // when that element is -Inf, x - pivot gives NaN and the batch mean is NaN where PyTorch's is
-  // -Inf. Fix in src/ops/normalize.ts (forwardOps and canonicalMoments): replace a non-finite
-  // pivot by 0, `pivot = tf.where(tf.isFinite(pivot), pivot, tf.zerosLike(pivot))`.
-  batchnorm_neg_inf: 'non-finite pivot in src/ops/normalize.ts',
-};
-
 describeBackends('NaN and Infinity inputs propagate as in PyTorch', backend => {
   for (const c of nanFixture.cases) {
     it(c.name, async () => {
@@ -256,13 +244,7 @@ describeBackends('NaN and Infinity inputs propagate as in PyTorch', backend => {
         if (c.dgamma) expectSamePropagation(r.dgamma!.dataSync(), f64(c.dgamma)!, 'dgamma');
         if (c.dbeta) expectSamePropagation(r.dbeta!.dataSync(), f64(c.dbeta)!, 'dbeta');
         if (c.runningMean) {
-          const pending = PENDING_FIX[c.name];
-          try {
-            expectSamePropagation(weight(layer, 'moving_mean')!.read().dataSync(), f64(c.runningMean)!, 'running mean');
-          } catch (e) {
-            if (!pending) throw e;
-            log(`${c.name} [${backend}]: KNOWN MISMATCH pending a src fix (${pending}): ${(e as Error).message}`);
-          }
+          expectSamePropagation(weight(layer, 'moving_mean')!.read().dataSync(), f64(c.runningMean)!, 'running mean');
           expectSamePropagation(weight(layer, 'moving_variance')!.read().dataSync(), f64(c.runningVar)!, 'running var');
         }
         [x, dy, r.y, r.dx, r.dgamma, r.dbeta].forEach(t => t?.dispose());

@@ -1,0 +1,475 @@
+/**
+ * Benchmark of every layer against tfjs' own layers, naive op compositions,
+ * a plain-JS loop and PyTorch (issue 7). Not a test: run it with
+ *
+ *   npm run bench                 full run: cpu and wasm, issue shapes, median of >= 10 runs
+ *   npm run bench -- --quick      short run: small shapes, 3 runs (labelled QUICK)
+ *   npm run bench -- --backends cpu --only BatchNorm
+ *
+ * Prints a markdown table (medians, ratios to each anchor, kernels per call,
+ * peak extra memory of a training step) and writes bench/results.json.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import {execFileSync} from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tfn from '../src';
+
+type Mode = 'infer' | 'trainFwd' | 'fwdBwd' | 'fit';
+const MODES: Mode[] = ['infer', 'trainFwd', 'fwdBwd', 'fit'];
+
+const argv = process.argv.slice(2);
+const QUICK = argv.includes('--quick');
+const argOf = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const BACKENDS = (argOf('--backends') ?? 'cpu,wasm').split(',');
+const ONLY = argOf('--only');
+const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
+const OUT = argOf('--out') ?? path.join(__dirname, QUICK ? 'results.quick.json' : 'results.json');
+
+// ---------------------------------------------------------------- shapes and cases
+
+/** Shapes of the issue; --quick divides the batch axis. */
+const q = (s: number[]) => (QUICK ? [Math.max(1, s[0] / 8), ...s.slice(1)] : s);
+const S = {
+  cl: q([32, 32, 32, 64]),
+  cf: q([32, 64, 32, 32]),
+  gcl: q([8, 64, 64, 128]),
+  gcf: q([8, 128, 64, 64]),
+  seq: q([64, 128, 768]),
+};
+
+type Layout = 'cl' | 'cf';
+interface Case {
+  /** Row label. */
+  name: string;
+  layer: string;
+  shape: number[];
+  layout: Layout;
+  make: () => tf.layers.Layer;
+  /** Anchor keys this row is compared with. */
+  anchors: string[];
+  /** Arguments for bench/torch_bench.py. */
+  torch: Record<string, unknown>;
+}
+
+const layerClasses = tfn as unknown as Record<string, new (args: any) => tf.layers.Layer>;
+/** Layers of src/layers present in this checkout (RMSNorm/LocalResponseNorm are optional). */
+const has = (name: string) => typeof layerClasses[name] === 'function';
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  const axisOf = (l: Layout) => (l === 'cl' ? -1 : 1);
+  for (const layout of ['cl', 'cf'] as Layout[]) {
+    const shape = S[layout];
+    const axis = axisOf(layout);
+    out.push({name: `BatchNorm ${layout}`, layer: 'BatchNorm', shape, layout,
+              make: () => new tfn.BatchNorm({axis}), anchors: ['tfjsBN cl', `plainJS ${layout}`, 'torch'],
+              torch: {layer: 'BatchNorm', layout}});
+    out.push({name: `InstanceNorm ${layout}`, layer: 'InstanceNorm', shape, layout,
+              make: () => new tfn.InstanceNorm({axis, affine: true, trackRunningStats: true}),
+              anchors: ['tfjsBN cl', `naiveIN ${layout}`, `plainJS ${layout}`, 'torch'],
+              torch: {layer: 'InstanceNorm', layout}});
+  }
+  for (const layout of ['cl', 'cf'] as Layout[]) {
+    const shape = layout === 'cl' ? S.gcl : S.gcf;
+    const axis = axisOf(layout);
+    out.push({name: `GroupNorm(32) ${layout}`, layer: 'GroupNorm', shape, layout,
+              make: () => new tfn.GroupNorm({numGroups: 32, axis}),
+              anchors: ['tfjsBN gcl', `naiveGN g${layout}`, `plainJS g${layout}`, 'torch'],
+              torch: {layer: 'GroupNorm', layout, groups: 32}});
+  }
+  out.push({name: 'LayerNorm', layer: 'LayerNorm', shape: S.seq, layout: 'cl', make: () => new tfn.LayerNorm({axis: -1}),
+            anchors: ['tfjsLN seq', 'plainJS seq', 'torch'], torch: {layer: 'LayerNorm'}});
+  if (has('RMSNorm')) {
+    out.push({name: 'RMSNorm', layer: 'RMSNorm', shape: S.seq, layout: 'cl',
+              make: () => new layerClasses.RMSNorm({axis: -1}),
+              anchors: ['tfjsLN seq', 'naiveRMS seq', 'plainJS seq', 'torch'], torch: {layer: 'RMSNorm'}});
+  } else {
+    console.log('RMSNorm: absent from src/layers, skipped (the case list above is the hook).');
+  }
+  if (has('LocalResponseNorm') && (QUICK || argv.includes('--with-lrn'))) {
+    out.push({name: 'LocalResponseNorm(5) cl', layer: 'LocalResponseNorm', shape: S.cl, layout: 'cl',
+              make: () => new layerClasses.LocalResponseNorm({size: 5}),
+              anchors: ['tfjsBN cl', 'plainJS cl', 'torch'], torch: {layer: 'LocalResponseNorm', layout: 'cl', size: 5}});
+  } else {
+    console.log(has('LocalResponseNorm') ? 'LocalResponseNorm: in --quick or with --with-lrn only (its cpu op path takes ~40 s per full-size call).'
+                                         : 'LocalResponseNorm: absent from src/layers, skipped.');
+  }
+  return out.filter(c => !ONLY || c.name.includes(ONLY));
+}
+
+// ---------------------------------------------------------------- anchors
+// tfjs' batchNormalization gradient fails for axis 1 (FusedBatchNorm_grad
+// reshapes dscale to [1, C, 1, 1]), so channels-first rows are compared with
+// it on the channels-last twin of the tensor (same size): key 'tfjsBN cl'.
+
+interface Subject {
+  /** Forward in inference (training = false) or training mode. */
+  forward: (x: tf.Tensor, training: boolean) => tf.Tensor;
+  /** Trainable variables the gradients are taken w.r.t. (besides x). */
+  weights: () => tf.Variable[];
+  /** A layer for the fit step, or null when the subject is not a layer. */
+  layer: tf.layers.Layer | null;
+  dispose: () => void;
+}
+
+function layerSubject(layer: tf.layers.Layer, shape: number[]): Subject {
+  layer.build(shape);
+  return {
+    forward: (x, training) => layer.apply(x, {training}) as tf.Tensor,
+    weights: () => layer.trainableWeights.map(w => w.read() as tf.Variable),
+    layer,
+    dispose: () => (layer as unknown as {disposeWeights(): void}).disposeWeights(),
+  };
+}
+
+/** Naive compositions with autodiff: GroupNorm, InstanceNorm (rank-5/moments), RMSNorm. */
+function naiveSubject(kind: 'GN' | 'IN' | 'RMS', shape: number[], layout: Layout, groups = 32): Subject {
+  const C = kind === 'RMS' ? shape[shape.length - 1] : (layout === 'cl' ? shape[shape.length - 1] : shape[1]);
+  const gamma = tf.variable(tf.ones([C]));
+  const beta = tf.variable(tf.zeros([C]));
+  const pshape = layout === 'cl' || kind === 'RMS' ? [C] : [C, 1, 1];
+  const forward = (x: tf.Tensor) => {
+    let xn: tf.Tensor;
+    if (kind === 'RMS') {
+      xn = tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1.1920928955078125e-7)));
+      return tf.mul(xn, gamma);
+    }
+    const [N] = shape;
+    if (kind === 'GN') {
+      const g = layout === 'cl' ? tf.reshape(x, [N, shape[1], shape[2], groups, C / groups])
+                                : tf.reshape(x, [N, groups, C / groups, shape[2], shape[3]]);
+      const axes = layout === 'cl' ? [1, 2, 4] : [2, 3, 4];
+      const {mean, variance} = tf.moments(g, axes, true);
+      xn = tf.reshape(tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, 1e-5))), shape);
+    } else {
+      const axes = layout === 'cl' ? [1, 2] : [2, 3];
+      const {mean, variance} = tf.moments(x, axes, true);
+      xn = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5)));
+    }
+    return tf.add(tf.mul(xn, tf.reshape(gamma, pshape)), tf.reshape(beta, pshape));
+  };
+  return {
+    forward: (x) => forward(x),
+    weights: () => (kind === 'RMS' ? [gamma] : [gamma, beta]),
+    layer: null,
+    dispose: () => { gamma.dispose(); beta.dispose(); },
+  };
+}
+
+/** The tensor an anchor runs on: its key's tag names a shape of S. */
+function anchorShape(key: string): number[] {
+  return S[key.split(' ')[1] as keyof typeof S];
+}
+
+function anchorSubject(key: string, shape: number[]): Subject | null {
+  const [kind, layoutTag] = key.split(' ');
+  const layout: Layout = layoutTag.endsWith('cf') ? 'cf' : 'cl';
+  switch (kind) {
+    case 'tfjsBN': return layerSubject(tf.layers.batchNormalization({axis: layout === 'cl' ? -1 : 1}), shape);
+    case 'tfjsLN': return layerSubject(tf.layers.layerNormalization({axis: -1}), shape);
+    case 'naiveGN': return naiveSubject('GN', shape, layout);
+    case 'naiveIN': return naiveSubject('IN', shape, layout);
+    case 'naiveRMS': return naiveSubject('RMS', shape, layout);
+    default: return null;
+  }
+}
+
+// ---------------------------------------------------------------- plain JS anchor
+
+/**
+ * The practical limit on cpu: BatchNorm-style normalization of the same tensor
+ * viewed as [rows, lastDim] (per-column statistics), straight loops, float64
+ * accumulators. trainFwd: statistics + output; fwdBwd adds the closed-form backward.
+ */
+function plainJS(x: Float32Array, dy: Float32Array, cols: number, backward: boolean) {
+  const rows = x.length / cols;
+  const mean = new Float64Array(cols);
+  const vr = new Float64Array(cols);
+  for (let r = 0, i = 0; r < rows; r++) for (let c = 0; c < cols; c++, i++) mean[c] += x[i];
+  for (let c = 0; c < cols; c++) mean[c] /= rows;
+  for (let r = 0, i = 0; r < rows; r++) for (let c = 0; c < cols; c++, i++) { const d = x[i] - mean[c]; vr[c] += d * d; }
+  const inv = new Float64Array(cols);
+  for (let c = 0; c < cols; c++) inv[c] = 1 / Math.sqrt(vr[c] / rows + 1e-5);
+  const y = new Float32Array(x.length);
+  for (let r = 0, i = 0; r < rows; r++) for (let c = 0; c < cols; c++, i++) y[i] = (x[i] - mean[c]) * inv[c];
+  if (!backward) return y;
+  const sg = new Float64Array(cols);
+  const sgx = new Float64Array(cols);
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++, i++) { sg[c] += dy[i]; sgx[c] += dy[i] * y[i]; }
+  }
+  const dx = new Float32Array(x.length);
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++, i++) dx[i] = inv[c] * (dy[i] - sg[c] / rows - y[i] * sgx[c] / rows);
+  }
+  return dx;
+}
+
+// ---------------------------------------------------------------- measurement
+
+interface Measure {
+  medianMs: number;
+  runs: number;
+  kernels: number | null;
+  /** Peak tf.memory().numBytes during the call minus before, over the input's bytes. */
+  peakX: number | null;
+  /** Same for unique data buffers (views counted once). */
+  bufX?: number | null;
+}
+
+function median(a: number[]): number {
+  const s = [...a].sort((p, q2) => p - q2);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function time(fn: () => Promise<void>, runs = RUNS): Promise<{medianMs: number; runs: number}> {
+  await fn(); // warm-up
+  const times: number[] = [];
+  const t0 = performance.now();
+  // At least `runs`; fast calls run more (up to 50 or 2 s).
+  while (times.length < runs || (times.length < 50 && performance.now() - t0 < 2000)) {
+    const t = performance.now();
+    await fn();
+    times.push(performance.now() - t);
+  }
+  return {medianMs: median(times), runs: times.length};
+}
+
+/**
+ * Unique data buffers' bytes. tf.memory().numBytes counts every tensor handle,
+ * so free views (Reshape, Identity clones saved for the tape) count again;
+ * this counts each buffer once: the memory actually held.
+ */
+const buffers = {bytes: 0, peak: 0};
+{
+  const engine = tf.engine() as unknown as {
+    state: {tensorInfo: Map<unknown, {bytes: number}>};
+    trackTensor(a: tf.Tensor, backend: unknown): void;
+    removeDataId(dataId: unknown, backend: unknown): void;
+  };
+  const track = engine.trackTensor.bind(engine);
+  const remove = engine.removeDataId.bind(engine);
+  engine.trackTensor = (a, backend) => {
+    const fresh = !engine.state.tensorInfo.has(a.dataId);
+    track(a, backend);
+    if (fresh) {
+      buffers.bytes += engine.state.tensorInfo.get(a.dataId)!.bytes;
+      buffers.peak = Math.max(buffers.peak, buffers.bytes);
+    }
+  };
+  engine.removeDataId = (dataId, backend) => {
+    const info = engine.state.tensorInfo.get(dataId);
+    remove(dataId, backend);
+    if (info && !engine.state.tensorInfo.has(dataId)) buffers.bytes -= info.bytes;
+  };
+}
+
+/** Kernels of one call, its peak extra tf.memory().numBytes and peak extra unique-buffer bytes (tf.profile). */
+async function profile(fn: () => Promise<void>, inputBytes: number) {
+  const before = tf.memory().numBytes;
+  const bufBefore = buffers.bytes;
+  buffers.peak = buffers.bytes;
+  const info = await tf.profile(fn);
+  return {kernels: info.kernels.length, peakX: Math.max(0, info.peakBytes - before) / inputBytes,
+          bufX: Math.max(0, buffers.peak - bufBefore) / inputBytes};
+}
+
+/** The four modes on one subject. `fit` builds a small model: norm -> global average pool -> dense(1). */
+async function measureSubject(sub: Subject, shape: number[], layout: Layout, modes: Mode[]): Promise<Partial<Record<Mode, Measure>>> {
+  const out: Partial<Record<Mode, Measure>> = {};
+  const x = tf.randomNormal(shape, 1, 2, 'float32', 1);
+  const dy = tf.randomNormal(shape, 0, 1, 'float32', 2);
+  const xVar = tf.variable(x, true);
+  const inputBytes = x.size * 4;
+  const calls: Record<Mode, (() => Promise<void>) | null> = {
+    infer: async () => {
+      const y = tf.tidy(() => sub.forward(x, false));
+      await y.data();
+      y.dispose();
+    },
+    trainFwd: async () => {
+      const y = tf.tidy(() => sub.forward(x, true));
+      await y.data();
+      y.dispose();
+    },
+    // Vector-Jacobian product with a given dy (no loss ops): gradients w.r.t. x, gamma, beta.
+    fwdBwd: async () => {
+      const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
+      await Promise.all(grads.map(g => g.data()));
+      value.dispose();
+      tf.dispose(grads);
+    },
+    fit: null,
+  };
+  let model: tf.Sequential | null = null;
+  let target: tf.Tensor | null = null;
+  if (sub.layer && modes.includes('fit')) {
+    model = tf.sequential();
+    const fresh = sub.layer.constructor as new (cfg: any) => tf.layers.Layer;
+    const layerConfig = sub.layer.getConfig();
+    delete layerConfig.name;
+    model.add(new fresh({...layerConfig, inputShape: shape.slice(1)}));
+    model.add(shape.length === 3 ? tf.layers.globalAveragePooling1d()
+                                 : tf.layers.globalAveragePooling2d({dataFormat: layout === 'cl' ? 'channelsLast' : 'channelsFirst'}));
+    model.add(tf.layers.dense({units: 1}));
+    model.compile({optimizer: tf.train.sgd(1e-3), loss: 'meanSquaredError'});
+    target = tf.zeros([shape[0], 1]);
+    calls.fit = async () => { await model!.trainOnBatch(x, target!); };
+  }
+  for (const mode of modes) {
+    const fn = calls[mode];
+    if (!fn) continue;
+    const t = await time(fn);
+    const p = await profile(fn, inputBytes);
+    out[mode] = {...t, ...p};
+  }
+  model?.dispose();
+  tf.dispose([x, dy, xVar, target!].filter(Boolean));
+  return out;
+}
+
+async function measurePlainJS(shape: number[]): Promise<Partial<Record<Mode, Measure>>> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(n).map(() => Math.random() * 2 + 1);
+  const dy = new Float32Array(n).map(() => Math.random() - 0.5);
+  const cols = shape[shape.length - 1];
+  const f = (b: boolean) => async () => { plainJS(x, dy, cols, b); };
+  return {
+    trainFwd: {...await time(f(false)), kernels: null, peakX: null},
+    fwdBwd: {...await time(f(true)), kernels: null, peakX: null},
+  };
+}
+
+// ---------------------------------------------------------------- PyTorch
+
+function torchResults(list: Case[]): {version: string | null; results: Record<string, Partial<Record<Mode, number>>>; why?: string} {
+  const py = '/usr/bin/python3';
+  try {
+    execFileSync(py, ['-c', 'import torch'], {stdio: 'ignore'});
+  } catch (e) {
+    return {version: null, results: {}, why: `${py} cannot import torch`};
+  }
+  const spec = list.map(c => ({name: c.name, shape: c.shape, runs: RUNS, ...c.torch}));
+  const out = execFileSync(py, [path.join(__dirname, 'torch_bench.py')], {input: JSON.stringify(spec), maxBuffer: 1 << 24});
+  return JSON.parse(out.toString());
+}
+
+// ---------------------------------------------------------------- main
+
+interface Row {
+  backend: string;
+  name: string;
+  shape: number[];
+  ours: Partial<Record<Mode, Measure>>;
+  anchors: Record<string, Partial<Record<Mode, Measure>>>;
+}
+
+const T0 = performance.now();
+const fmt = (ms: number | undefined) => (ms == null ? '' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+const ratio = (a: number | undefined, ours: number | undefined) =>
+  (a == null || ours == null ? '' : `${(a / ours).toFixed(a / ours >= 10 ? 0 : 1)}x`);
+
+async function main() {
+  const list = cases();
+  const rows: Row[] = [];
+  let torch: ReturnType<typeof torchResults> = {version: null, results: {}};
+  if (!argv.includes('--no-torch')) {
+    console.log('PyTorch...');
+    torch = torchResults(list);
+    console.log(torch.version ? `PyTorch ${torch.version} (1 thread)` : `PyTorch: absent (${torch.why})`);
+  }
+  for (const backend of BACKENDS) {
+    await tf.setBackend(backend);
+    await tf.ready();
+    tf.enableProdMode();
+    const anchorCache = new Map<string, Partial<Record<Mode, Measure>>>();
+    for (const c of list) {
+      console.log(`[${backend}] ${c.name} ${JSON.stringify(c.shape)} ${((performance.now() - T0) / 1000).toFixed(0)} s`);
+      const sub = layerSubject(c.make(), c.shape);
+      const ours = await measureSubject(sub, c.shape, c.layout, MODES);
+      sub.dispose();
+      const anchors: Row['anchors'] = {};
+      for (const key of c.anchors) {
+        if (key === 'torch') continue;
+        if (!anchorCache.has(key)) {
+          if (key.startsWith('plainJS')) {
+            anchorCache.set(key, backend === 'cpu' ? await measurePlainJS(anchorShape(key)) : {});
+          } else {
+            const shape = anchorShape(key);
+            const a = anchorSubject(key, shape)!;
+            const modes: Mode[] = key.startsWith('naive') ? ['trainFwd', 'fwdBwd'] : MODES;
+            anchorCache.set(key, await measureSubject(a, shape, key.endsWith('cf') ? 'cf' : 'cl', modes));
+            a.dispose();
+          }
+          console.log(`  anchor ${key} done`);
+        }
+        anchors[key] = anchorCache.get(key)!;
+      }
+      const t = torch.results[c.name];
+      if (t) {
+        anchors.torch = Object.fromEntries(Object.entries(t).map(([m, ms]) =>
+          [m, {medianMs: ms as number, runs: RUNS, kernels: null, peakX: null}]));
+      }
+      rows.push({backend, name: c.name, shape: c.shape, ours, anchors});
+    }
+  }
+  const md = table(rows, torch.version);
+  console.log(md);
+  fs.writeFileSync(OUT, JSON.stringify({
+    date: new Date().toISOString(), quick: QUICK, node: process.version, tfjs: tf.version.tfjs, torch: torch.version,
+    runsAtLeast: RUNS, rows, markdown: md,
+  }, null, 1));
+  console.log(`wrote ${OUT}`);
+}
+
+function table(rows: Row[], torchVersion: string | null): string {
+  const lines: string[] = [];
+  lines.push(`${QUICK ? '**QUICK RUN (small shapes, 3 runs): not the issue\'s numbers**\n\n' : ''}` +
+             `tfjs ${tf.version.tfjs}, Node ${process.version}, median ms of >= ${RUNS} runs after warm-up; ` +
+             `PyTorch: ${torchVersion ?? 'absent'} (1 thread). Ratios = anchor time / ours (higher is better). ` +
+             `k = kernels per call (tf.profile), mem = peak extra bytes of a training step (fwd+bwd) / input bytes: ` +
+             `tf.memory().numBytes (counts views) / unique buffers. fwd+bwd = vector-Jacobian product with a given dy ` +
+             `(tf.engine().gradients), gradients w.r.t. x, gamma, beta; layers with running stats update them too.`);
+  lines.push('');
+  lines.push('| backend | layer | shape | infer ms (k) | train fwd ms (k) | fwd+bwd ms (k, mem) | fit ms | fwd+bwd vs anchors | infer / fit vs tfjs layer |');
+  lines.push('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const o = r.ours;
+    const fb = o.fwdBwd!;
+    const vs = Object.entries(r.anchors)
+      .filter(([, a]) => a.fwdBwd)
+      .map(([k, a]) => `${k.split(' ')[0]} ${fmt(a.fwdBwd!.medianMs)} (${ratio(a.fwdBwd!.medianMs, fb.medianMs)})`)
+      .join('; ');
+    const tfjsKey = Object.keys(r.anchors).find(k => k.startsWith('tfjs'));
+    const ta = tfjsKey ? r.anchors[tfjsKey] : undefined;
+    const inferFit = ta ? `${ratio(ta.infer?.medianMs, o.infer?.medianMs)} / ${ratio(ta.fit?.medianMs, o.fit?.medianMs)}` : '';
+    lines.push(`| ${r.backend} | ${r.name} | ${JSON.stringify(r.shape)} | ${fmt(o.infer?.medianMs)} (${o.infer?.kernels}) | ` +
+               `${fmt(o.trainFwd?.medianMs)} (${o.trainFwd?.kernels}) | ${fmt(fb.medianMs)} (${fb.kernels}, ${fb.peakX?.toFixed(1)}x/${fb.bufX?.toFixed(1)}x) | ` +
+               `${fmt(o.fit?.medianMs)} | ${vs} | ${inferFit} |`);
+  }
+  lines.push('');
+  lines.push('Anchors (fwd+bwd ms, kernels, mem): ');
+  const seen = new Set<string>();
+  for (const r of rows) {
+    for (const [k, a] of Object.entries(r.anchors)) {
+      const id = `${r.backend} ${k} ${k === 'torch' ? r.name : ''}`;
+      if (seen.has(id) || k === 'torch') continue;
+      seen.add(id);
+      const m = (mode: Mode) => (a[mode] ? `${mode} ${fmt(a[mode]!.medianMs)}${a[mode]!.kernels != null ? ` (${a[mode]!.kernels}k)` : ''}` : '');
+      lines.push(`- ${r.backend} ${k} ${JSON.stringify(r.shape)}: ${MODES.map(m).filter(Boolean).join(', ')}` +
+                 `${a.fwdBwd?.peakX != null ? `, mem ${a.fwdBwd.peakX.toFixed(1)}x/${a.fwdBwd.bufX?.toFixed(1)}x` : ''}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+main().catch(e => {
+  console.error(e);
+  process.exit(1);
+});
