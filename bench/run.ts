@@ -228,8 +228,14 @@ function median(a: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** Above this a warm-up call counts as the only sample (tfjs' layerNormalization on wasm: ~5 min a call). */
+const SLOW_MS = 30000;
+
 async function time(fn: () => Promise<void>, runs = RUNS): Promise<{medianMs: number; runs: number}> {
+  const w = performance.now();
   await fn(); // warm-up
+  const warmMs = performance.now() - w;
+  if (warmMs > SLOW_MS) return {medianMs: warmMs, runs: 0}; // 0 runs: one cold call, labelled in the table
   const times: number[] = [];
   const t0 = performance.now();
   // At least `runs`; fast calls run more (up to 50 or 2 s).
@@ -326,7 +332,8 @@ async function measureSubject(sub: Subject, shape: number[], layout: Layout, mod
     const fn = calls[mode];
     if (!fn) continue;
     const t = await time(fn);
-    const p = await profile(fn, inputBytes);
+    // Profiling runs the call once more: skipped for calls over SLOW_MS.
+    const p = t.runs > 0 ? await profile(fn, inputBytes) : {kernels: null, peakX: null, bufX: null};
     out[mode] = {...t, ...p};
   }
   model?.dispose();
@@ -372,6 +379,8 @@ interface Row {
 
 const T0 = performance.now();
 const fmt = (ms: number | undefined) => (ms == null ? '' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+/** A time, starred when it is one cold call (over SLOW_MS). */
+const fmtM = (m: Measure | undefined) => (m == null ? '' : `${fmt(m.medianMs)}${m.runs === 0 ? '*' : ''}`);
 const ratio = (a: number | undefined, ours: number | undefined) =>
   (a == null || ours == null ? '' : `${(a / ours).toFixed(a / ours >= 10 ? 0 : 1)}x`);
 
@@ -417,15 +426,28 @@ async function main() {
           [m, {medianMs: ms as number, runs: RUNS, kernels: null, peakX: null}]));
       }
       rows.push({backend, name: c.name, shape: c.shape, ours, anchors});
+      write(rows, torch.version, false);
     }
   }
-  const md = table(rows, torch.version);
-  console.log(md);
+  write(rows, torch.version, true);
+}
+
+/** Writes OUT (after every row, so a long run leaves partial results). */
+function write(rows: Row[], torchVersion: string | null, done: boolean) {
+  const md = table(rows, torchVersion);
+  if (done) console.log(md);
   fs.writeFileSync(OUT, JSON.stringify({
-    date: new Date().toISOString(), quick: QUICK, node: process.version, tfjs: tf.version.tfjs, torch: torch.version,
-    runsAtLeast: RUNS, rows, markdown: md,
+    date: new Date().toISOString(), complete: done, quick: QUICK, node: process.version, tfjs: tf.version.tfjs,
+    torch: torchVersion, runsAtLeast: RUNS, rows, markdown: md,
   }, null, 1));
-  console.log(`wrote ${OUT}`);
+  if (done) console.log(`wrote ${OUT}`);
+}
+
+/** `--merge a.json b.json`: one table from runs started together per backend (e.g. cpu and wasm on two cores). */
+function merge(files: string[]) {
+  const parts = files.map(f => JSON.parse(fs.readFileSync(f, 'utf8')));
+  const rows: Row[] = parts.flatMap(p => p.rows);
+  write(rows, parts.find(p => p.torch)?.torch ?? null, true);
 }
 
 function table(rows: Row[], torchVersion: string | null): string {
@@ -435,7 +457,8 @@ function table(rows: Row[], torchVersion: string | null): string {
              `PyTorch: ${torchVersion ?? 'absent'} (1 thread). Ratios = anchor time / ours (higher is better). ` +
              `k = kernels per call (tf.profile), mem = peak extra bytes of a training step (fwd+bwd) / input bytes: ` +
              `tf.memory().numBytes (counts views) / unique buffers. fwd+bwd = vector-Jacobian product with a given dy ` +
-             `(tf.engine().gradients), gradients w.r.t. x, gamma, beta; layers with running stats update them too.`);
+             `(tf.engine().gradients), gradients w.r.t. x, gamma, beta; layers with running stats update them too. ` +
+             `* = one cold call (a call over ${SLOW_MS / 1000} s is not repeated).`);
   lines.push('');
   lines.push('| backend | layer | shape | infer ms (k) | train fwd ms (k) | fwd+bwd ms (k, mem) | fit ms | fwd+bwd vs anchors | infer / fit vs tfjs layer |');
   lines.push('|---|---|---|---|---|---|---|---|---|');
@@ -444,7 +467,7 @@ function table(rows: Row[], torchVersion: string | null): string {
     const fb = o.fwdBwd!;
     const vs = Object.entries(r.anchors)
       .filter(([, a]) => a.fwdBwd)
-      .map(([k, a]) => `${k.split(' ')[0]} ${fmt(a.fwdBwd!.medianMs)} (${ratio(a.fwdBwd!.medianMs, fb.medianMs)})`)
+      .map(([k, a]) => `${k.split(' ')[0]} ${fmtM(a.fwdBwd)} (${ratio(a.fwdBwd!.medianMs, fb.medianMs)})`)
       .join('; ');
     const tfjsKey = Object.keys(r.anchors).find(k => k.startsWith('tfjs'));
     const ta = tfjsKey ? r.anchors[tfjsKey] : undefined;
@@ -459,9 +482,9 @@ function table(rows: Row[], torchVersion: string | null): string {
   for (const r of rows) {
     for (const [k, a] of Object.entries(r.anchors)) {
       const id = `${r.backend} ${k} ${k === 'torch' ? r.name : ''}`;
-      if (seen.has(id) || k === 'torch') continue;
+      if (seen.has(id) || k === 'torch' || Object.keys(a).length === 0) continue;
       seen.add(id);
-      const m = (mode: Mode) => (a[mode] ? `${mode} ${fmt(a[mode]!.medianMs)}${a[mode]!.kernels != null ? ` (${a[mode]!.kernels}k)` : ''}` : '');
+      const m = (mode: Mode) => (a[mode] ? `${mode} ${fmtM(a[mode])}${a[mode]!.kernels != null ? ` (${a[mode]!.kernels}k)` : ''}` : '');
       lines.push(`- ${r.backend} ${k} ${JSON.stringify(r.shape)}: ${MODES.map(m).filter(Boolean).join(', ')}` +
                  `${a.fwdBwd?.peakX != null ? `, mem ${a.fwdBwd.peakX.toFixed(1)}x/${a.fwdBwd.bufX?.toFixed(1)}x` : ''}`);
     }
@@ -469,7 +492,15 @@ function table(rows: Row[], torchVersion: string | null): string {
   return lines.join('\n');
 }
 
-main().catch(e => {
+/** The file arguments after --merge, up to the next flag. */
+function mergeFiles(): string[] {
+  const rest = argv.slice(argv.indexOf('--merge') + 1);
+  const end = rest.findIndex(a => a.startsWith('--'));
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
+(argv.includes('--merge') ? async () => merge(mergeFiles())
+                          : main)().catch(e => {
   console.error(e);
   process.exit(1);
 });
