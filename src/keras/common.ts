@@ -111,15 +111,7 @@ export abstract class KerasAffineLayer extends tf.layers.Layer {
   }
 }
 
-/** The single input of a layer call. */
-export function singleInput(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-  return Array.isArray(inputs) ? inputs[0] : inputs;
-}
-
-/** The shape of a build call's single input. */
-export function singleShape(inputShape: tf.Shape | tf.Shape[]): Array<number | null> {
-  return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Array<number | null>;
-}
+export {singleInput, singleShape} from '../layers/base';
 
 /** Resolves a Keras axis (int or list) against `rank`: Keras allows negative axes. */
 export function resolveKerasAxis(axis: number, rank: number, layer: string): number {

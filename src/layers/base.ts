@@ -167,7 +167,7 @@ export abstract class NormLayer extends tf.layers.Layer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Array<number | null>;
+    const shape = singleShape(inputShape);
     const spec = this.resolveShape(shape);
     const p = spec.paramShape;
     if (this.affine) {
@@ -193,8 +193,7 @@ export abstract class NormLayer extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      checkFloatInput(x.dtype, this.getClassName());
+      const x = singleFloatInput(inputs, this.getClassName());
       // Keras' fine-tuning rule: a frozen layer runs in inference mode.
       const training = this.recomputingStats || (kwargs?.training === true && this.trainable);
       return this.forward(x, training);
@@ -278,4 +277,21 @@ export function checkChannelAxisArg(axis: unknown, layer: string): number {
                          `1 for channels-first. Received: axis=${show(axis)}`);
   }
   return axis;
+}
+
+/** The one input shape of a single-input layer. */
+export function singleShape(inputShape: tf.Shape | tf.Shape[]): Array<number | null> {
+  return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Array<number | null>;
+}
+
+/** The one input tensor of a single-input layer's call. */
+export function singleInput(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+  return Array.isArray(inputs) ? inputs[0] : inputs;
+}
+
+/** The one input tensor of a single-input layer, checked to be float32. */
+export function singleFloatInput(inputs: tf.Tensor | tf.Tensor[], layer: string): tf.Tensor {
+  const x = singleInput(inputs);
+  checkFloatInput(x.dtype, layer);
+  return x;
 }

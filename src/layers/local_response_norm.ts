@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {checkFinite, checkFloatInput, checkLayerArgs, checkPositiveInt, checkPositiveNumber} from '../errors';
+import {checkFinite, checkLayerArgs, checkPositiveInt, checkPositiveNumber} from '../errors';
 import {channelAxisOf} from '../ops/common';
 import {localResponseNorm} from '../ops/local_response_norm';
-import {checkChannelAxisArg, checkRank} from './base';
+import {checkChannelAxisArg, checkRank, singleFloatInput, singleShape} from './base';
 
 /** Arguments of {@link LocalResponseNorm}, PyTorch's names and defaults. */
 export interface LocalResponseNormArgs extends LayerArgs {
@@ -57,7 +57,7 @@ export class LocalResponseNorm extends tf.layers.Layer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Array<number | null>;
+    const shape = singleShape(inputShape);
     checkRank(shape, 3, 'LocalResponseNorm', 'batch, channel and at least one more axis');
     channelAxisOf(this.axis, shape.length, 'LocalResponseNorm');
     this.built = true;
@@ -69,8 +69,7 @@ export class LocalResponseNorm extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
-      const x = Array.isArray(inputs) ? inputs[0] : inputs;
-      checkFloatInput(x.dtype, this.getClassName());
+      const x = singleFloatInput(inputs, this.getClassName());
       return localResponseNorm(x, {size: this.size, alpha: this.alpha, beta: this.beta, k: this.k, axis: this.axis});
     });
   }
