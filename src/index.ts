@@ -1,10 +1,12 @@
 /**
  * tfjs-norm: PyTorch's normalization layers for TensorFlow.js.
- * Importing this module registers every layer class for serialization, and
- * the Keras-compatible classes under Keras' class names (GroupNormalization,
- * Addons>GroupNormalization, Addons>InstanceNormalization,
- * InstanceNormalization, RMSNormalization, UnitNormalization).
+ * Importing this module registers (register.ts) every layer class for
+ * serialization, the Keras-compatible classes under Keras' class names
+ * (GroupNormalization, Addons>GroupNormalization, Addons>InstanceNormalization,
+ * InstanceNormalization, RMSNormalization, UnitNormalization), the fused
+ * kernels and the `TFJS_NORM_FUSED` flag.
  */
+import './register';
 export {BatchNorm, BatchNormArgs} from './layers/batch_norm';
 export {GroupNorm, GroupNormArgs} from './layers/group_norm';
 export {InstanceNorm, InstanceNormArgs} from './layers/instance_norm';

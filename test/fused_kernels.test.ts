@@ -1,11 +1,16 @@
 /**
- * The fused cpu kernels (src/ops/cpu_kernels.ts) against the op composition
- * (normalize.ts with setFusedKernels(false)) on the same random inputs:
+ * The fused cpu kernels (src/engine/backends/cpu.ts) against the op composition
+ * (src/engine/op_path.ts, with the TFJS_NORM_FUSED flag off) on the same random inputs:
  * forward, statistics, and every gradient, across plans; plus leak checks.
  */
 import * as tf from '@tensorflow/tfjs';
-import {NormPlan, axesPlan, batchPlan, groupPlan, instancePlan} from '../src/ops/plan';
-import {normalizeCanonical, normalizeWithStats, setFusedKernels, usesFusedKernels} from '../src/ops/normalize';
+import '../src';
+import {FORWARD_KERNEL, SCALE_SHIFT_KERNEL, usesKernel} from '../src/engine/kernels';
+import {normalize, normalizeWithStats} from '../src/engine/normalize';
+import {NormPlan, axesPlan} from '../src/engine/plan';
+import {batchPlan} from '../src/ops/batch_norm';
+import {groupPlan} from '../src/ops/group_norm';
+import {instancePlan} from '../src/ops/instance_norm';
 import {expectClose, noLeak} from './harness';
 
 interface PlanCase {
@@ -43,28 +48,39 @@ interface RunResult {
   statShape: number[];
 }
 
+/** Sets the TFJS_NORM_FUSED flag; returns the previous value. */
+function setFused(fused: boolean): boolean {
+  const previous = tf.env().getBool('TFJS_NORM_FUSED');
+  tf.env().set('TFJS_NORM_FUSED', fused);
+  return previous;
+}
+
+/** A spec on the canonical view itself (gamma/beta already in plan.paramShape). */
+function specOf(plan: NormPlan, center: boolean, epsilon = 1e-5) {
+  return {owner: 'test', plan, paramShape: plan.paramShape, epsilon, center};
+}
+
 /** Runs forward + all gradients with the fused kernels on or off; returns plain arrays. */
 function run(c: PlanCase, fused: boolean, seed: number): RunResult {
-  const previous = setFusedKernels(fused);
+  const previous = setFused(fused);
   let out!: RunResult;
   try {
     tf.tidy(() => {
       const plan = c.plan(c.shape);
-      expect(usesFusedKernels(plan)).toBe(fused);
+      expect(usesKernel(FORWARD_KERNEL, plan)).toBe(fused);
       // A common offset, so the statistics' precision is exercised too.
       const x = tf.add(tf.randomNormal(plan.shape, 0, 2, 'float32', seed), 3);
       const dy = tf.randomNormal(plan.shape, 0, 1, 'float32', seed + 1);
       const gamma = c.gamma === false ? null : tf.randomNormal(plan.paramShape, 1, 0.5, 'float32', seed + 2);
       const beta = c.beta === false ? null : tf.randomNormal(plan.paramShape, 0, 0.5, 'float32', seed + 3);
       const center = c.center ?? true;
-      const opts = (g: tf.Tensor | null, b: tf.Tensor | null, withStats: boolean) =>
-        ({epsilon: 1e-5, center, gamma: g, beta: b, withStats});
-      const stats = normalizeCanonical(x, plan, opts(gamma, beta, true));
+      const spec = specOf(plan, center);
+      const stats = normalize(x, spec, {gamma, beta}, true);
       const inputs = [x, gamma, beta].filter((t): t is tf.Tensor => t != null);
       const grads = tf.grads((...args: tf.Tensor[]) => {
         const g = gamma ? args[1] : null;
         const b = beta ? args[gamma ? 2 : 1] : null;
-        return normalizeCanonical(args[0], plan, opts(g, b, false)).output;
+        return normalize(args[0], spec, {gamma: g, beta: b}).output;
       })(inputs, dy);
       out = {
         y: Array.from(stats.output.dataSync()),
@@ -75,7 +91,7 @@ function run(c: PlanCase, fused: boolean, seed: number): RunResult {
       };
     });
   } finally {
-    setFusedKernels(previous);
+    setFused(previous);
   }
   return out;
 }
@@ -106,9 +122,10 @@ describe('fused cpu kernels vs op composition [cpu]', () => {
   it('keeps the op path on other backends', async () => {
     const plan = batchPlan([4, 3], 1);
     await tf.setBackend('wasm').catch(() => undefined);
-    if (tf.getBackend() === 'wasm') expect(usesFusedKernels(plan)).toBe(false);
+    if (tf.getBackend() === 'wasm') expect(usesKernel(FORWARD_KERNEL, plan)).toBe(false);
     await tf.setBackend('cpu');
-    expect(usesFusedKernels(plan)).toBe(true);
+    expect(usesKernel(FORWARD_KERNEL, plan)).toBe(true);
+    expect(usesKernel(SCALE_SHIFT_KERNEL, plan)).toBe(true);
   });
 
   it('inference scale-and-shift: one kernel, same numbers and gradients as the ops', async () => {
@@ -118,7 +135,7 @@ describe('fused cpu kernels vs op composition [cpu]', () => {
     ] as Array<[number[], NormPlan]>) {
       const C = plan.paramShape.reduce((a, b) => a * b, 1);
       const results = [true, false].map(fused => {
-        const previous = setFusedKernels(fused);
+        const previous = setFused(fused);
         let arrays: number[][] = [];
         try {
           tf.tidy(() => {
@@ -129,13 +146,13 @@ describe('fused cpu kernels vs op composition [cpu]', () => {
             const gamma = tf.reshape(tf.randomNormal([C], 1, 0.5, 'float32', 7), plan.paramShape);
             const beta = tf.reshape(tf.randomNormal([C], 0, 0.5, 'float32', 8), plan.paramShape);
             const f = (a: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
-              normalizeWithStats(a, plan, m, v, g, b, 1e-3);
+              normalizeWithStats(a, specOf(plan, true, 1e-3), {mean: m, variance: v}, {gamma: g, beta: b});
             const y = f(x, mean, variance, gamma, beta);
             const grads = tf.grads(f as (...t: tf.Tensor[]) => tf.Tensor)([x, mean, variance, gamma, beta], dy);
             arrays = [y, ...grads].map(t => Array.from(t.dataSync()));
           });
         } finally {
-          setFusedKernels(previous);
+          setFused(previous);
         }
         return arrays;
       });
@@ -146,7 +163,7 @@ describe('fused cpu kernels vs op composition [cpu]', () => {
     const x = tf.randomNormal(plan.shape);
     const m = tf.zeros(plan.paramShape);
     const v = tf.ones(plan.paramShape);
-    const info = await tf.profile(() => normalizeWithStats(x, plan, m, v, null, null, 1e-5));
+    const info = await tf.profile(() => normalizeWithStats(x, specOf(plan, true), {mean: m, variance: v}));
     expect(info.kernels.filter(k => !['Reshape', 'Identity'].includes(k.name)).map(k => k.name))
       .toEqual(['TfjsNormScaleShift']);
     tf.dispose([x, m, v, info.result as tf.Tensor]);

@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
-import {ValueError, show} from '../errors';
+import {ValueError} from '../errors';
+import {show} from '../validate';
 
 const MODEL_JSON = 'model.json';
 /** tensorflowjs_converter's default shard size. */

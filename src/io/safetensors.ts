@@ -5,7 +5,8 @@
  * the raw little-endian tensor data.
  */
 import * as tf from '@tensorflow/tfjs';
-import {ValueError, show} from '../errors';
+import {ValueError} from '../errors';
+import {show} from '../validate';
 
 const DTYPE_BYTES: {[dtype: string]: number} = {F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4};
 

@@ -13,7 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError, show} from '../errors';
+import {ValueError} from '../errors';
+import {show} from '../validate';
 import {allLayers, checkedValue, shortName, writeAll} from './weights';
 
 /** Options of {@link loadTorchStateDict}. */

@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError, show} from '../errors';
+import {ValueError} from '../errors';
+import {show} from '../validate';
 import {fileSystem} from './file_system';
 
 /** Every layer of a model, nested models' layers included. */

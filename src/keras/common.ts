@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError, checkBoolean, show} from '../errors';
+import {ValueError} from '../errors';
+import {checkBoolean, show} from '../validate';
 import type {ConstraintArg, InitializerArg, RegularizerArg} from '../layers/base';
 import {
   Constraint, Initializer, Regularizer, getConstraint, getInitializer, getRegularizer, serialize,
@@ -70,8 +71,8 @@ export abstract class KerasAffineLayer extends tf.layers.Layer {
   constructor(args: KerasAffineArgs) {
     super(layerArgs(args));
     args = args ?? {};
-    this.center = checkBoolean(args.center ?? true, 'center');
-    this.scale = checkBoolean(args.scale ?? true, 'scale');
+    this.center = checkBoolean(this.getClassName(), args.center ?? true, 'center');
+    this.scale = checkBoolean(this.getClassName(), args.scale ?? true, 'scale');
     this.betaInitializer = getInitializer(args.betaInitializer, 'betaInitializer', 'zeros');
     this.gammaInitializer = getInitializer(args.gammaInitializer, 'gammaInitializer', 'ones');
     this.betaRegularizer = getRegularizer(args.betaRegularizer, 'betaRegularizer');

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {ValueError, checkEpsilon, show} from '../errors';
+import {ValueError} from '../errors';
+import {checkEpsilon, show} from '../validate';
 import {groupNorm} from '../ops/group_norm';
-import {KerasAffineArgs, KerasAffineLayer, registerKerasClass, resolveKerasAxis, singleInput, singleShape} from './common';
+import {KerasAffineArgs, KerasAffineLayer, resolveKerasAxis, singleInput, singleShape} from './common';
 
 /** Arguments of {@link GroupNormalization}: Keras' names and defaults. */
 export interface GroupNormalizationArgs extends KerasAffineArgs {
@@ -52,7 +53,7 @@ export class GroupNormalization extends KerasAffineLayer {
       throw new ValueError(`\`axis\` must be an integer. Received: axis=${show(axis)}`);
     }
     this.axis = axis;
-    this.epsilon = checkEpsilon(args?.epsilon ?? 1e-3);
+    this.epsilon = checkEpsilon(this.getClassName(), args?.epsilon ?? 1e-3);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
@@ -92,7 +93,6 @@ export class GroupNormalization extends KerasAffineLayer {
     return {groups: this.groups, axis: this.axis, epsilon: this.epsilon, ...super.getConfig()};
   }
 }
-registerKerasClass(GroupNormalization);
 
 let addonsCount = 0;
 /** tfjs derives default names from the class name, and '>' is not allowed in weight names. */
@@ -115,7 +115,6 @@ export class AddonsGroupNormalization extends GroupNormalization {
     super(withDefaultName(args, 'group_normalization'));
   }
 }
-registerKerasClass(AddonsGroupNormalization);
 
 /**
  * tensorflow_addons' `tfa.layers.InstanceNormalization`: GroupNormalization
@@ -135,4 +134,3 @@ export class AddonsInstanceNormalization extends GroupNormalization {
     super(withDefaultName({...args, groups: -1}, 'instance_normalization'));
   }
 }
-registerKerasClass(AddonsInstanceNormalization);

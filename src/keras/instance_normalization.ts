@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {ValueError, checkEpsilon, show} from '../errors';
+import {ValueError} from '../errors';
+import {checkEpsilon, show} from '../validate';
 import {moments} from '../ops/moments';
-import {KerasAffineArgs, KerasAffineLayer, registerKerasClass, resolveKerasAxis, singleInput, singleShape} from './common';
+import {KerasAffineArgs, KerasAffineLayer, resolveKerasAxis, singleInput, singleShape} from './common';
 
 /** Arguments of {@link InstanceNormalization}: keras-contrib's names and defaults. */
 export interface InstanceNormalizationArgs extends KerasAffineArgs {
@@ -43,7 +44,7 @@ export class InstanceNormalization extends KerasAffineLayer {
       throw new ValueError(`\`axis\` must be a non-zero integer or null. Received: axis=${show(axis)}`);
     }
     this.axis = axis;
-    this.epsilon = checkEpsilon(args?.epsilon ?? 1e-3);
+    this.epsilon = checkEpsilon(this.getClassName(), args?.epsilon ?? 1e-3);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
@@ -88,4 +89,3 @@ export class InstanceNormalization extends KerasAffineLayer {
     return {axis: this.axis, epsilon: this.epsilon, ...super.getConfig()};
   }
 }
-registerKerasClass(InstanceNormalization);

@@ -2,10 +2,10 @@ import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError, checkEpsilon, show} from '../errors';
-import {resolveAxes} from '../ops/plan';
+import {ValueError} from '../errors';
+import {checkEpsilon, resolveAxes, show} from '../validate';
 import {rmsNorm} from '../ops/rms_norm';
-import {layerArgs, registerKerasClass, singleInput, singleShape} from './common';
+import {layerArgs, singleInput, singleShape} from './common';
 
 /** Checks a Keras axis argument: an integer or a non-empty list of integers. */
 export function checkKerasAxes(axis: unknown, layer: string): number | number[] {
@@ -49,12 +49,12 @@ export class RMSNormalization extends tf.layers.Layer {
   constructor(args: RMSNormalizationArgs = {}) {
     super(layerArgs(args));
     this.axis = checkKerasAxes(args?.axis ?? -1, 'RMSNormalization');
-    this.epsilon = checkEpsilon(args?.epsilon ?? 1e-6);
+    this.epsilon = checkEpsilon(this.getClassName(), args?.epsilon ?? 1e-6);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = singleShape(inputShape);
-    const axes = resolveAxes(this.axis, shape.length);
+    const axes = resolveAxes(this.getClassName(), this.axis, shape.length);
     const dims = axes.map(a => shape[a]);
     if (dims.some(d => d == null)) {
       throw new ValueError(`RMSNormalization: the normalized axes must have known sizes. Received: input shape=${show(shape)}`);
@@ -78,4 +78,3 @@ export class RMSNormalization extends tf.layers.Layer {
     return {axis: this.axis, epsilon: this.epsilon, ...super.getConfig()};
   }
 }
-registerKerasClass(RMSNormalization);

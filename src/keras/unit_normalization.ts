@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {resolveAxes} from '../ops/plan';
-import {checkInput} from '../ops/common';
-import {layerArgs, registerKerasClass, singleInput, singleShape} from './common';
+import {checkInput, resolveAxes} from '../validate';
+import {layerArgs, singleInput, singleShape} from './common';
 import {checkKerasAxes} from './rms_normalization';
 
 /** The floor of the sum of squares, tf.math.l2_normalize's epsilon. */
@@ -38,7 +37,7 @@ export class UnitNormalization extends tf.layers.Layer {
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    resolveAxes(this.axis, singleShape(inputShape).length);
+    resolveAxes('UnitNormalization', this.axis, singleShape(inputShape).length);
     this.built = true;
   }
 
@@ -49,8 +48,8 @@ export class UnitNormalization extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = singleInput(inputs);
-      checkInput(x, 'UnitNormalization', 1);
-      const axes = resolveAxes(this.axis, x.rank);
+      checkInput('UnitNormalization', x, 1);
+      const axes = resolveAxes('UnitNormalization', this.axis, x.rank);
       return tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), axes, true), L2_EPSILON)));
     });
   }
@@ -59,4 +58,3 @@ export class UnitNormalization extends tf.layers.Layer {
     return {axis: this.axis, ...super.getConfig()};
   }
 }
-registerKerasClass(UnitNormalization);

@@ -1,14 +1,17 @@
 /**
- * The base every layer here shares: argument checking, the affine weights
- * (`gamma`, `beta`), the running statistics (`moving_mean`,
- * `moving_variance`, `num_batches_tracked`) with PyTorch's update rule, and
- * the config. Subclasses only resolve their axes and call an op from ops/.
+ * The base every layer here shares (PyTorch's `_NormBase`): argument
+ * checking, the affine weights (`gamma`, `beta`), the running statistics
+ * (`moving_mean`, `moving_variance`, `num_batches_tracked`) with PyTorch's
+ * update rule, the choice between running and batch statistics, and the
+ * config. Subclasses resolve their shape and normalize with batch statistics
+ * through an op from ops/.
  */
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError, checkFloatInput, checkBoolean, checkEpsilon, checkMomentum, show} from '../errors';
+import {batchNorm} from '../ops/batch_norm';
+import {checkBoolean, checkEpsilon, checkFloatDtype, checkMomentum, knownDim, resolveChannelAxis} from '../validate';
 import {
   Constraint, ConstraintIdentifier, Initializer, InitializerIdentifier, Regularizer, RegularizerIdentifier,
   getConstraint, getInitializer, getRegularizer, serialize,
@@ -66,8 +69,40 @@ interface BaseDefaults {
   affine: boolean;
   /** Set for layers with running statistics: the trackRunningStats default. */
   trackRunningStats?: boolean;
-  /** `beta`: 'always' with affine (default), 'arg' when a `bias` argument decides (LayerNorm), 'never' (RMSNorm). */
-  beta?: 'always' | 'arg' | 'never';
+  /** Whether the affine part has `beta`. Default true (LayerNorm: its `bias` argument; RMSNorm: false). */
+  beta?: boolean;
+  /** Whether the class takes the beta* arguments at all. Default true (RMSNorm: false). */
+  betaArgs?: boolean;
+}
+
+/** The result of a normalization with batch statistics. */
+export interface BatchNormalized {
+  output: tf.Tensor;
+  /** Batch mean [C] (per instance [N, C]), when asked for the running update. */
+  mean?: tf.Tensor | null;
+  /** Biased batch variance, as mean. */
+  variance?: tf.Tensor | null;
+  /** Values per statistic. */
+  count?: number;
+}
+
+/** Layers in a recomputeBatchNormStats pass (tools/recompute_stats.ts): an internal mode, not public state. */
+const recomputing = new WeakSet<NormLayer>();
+
+/**
+ * Puts `layer` in (or out of) the statistics-recomputation mode: it runs in
+ * training mode whatever `training` and `trainable` say, and its running
+ * statistics take the cumulative average (momentum null), as in PyTorch's
+ * swa_utils.update_bn.
+ */
+export function setRecomputingStats(layer: NormLayer, on: boolean): void {
+  if (on) recomputing.add(layer);
+  else recomputing.delete(layer);
+}
+
+/** Whether `layer` is in the statistics-recomputation mode. */
+export function isRecomputingStats(layer: NormLayer): boolean {
+  return recomputing.has(layer);
 }
 
 /** What a subclass resolves from the input shape at build time. */
@@ -101,18 +136,11 @@ export abstract class NormLayer extends tf.layers.Layer {
   /** Whether the affine part has `beta` (LayerNorm's `bias: false` drops it). */
   protected readonly hasBeta: boolean;
   /** Whether beta* arguments exist for this layer class at all (not RMSNorm). */
-  private readonly hasBetaArgs: boolean;
+  private readonly betaArgs: boolean;
   /** PyTorch's momentum (weight of the new batch); null: cumulative average, or no running statistics. Default 0.1. */
   readonly momentum: number | null;
   /** Whether training updates `moving_mean`/`moving_variance` and inference uses them. */
   readonly trackRunningStats: boolean;
-  /**
-   * Set by recomputeBatchNormStats (tools/recompute_stats.ts) for one pass
-   * over data: the layer runs in training mode whatever `training` and
-   * `trainable` say, and its running statistics take the cumulative average
-   * (momentum null), as in PyTorch's swa_utils.update_bn. Not serialized.
-   */
-  recomputingStats = false;
   protected readonly gammaInitializer: Initializer;
   protected readonly betaInitializer: Initializer;
   protected readonly movingMeanInitializer: Initializer;
@@ -133,18 +161,19 @@ export abstract class NormLayer extends tf.layers.Layer {
   /** `num_batches_tracked` [] int32 once built (null without trackRunningStats). */
   numBatchesTracked: LayerVariable | null = null;
 
-  constructor(args: AffineArgs & RunningStatsArgs & {bias?: boolean}, defaults: BaseDefaults) {
+  constructor(args: AffineArgs & RunningStatsArgs, defaults: BaseDefaults) {
     super(args ?? {});
     args = args ?? {};
+    const owner = this.getClassName();
     this.supportsMasking = true;
-    this.epsilon = checkEpsilon(args.epsilon ?? 1e-5);
-    this.affine = checkBoolean(args.affine ?? defaults.affine, 'affine');
-    const beta = defaults.beta ?? 'always';
-    this.hasBetaArgs = beta !== 'never';
-    this.hasBeta = this.affine && beta !== 'never' && (beta === 'always' || checkBoolean(args.bias ?? true, 'bias'));
+    this.epsilon = checkEpsilon(owner, args.epsilon ?? 1e-5);
+    this.affine = checkBoolean(owner, args.affine ?? defaults.affine, 'affine');
+    this.betaArgs = defaults.betaArgs ?? true;
+    this.hasBeta = this.affine && (defaults.beta ?? true);
     const tracks = defaults.trackRunningStats !== undefined;
-    this.trackRunningStats = tracks && checkBoolean(args.trackRunningStats ?? defaults.trackRunningStats, 'trackRunningStats');
-    this.momentum = tracks ? checkMomentum(args.momentum === undefined ? 0.1 : args.momentum) : null;
+    this.trackRunningStats = tracks &&
+        checkBoolean(owner, args.trackRunningStats ?? defaults.trackRunningStats, 'trackRunningStats');
+    this.momentum = tracks ? checkMomentum(owner, args.momentum === undefined ? 0.1 : args.momentum) : null;
     this.gammaInitializer = getInitializer(args.gammaInitializer, 'gammaInitializer', 'ones');
     this.betaInitializer = getInitializer(args.betaInitializer, 'betaInitializer', 'zeros');
     this.movingMeanInitializer = getInitializer(args.movingMeanInitializer, 'movingMeanInitializer', 'zeros');
@@ -158,12 +187,28 @@ export abstract class NormLayer extends tf.layers.Layer {
   /** Validates the input shape and resolves axes; called once by build. */
   protected abstract resolveShape(inputShape: Array<number | null>): BuildSpec;
 
-  /** The normalization itself, on a float32 input. */
-  protected abstract forward(x: tf.Tensor, training: boolean): tf.Tensor;
+  /**
+   * The normalization with batch statistics (training, or any mode without
+   * running statistics) through an op; with `withStats`, also the statistics
+   * for the running update.
+   */
+  protected abstract normalizeBatch(x: tf.Tensor, withStats: boolean): BatchNormalized;
 
-  /** Whether the layer keeps running statistics. */
-  protected get keepsStats(): boolean {
-    return this.trackRunningStats;
+  /** The channel axis argument of layers with running statistics (their statistics are per channel). */
+  protected runningStatsAxis(): number {
+    throw new Error(`${this.getClassName()} keeps no running statistics`);
+  }
+
+  /** Running statistics in inference, else batch statistics, then the running update when training. */
+  private forward(x: tf.Tensor, training: boolean): tf.Tensor {
+    if (!training && this.trackRunningStats) {
+      return batchNorm(x, {axis: this.runningStatsAxis(), mean: this.movingMean!.read(),
+                           variance: this.movingVariance!.read(), ...this.affineTensors(), epsilon: this.epsilon});
+    }
+    const update = training && this.trackRunningStats;
+    const r = this.normalizeBatch(x, update);
+    if (update && r.mean && r.variance) this.updateRunningStats(r.mean, r.variance, r.count!);
+    return r.output;
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
@@ -178,7 +223,7 @@ export abstract class NormLayer extends tf.layers.Layer {
                                    true, this.betaConstraint ?? undefined);
       }
     }
-    if (this.keepsStats) {
+    if (this.trackRunningStats) {
       this.movingMean = this.addWeight('moving_mean', p, 'float32', this.movingMeanInitializer, undefined, false);
       this.movingVariance = this.addWeight('moving_variance', p, 'float32', this.movingVarianceInitializer, undefined, false);
       this.numBatchesTracked = this.addWeight('num_batches_tracked', [], 'int32', tf.initializers.zeros(), undefined, false);
@@ -195,36 +240,38 @@ export abstract class NormLayer extends tf.layers.Layer {
     return tf.tidy(() => {
       const x = singleFloatInput(inputs, this.getClassName());
       // Keras' fine-tuning rule: a frozen layer runs in inference mode.
-      const training = this.recomputingStats || (kwargs?.training === true && this.trainable);
+      const training = recomputing.has(this) || (kwargs?.training === true && this.trainable);
       return this.forward(x, training);
     });
   }
 
-  protected gammaTensor(): tf.Tensor | null {
-    return this.gamma ? this.gamma.read() : null;
-  }
-
-  protected betaTensor(): tf.Tensor | null {
-    return this.beta ? this.beta.read() : null;
+  /** The current gamma and beta for an op (null where the layer has none). */
+  protected affineTensors(): {gamma: tf.Tensor | null; beta: tf.Tensor | null} {
+    return {gamma: this.gamma ? this.gamma.read() : null, beta: this.beta ? this.beta.read() : null};
   }
 
   /**
-   * PyTorch's running-statistics update from one batch's mean and UNBIASED
-   * variance (both of paramShape): factor = momentum, or 1/num_batches_tracked
-   * when momentum is null. All on tensors: no GPU read-back.
+   * PyTorch's running-statistics update from one batch's mean and biased
+   * variance ([C], or per instance [N, C], averaged over the batch as PyTorch
+   * does), `count` values each: the variance enters unbiased (count / (count - 1));
+   * factor = momentum, or 1/num_batches_tracked when momentum is null. All on
+   * tensors: no GPU read-back.
    */
-  protected updateRunningStats(batchMean: tf.Tensor, unbiasedVariance: tf.Tensor): void {
+  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {
     tf.tidy(() => {
-      const count = tf.add(this.numBatchesTracked!.read(), tf.scalar(1, 'int32'));
-      const momentum = this.recomputingStats ? null : this.momentum;
-      const factor = momentum === null ? tf.div(1, tf.cast(count, 'float32')) : tf.scalar(momentum);
+      const perChannel = (t: tf.Tensor) => (t.rank > 1 ? tf.mean(t, 0) : t);
+      const batchMean = perChannel(mean);
+      const unbiasedVariance = perChannel(tf.mul(variance, count / (count - 1)));
+      const batches = tf.add(this.numBatchesTracked!.read(), tf.scalar(1, 'int32'));
+      const momentum = recomputing.has(this) ? null : this.momentum;
+      const factor = momentum === null ? tf.div(1, tf.cast(batches, 'float32')) : tf.scalar(momentum);
       const blend = (v: LayerVariable, batch: tf.Tensor) => {
         const old = v.read();
         v.write(tf.add(old, tf.mul(tf.sub(batch, old), factor)));
       };
       blend(this.movingMean!, batchMean);
       blend(this.movingVariance!, unbiasedVariance);
-      this.numBatchesTracked!.write(count);
+      this.numBatchesTracked!.write(batches);
     });
   }
 
@@ -233,11 +280,11 @@ export abstract class NormLayer extends tf.layers.Layer {
       epsilon: this.epsilon,
       affine: this.affine,
       gammaInitializer: serialize(this.gammaInitializer),
-      ...(this.hasBetaArgs ? {betaInitializer: serialize(this.betaInitializer)} : {}),
+      ...(this.betaArgs ? {betaInitializer: serialize(this.betaInitializer)} : {}),
       gammaRegularizer: serialize(this.gammaRegularizer),
-      ...(this.hasBetaArgs ? {betaRegularizer: serialize(this.betaRegularizer)} : {}),
+      ...(this.betaArgs ? {betaRegularizer: serialize(this.betaRegularizer)} : {}),
       gammaConstraint: serialize(this.gammaConstraint),
-      ...(this.hasBetaArgs ? {betaConstraint: serialize(this.betaConstraint)} : {}),
+      ...(this.betaArgs ? {betaConstraint: serialize(this.betaConstraint)} : {}),
     };
     return {...config, ...super.getConfig()};
   }
@@ -253,30 +300,14 @@ export abstract class NormLayer extends tf.layers.Layer {
   }
 }
 
-/** Throws a ValueError for an input rank below `min`. */
-export function checkRank(shape: Array<number | null>, min: number, layer: string, layout: string): void {
-  if (shape.length < min) {
-    throw new ValueError(`${layer} expects an input of rank >= ${min} (${layout}). Received: input shape=${show(shape)}`);
-  }
-}
-
-/** The size of `axis` in `shape`, which must be known. */
-export function knownDim(shape: Array<number | null>, axis: number, layer: string, what: string): number {
-  const d = shape[axis];
-  if (d == null) {
-    throw new ValueError(`${layer}: the ${what} (axis ${axis}) must have a known size to create the weights. ` +
-                         `Received: input shape=${show(shape)}`);
-  }
-  return d;
-}
-
-/** Constructor check of a channel axis argument (range is checked at build). */
-export function checkChannelAxisArg(axis: unknown, layer: string): number {
-  if (typeof axis !== 'number' || !Number.isInteger(axis) || axis === 0) {
-    throw new ValueError(`${layer}: \`axis\` (the channel axis) must be a non-zero integer: -1 for channels-last, ` +
-                         `1 for channels-first. Received: axis=${show(axis)}`);
-  }
-  return axis;
+/**
+ * Build spec of layers with per-channel weights (BatchNorm, InstanceNorm,
+ * GroupNorm): the channel axis resolved against the input's rank and its size.
+ */
+export function channelSpec(owner: string, shape: Array<number | null>, axis: number): BuildSpec & {channels: number} {
+  const channelAxis = resolveChannelAxis(owner, axis, shape.length);
+  const C = knownDim(owner, shape, channelAxis, 'channel axis');
+  return {paramShape: [C], fixedAxes: {[channelAxis]: C}, channels: C};
 }
 
 /** The one input shape of a single-input layer. */
@@ -292,6 +323,6 @@ export function singleInput(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
 /** The one input tensor of a single-input layer, checked to be float32. */
 export function singleFloatInput(inputs: tf.Tensor | tf.Tensor[], layer: string): tf.Tensor {
   const x = singleInput(inputs);
-  checkFloatInput(x.dtype, layer);
+  checkFloatDtype(layer, x.dtype);
   return x;
 }

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import {checkLayerArgs} from '../errors';
-import {batchNorm, batchNormWithStats} from '../ops/batch_norm';
-import {channelAxisOf} from '../ops/common';
-import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, RunningStatsArgs, checkRank, knownDim} from './base';
+import {batchNormWithStats} from '../ops/batch_norm';
+import {checkChannelAxisArg, checkLayerArgs, checkRank} from '../validate';
+import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BatchNormalized, BuildSpec, NormLayer, RunningStatsArgs, channelSpec} from './base';
 
 export interface BatchNormArgs extends AffineArgs, RunningStatsArgs {
   /** Channel axis: -1 channels-last (tfjs layout, default), 1 channels-first (PyTorch layout). */
@@ -32,34 +31,27 @@ export class BatchNorm extends NormLayer {
   static className = 'BatchNorm';
   /** The channel axis argument (default -1). */
   readonly axis: number;
-  private channelAxis = -1;
 
   constructor(args: BatchNormArgs = {}) {
-    args = checkLayerArgs(args, ['axis', ...AFFINE_KEYS, ...RUNNING_STATS_KEYS], 'BatchNorm');
+    args = checkLayerArgs('BatchNorm', args, ['axis', ...AFFINE_KEYS, ...RUNNING_STATS_KEYS]);
     super(args, {affine: true, trackRunningStats: true});
-    this.axis = checkChannelAxisArg(args.axis ?? -1, 'BatchNorm');
+    this.axis = checkChannelAxisArg('BatchNorm', args.axis ?? -1);
   }
 
   protected resolveShape(shape: Array<number | null>): BuildSpec {
-    checkRank(shape, 2, 'BatchNorm', '[batch, ..., channels] or [batch, channels, ...]');
-    this.channelAxis = channelAxisOf(this.axis, shape.length, 'BatchNorm');
-    const C = knownDim(shape, this.channelAxis, 'BatchNorm', 'channel axis');
-    return {paramShape: [C], fixedAxes: {[this.channelAxis]: C}};
+    checkRank('BatchNorm', shape, 2, '[batch, ..., channels] or [batch, channels, ...]');
+    return channelSpec('BatchNorm', shape, this.axis);
   }
 
-  protected forward(x: tf.Tensor, training: boolean): tf.Tensor {
-    const common = {axis: this.axis, gamma: this.gammaTensor(), beta: this.betaTensor(), epsilon: this.epsilon};
-    if (!training && this.trackRunningStats) {
-      return batchNorm(x, {...common, mean: this.movingMean!.read(), variance: this.movingVariance!.read()});
-    }
-    const update = training && this.trackRunningStats;
-    const r = batchNormWithStats(x, {...common, training: true}, update);
-    if (update) this.updateRunningStats(r.mean!, tf.mul(r.variance!, r.count / (r.count - 1)));
-    return r.output;
+  protected override runningStatsAxis(): number {
+    return this.axis;
+  }
+
+  protected normalizeBatch(x: tf.Tensor, withStats: boolean): BatchNormalized {
+    return batchNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon}, withStats, 'BatchNorm');
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     return {axis: this.axis, ...this.runningStatsConfig(), ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(BatchNorm);

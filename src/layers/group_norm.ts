@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import {checkLayerArgs, checkPositiveInt} from '../errors';
-import {channelAxisOf} from '../ops/common';
-import {checkGroups, groupNorm} from '../ops/group_norm';
-import {AFFINE_KEYS, AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, checkRank, knownDim} from './base';
+import {groupNorm} from '../ops/group_norm';
+import {checkChannelAxisArg, checkGroups, checkLayerArgs, checkPositiveInt, checkRank} from '../validate';
+import {AFFINE_KEYS, AffineArgs, BatchNormalized, BuildSpec, NormLayer, channelSpec} from './base';
 
 export interface GroupNormArgs extends AffineArgs {
   /** Number of channel groups (required); must divide the channel count. */
@@ -32,30 +31,26 @@ export class GroupNorm extends NormLayer {
   readonly numGroups: number;
   /** The channel axis argument (default -1). */
   readonly axis: number;
-  private channelAxis = -1;
 
   constructor(args: GroupNormArgs) {
-    args = checkLayerArgs(args, ['numGroups', 'axis', ...AFFINE_KEYS], 'GroupNorm');
+    args = checkLayerArgs('GroupNorm', args, ['numGroups', 'axis', ...AFFINE_KEYS]);
     super(args, {affine: true});
-    this.numGroups = checkPositiveInt(args?.numGroups, 'numGroups');
-    this.axis = checkChannelAxisArg(args.axis ?? -1, 'GroupNorm');
+    this.numGroups = checkPositiveInt('GroupNorm', args?.numGroups, 'numGroups');
+    this.axis = checkChannelAxisArg('GroupNorm', args.axis ?? -1);
   }
 
   protected resolveShape(shape: Array<number | null>): BuildSpec {
-    checkRank(shape, 2, 'GroupNorm', '[batch, ..., channels] or [batch, channels, ...]');
-    this.channelAxis = channelAxisOf(this.axis, shape.length, 'GroupNorm');
-    const C = knownDim(shape, this.channelAxis, 'GroupNorm', 'channel axis');
-    checkGroups(this.numGroups, C);
-    return {paramShape: [C], fixedAxes: {[this.channelAxis]: C}};
+    checkRank('GroupNorm', shape, 2, '[batch, ..., channels] or [batch, channels, ...]');
+    const spec = channelSpec('GroupNorm', shape, this.axis);
+    checkGroups('GroupNorm', this.numGroups, spec.channels);
+    return spec;
   }
 
-  protected forward(x: tf.Tensor): tf.Tensor {
-    return groupNorm(x, {numGroups: this.numGroups, axis: this.axis, gamma: this.gammaTensor(),
-                         beta: this.betaTensor(), epsilon: this.epsilon});
+  protected normalizeBatch(x: tf.Tensor): BatchNormalized {
+    return {output: groupNorm(x, {numGroups: this.numGroups, axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon})};
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     return {numGroups: this.numGroups, axis: this.axis, ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(GroupNorm);

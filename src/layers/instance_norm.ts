@@ -1,9 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import {checkLayerArgs} from '../errors';
-import {batchNorm} from '../ops/batch_norm';
-import {channelAxisOf} from '../ops/common';
 import {instanceNormWithStats} from '../ops/instance_norm';
-import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BuildSpec, NormLayer, checkChannelAxisArg, RunningStatsArgs, checkRank, knownDim} from './base';
+import {checkChannelAxisArg, checkLayerArgs, checkRank} from '../validate';
+import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BatchNormalized, BuildSpec, NormLayer, RunningStatsArgs, channelSpec} from './base';
 
 export interface InstanceNormArgs extends AffineArgs, RunningStatsArgs {
   /** Channel axis: -1 channels-last (tfjs layout, default), 1 channels-first (PyTorch layout). */
@@ -34,36 +32,28 @@ export class InstanceNorm extends NormLayer {
   static className = 'InstanceNorm';
   /** The channel axis argument (default -1). */
   readonly axis: number;
-  private channelAxis = -1;
 
   constructor(args: InstanceNormArgs = {}) {
-    args = checkLayerArgs(args, ['axis', ...AFFINE_KEYS, ...RUNNING_STATS_KEYS], 'InstanceNorm');
+    args = checkLayerArgs('InstanceNorm', args, ['axis', ...AFFINE_KEYS, ...RUNNING_STATS_KEYS]);
     super(args, {affine: false, trackRunningStats: false});
-    this.axis = checkChannelAxisArg(args.axis ?? -1, 'InstanceNorm');
+    this.axis = checkChannelAxisArg('InstanceNorm', args.axis ?? -1);
   }
 
   protected resolveShape(shape: Array<number | null>): BuildSpec {
-    checkRank(shape, 3, 'InstanceNorm', 'batch, channel and at least one spatial axis');
-    this.channelAxis = channelAxisOf(this.axis, shape.length, 'InstanceNorm');
-    const C = knownDim(shape, this.channelAxis, 'InstanceNorm', 'channel axis');
-    return {paramShape: [C], fixedAxes: {[this.channelAxis]: C}};
+    checkRank('InstanceNorm', shape, 3, 'batch, channel and at least one spatial axis');
+    return channelSpec('InstanceNorm', shape, this.axis);
   }
 
-  protected forward(x: tf.Tensor, training: boolean): tf.Tensor {
-    const common = {axis: this.axis, gamma: this.gammaTensor(), beta: this.betaTensor(), epsilon: this.epsilon};
-    if (!training && this.trackRunningStats) {
-      return batchNorm(x, {...common, mean: this.movingMean!.read(), variance: this.movingVariance!.read()});
-    }
-    const update = training && this.trackRunningStats;
-    const r = instanceNormWithStats(x, common, update);
-    if (update) {
-      this.updateRunningStats(tf.mean(r.mean!, 0), tf.mean(tf.mul(r.variance!, r.count / (r.count - 1)), 0));
-    }
-    return r.output;
+  protected override runningStatsAxis(): number {
+    return this.axis;
+  }
+
+  protected normalizeBatch(x: tf.Tensor, withStats: boolean): BatchNormalized {
+    return instanceNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon}, withStats,
+                                 'InstanceNorm');
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     return {axis: this.axis, ...this.runningStatsConfig(), ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(InstanceNorm);

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import {ValueError, checkBoolean, checkLayerArgs, show} from '../errors';
-import {layerNorm, normalizedShape} from '../ops/layer_norm';
-import {resolveAxes} from '../ops/plan';
-import {AFFINE_KEYS, AffineArgs, BuildSpec, NormLayer, checkRank, knownDim} from './base';
+import {layerNorm} from '../ops/layer_norm';
+import {checkAxesArg, checkBoolean, checkLayerArgs, checkRank, fail, knownDim, resolveAxes} from '../validate';
+import {AFFINE_KEYS, AffineArgs, BatchNormalized, BuildSpec, NormLayer} from './base';
 
 export interface LayerNormArgs extends AffineArgs {
   /**
@@ -36,44 +35,34 @@ export class LayerNorm extends NormLayer {
   readonly bias: boolean;
 
   constructor(args: LayerNormArgs = {}) {
-    args = checkLayerArgs(args, ['axis', 'bias', ...AFFINE_KEYS], 'LayerNorm');
-    super(args, {affine: true, beta: 'arg'});
-    this.axis = checkAxesArg(args.axis ?? -1);
-    this.bias = checkBoolean(args.bias ?? true, 'bias');
+    args = checkLayerArgs('LayerNorm', args, ['axis', 'bias', ...AFFINE_KEYS]);
+    super(args, {affine: true, beta: checkBoolean('LayerNorm', args.bias ?? true, 'bias')});
+    this.axis = checkAxesArg('LayerNorm', args.axis ?? -1);
+    this.bias = args.bias ?? true;
   }
 
   protected resolveShape(shape: Array<number | null>): BuildSpec {
-    return normalizedAxesSpec(shape, this.axis, 'LayerNorm');
+    return normalizedAxesSpec('LayerNorm', shape, this.axis);
   }
 
-  protected forward(x: tf.Tensor): tf.Tensor {
-    return layerNorm(x, {axis: this.axis, gamma: this.gammaTensor(), beta: this.betaTensor(), epsilon: this.epsilon});
+  protected normalizeBatch(x: tf.Tensor): BatchNormalized {
+    return {output: layerNorm(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon})};
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     return {axis: this.axis, bias: this.bias, ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(LayerNorm);
-
-/** Constructor check of a normalized-axes argument (range is checked at build). */
-export function checkAxesArg(axis: unknown): number | number[] {
-  const list = Array.isArray(axis) ? axis : [axis];
-  if (list.length === 0 || !list.every(a => Number.isInteger(a))) {
-    throw new ValueError(`\`axis\` must be an integer or a non-empty list of integers. Received: axis=${show(axis)}`);
-  }
-  return Array.isArray(axis) ? [...axis] : (axis as number);
-}
 
 /** Build spec of layers whose weights have the normalized dims' shape (LayerNorm, RMSNorm). */
-export function normalizedAxesSpec(shape: Array<number | null>, axis: number | number[], layer: string): BuildSpec {
-  checkRank(shape, 2, layer, '[batch, ...features]');
-  const axes = resolveAxes(axis, shape.length);
+export function normalizedAxesSpec(owner: string, shape: Array<number | null>, axis: number | number[]): BuildSpec {
+  checkRank(owner, shape, 2, '[batch, ...features]');
+  const axes = resolveAxes(owner, axis, shape.length);
   if (axes.includes(0)) {
-    throw new ValueError(`${layer} cannot normalize over the batch axis 0 (its weights need a fixed shape); ` +
-                         `use the ops function for that. Received: axis=${show(axis)}`);
+    fail(owner, 'cannot normalize over the batch axis 0 (its weights need a fixed shape); use the ops function for that',
+         'axis', axis);
   }
   const fixedAxes: {[axis: number]: number} = {};
-  axes.forEach(a => (fixedAxes[a] = knownDim(shape, a, layer, 'normalized axis')));
-  return {paramShape: normalizedShape(shape as number[], axes), fixedAxes};
+  const paramShape = axes.map(a => (fixedAxes[a] = knownDim(owner, shape, a, 'normalized axis')));
+  return {paramShape, fixedAxes};
 }

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {checkFinite, checkLayerArgs, checkPositiveInt, checkPositiveNumber} from '../errors';
-import {channelAxisOf} from '../ops/common';
 import {localResponseNorm} from '../ops/local_response_norm';
-import {checkChannelAxisArg, checkRank, singleFloatInput, singleShape} from './base';
+import {
+  checkChannelAxisArg, checkFinite, checkLayerArgs, checkPositiveInt, checkPositiveNumber, checkRank, resolveChannelAxis,
+} from '../validate';
+import {singleFloatInput, singleShape} from './base';
 
 /** Arguments of {@link LocalResponseNorm}, PyTorch's names and defaults. */
 export interface LocalResponseNormArgs extends LayerArgs {
@@ -47,19 +48,20 @@ export class LocalResponseNorm extends tf.layers.Layer {
   readonly axis: number;
 
   constructor(args: LocalResponseNormArgs) {
-    args = checkLayerArgs(args, ['size', 'alpha', 'beta', 'k', 'axis'], 'LocalResponseNorm');
+    const owner = 'LocalResponseNorm';
+    args = checkLayerArgs(owner, args, ['size', 'alpha', 'beta', 'k', 'axis']);
     super(args);
-    this.size = checkPositiveInt(args?.size, 'size');
-    this.alpha = checkFinite(args.alpha ?? 1e-4, 'alpha');
-    this.beta = checkFinite(args.beta ?? 0.75, 'beta');
-    this.k = checkPositiveNumber(args.k ?? 1, 'k', true);
-    this.axis = checkChannelAxisArg(args.axis ?? -1, 'LocalResponseNorm');
+    this.size = checkPositiveInt(owner, args?.size, 'size');
+    this.alpha = checkFinite(owner, args.alpha ?? 1e-4, 'alpha');
+    this.beta = checkFinite(owner, args.beta ?? 0.75, 'beta');
+    this.k = checkPositiveNumber(owner, args.k ?? 1, 'k', true);
+    this.axis = checkChannelAxisArg(owner, args.axis ?? -1);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = singleShape(inputShape);
-    checkRank(shape, 3, 'LocalResponseNorm', 'batch, channel and at least one more axis');
-    channelAxisOf(this.axis, shape.length, 'LocalResponseNorm');
+    checkRank('LocalResponseNorm', shape, 3, 'batch, channel and at least one more axis');
+    resolveChannelAxis('LocalResponseNorm', this.axis, shape.length);
     this.built = true;
   }
 
@@ -78,4 +80,3 @@ export class LocalResponseNorm extends tf.layers.Layer {
     return {size: this.size, alpha: this.alpha, beta: this.beta, k: this.k, axis: this.axis, ...super.getConfig()};
   }
 }
-tf.serialization.registerClass(LocalResponseNorm);

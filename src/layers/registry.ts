@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import type {Initializer, InitializerIdentifier} from '@tensorflow/tfjs-layers/dist/initializers';
 import type {Regularizer, RegularizerIdentifier} from '@tensorflow/tfjs-layers/dist/regularizers';
 import type {Constraint, ConstraintIdentifier} from '@tensorflow/tfjs-layers/dist/constraints';
-import {ValueError, show} from '../errors';
+import {ValueError} from '../errors';
+import {show} from '../validate';
 
 export type {Initializer, InitializerIdentifier, Regularizer, RegularizerIdentifier, Constraint, ConstraintIdentifier};
 

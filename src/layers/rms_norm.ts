@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import {checkLayerArgs} from '../errors';
 import {FLOAT32_EPS, rmsNorm} from '../ops/rms_norm';
-import {AffineArgs, BuildSpec, NormLayer} from './base';
-import {checkAxesArg, normalizedAxesSpec} from './layer_norm';
+import {checkAxesArg, checkLayerArgs} from '../validate';
+import {AffineArgs, BatchNormalized, BuildSpec, NormLayer} from './base';
+import {normalizedAxesSpec} from './layer_norm';
 
 /** Arguments of {@link RMSNorm}: the affine arguments for `gamma` (RMSNorm has no `beta`), axis and epsilon. */
 export interface RMSNormArgs extends Omit<AffineArgs, 'epsilon' | 'betaInitializer' | 'betaRegularizer' | 'betaConstraint'> {
@@ -30,22 +30,21 @@ export class RMSNorm extends NormLayer {
   private readonly epsilonArg: number | null;
 
   constructor(args: RMSNormArgs = {}) {
-    args = checkLayerArgs(args, ['axis', 'epsilon', 'affine', 'gammaInitializer', 'gammaRegularizer', 'gammaConstraint'], 'RMSNorm');
-    super({...args, epsilon: args.epsilon ?? FLOAT32_EPS}, {affine: true, beta: 'never'});
+    args = checkLayerArgs('RMSNorm', args, ['axis', 'epsilon', 'affine', 'gammaInitializer', 'gammaRegularizer', 'gammaConstraint']);
+    super({...args, epsilon: args.epsilon ?? FLOAT32_EPS}, {affine: true, beta: false, betaArgs: false});
     this.epsilonArg = args.epsilon ?? null;
-    this.axis = checkAxesArg(args.axis ?? -1);
+    this.axis = checkAxesArg('RMSNorm', args.axis ?? -1);
   }
 
   protected resolveShape(shape: Array<number | null>): BuildSpec {
-    return normalizedAxesSpec(shape, this.axis, 'RMSNorm');
+    return normalizedAxesSpec('RMSNorm', shape, this.axis);
   }
 
-  protected forward(x: tf.Tensor): tf.Tensor {
-    return rmsNorm(x, {axis: this.axis, gamma: this.gammaTensor(), epsilon: this.epsilon});
+  protected normalizeBatch(x: tf.Tensor): BatchNormalized {
+    return {output: rmsNorm(x, {axis: this.axis, gamma: this.affineTensors().gamma, epsilon: this.epsilon})};
   }
 
   override getConfig(): tf.serialization.ConfigDict {
     return {axis: this.axis, ...super.getConfig(), epsilon: this.epsilonArg};
   }
 }
-tf.serialization.registerClass(RMSNorm);

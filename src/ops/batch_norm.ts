@@ -1,16 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
-import {ValueError, checkEpsilon, show} from '../errors';
-import {channelAxisOf, checkInput, paramTensor, tidyObject} from './common';
-import {normalizeCanonical, normalizeWithStats} from './normalize';
-import {batchPlan} from './plan';
+import {NormSpec, normalize, normalizeWithStats} from '../engine/normalize';
+import {NormPlan, planFromRoles} from '../engine/plan';
+import {checkEpsilon, checkInput, fail, resolveChannelAxis} from '../validate';
 
 /** Arguments of {@link batchNorm}. */
 export interface BatchNormOpArgs {
   /** Channel axis: -1 channels-last (default), 1 channels-first. */
   axis?: number;
-  /** Per-channel mean [C] used when not training (e.g. running mean). */
+  /** Per-channel mean [C] used when not training (e.g. running mean); give `variance` with it. */
   mean?: tf.Tensor | null;
-  /** Per-channel variance [C] used when not training (e.g. running variance). */
+  /** Per-channel variance [C] used when not training (e.g. running variance); give `mean` with it. */
   variance?: tf.Tensor | null;
   /** Per-channel scale [C]. */
   gamma?: tf.Tensor | null;
@@ -18,64 +17,66 @@ export interface BatchNormOpArgs {
   beta?: tf.Tensor | null;
   /** Added to the variance. Default 1e-5. */
   epsilon?: number;
-  /** Use batch statistics. Default false; batch statistics are also used when mean/variance are not given. */
+  /** Use batch statistics. Default false; batch statistics are also used when neither mean nor variance is given. */
   training?: boolean;
 }
 
-export interface BatchStats {
+/** What the ops with running statistics return for the update. */
+export interface WithStats {
   output: tf.Tensor;
-  /** Batch mean per channel [C], when batch statistics were used and asked for. */
+  /** Batch mean [C] (per instance: [N, C]); null unless asked for. */
   mean: tf.Tensor | null;
-  /** Biased batch variance per channel [C]. */
+  /** Biased batch variance, same shape as mean. */
   variance: tf.Tensor | null;
   /** Number of values each statistic was computed from. */
   count: number;
 }
 
-/** BatchNorm forward that also returns the batch statistics (for running-stat updates). */
-export function batchNormWithStats(x: tf.Tensor, args: BatchNormOpArgs, withStats: boolean): BatchStats {
-  const op = 'batchNorm';
-  checkInput(x, op, 2);
-  const axis = channelAxisOf(args.axis ?? -1, x.rank, op);
-  const epsilon = checkEpsilon(args.epsilon ?? 1e-5);
-  const C = x.shape[axis];
-  const plan = batchPlan(x.shape, axis);
-  return tidyObject(() => {
-    const gamma = paramTensor(args.gamma, [C], plan, 'gamma', op);
-    const beta = paramTensor(args.beta, [C], plan, 'beta', op);
-    const useBatchStats = args.training === true || args.mean == null || args.variance == null;
-    if (!useBatchStats) {
-      const mean = paramTensor(args.mean, [C], plan, 'mean', op)!;
-      const variance = paramTensor(args.variance, [C], plan, 'variance', op)!;
-      const y = normalizeWithStats(tf.reshape(x, plan.shape), plan, mean, variance, gamma, beta, epsilon);
-      return {output: tf.reshape(y, x.shape), mean: null, variance: null,
-              count: plan.reduceSize};
-    }
-    if (plan.reduceSize <= 1) {
-      throw new ValueError(
-        `Expected more than 1 value per channel when training (batch statistics need at least 2 values). ` +
-        `Received: input shape=${show(x.shape)}`);
-    }
-    const r = normalizeCanonical(tf.reshape(x, plan.shape), plan, {epsilon, center: true, gamma, beta, withStats});
-    return {
-      output: tf.reshape(r.output, x.shape),
-      mean: r.mean ? tf.reshape(r.mean, [C]) : null,
-      variance: r.variance ? tf.reshape(r.variance, [C]) : null,
-      count: plan.reduceSize,
-    };
-  });
+/** BatchNorm's plan: statistics over every axis but the channel axis; params along it. */
+export function batchPlan(shape: number[], channelAxis: number): NormPlan {
+  return planFromRoles(shape.map((size, i) => ({size, reduced: i !== channelAxis, param: i === channelAxis})), shape);
+}
+
+function batchSpec(owner: string, x: tf.Tensor, args: BatchNormOpArgs): NormSpec {
+  checkInput(owner, x, 2);
+  const axis = resolveChannelAxis(owner, args.axis ?? -1, x.rank);
+  return {owner, plan: batchPlan(x.shape, axis), paramShape: [x.shape[axis]], epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5),
+          center: true};
+}
+
+/** BatchNorm forward with batch statistics; also returns them ([C]) when asked (running-stat updates). */
+export function batchNormWithStats(x: tf.Tensor, args: BatchNormOpArgs, withStats: boolean, owner = 'batchNorm'): WithStats {
+  const spec = batchSpec(owner, x, args);
+  const count = spec.plan.reduceSize;
+  if (count <= 1 && x.size > 0) {
+    fail(owner, 'Expected more than 1 value per channel when training (batch statistics need at least 2 values)',
+         'input shape', x.shape);
+  }
+  const r = normalize(x, spec, args, withStats);
+  const C = spec.paramShape;
+  return {output: r.output, mean: r.mean && tf.reshape(r.mean, C), variance: r.variance && tf.reshape(r.variance, C), count};
 }
 
 /**
  * PyTorch's `F.batch_norm`: normalizes each channel with batch statistics
- * (training, or no mean/variance given) or the given mean/variance.
+ * (training, or neither mean nor variance given) or the given mean/variance.
  * Closed-form gradients w.r.t. x, gamma and beta. Defaults: axis -1,
- * epsilon 1e-5, training false, no gamma/beta/mean/variance.
+ * epsilon 1e-5, training false, no gamma/beta/mean/variance. Giving only one
+ * of mean and variance is an error (PyTorch: "running_var must be defined").
  *
  * ```js
  * const y = tfn.ops.batchNorm(x, {mean: runningMean, variance: runningVar, gamma, beta});   // inference
  * ```
  */
 export function batchNorm(x: tf.Tensor, args: BatchNormOpArgs = {}): tf.Tensor {
-  return batchNormWithStats(x, args, false).output;
+  const owner = 'batchNorm';
+  const hasMean = args.mean != null;
+  const hasVariance = args.variance != null;
+  if (args.training !== true && hasMean !== hasVariance) {
+    const missing = hasMean ? 'variance' : 'mean';
+    fail(owner, `\`${missing}\` must be given with \`${hasMean ? 'mean' : 'variance'}\` when not training ` +
+                '(give both for running statistics, neither for batch statistics)', missing, args[missing]);
+  }
+  if (args.training === true || !hasMean) return batchNormWithStats(x, args, false, owner).output;
+  return tf.tidy(() => normalizeWithStats(x, batchSpec(owner, x, args), {mean: args.mean!, variance: args.variance!}, args));
 }

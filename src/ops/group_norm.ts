@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import {ValueError, checkEpsilon, checkPositiveInt, show} from '../errors';
-import {channelAxisOf, checkInput, paramTensor} from './common';
-import {normalizeCanonical} from './normalize';
-import {groupPlan} from './plan';
+import {normalize} from '../engine/normalize';
+import {NormPlan, Role, planFromRoles} from '../engine/plan';
+import {checkEpsilon, checkGroups, checkInput, checkPositiveInt, resolveChannelAxis} from '../validate';
 
 /** Arguments of {@link groupNorm}. */
 export interface GroupNormOpArgs {
@@ -18,12 +17,23 @@ export interface GroupNormOpArgs {
   epsilon?: number;
 }
 
-/** Throws unless numGroups divides the channel count. */
-export function checkGroups(numGroups: number, channels: number): void {
-  if (channels % numGroups !== 0) {
-    throw new ValueError(
-      `\`numGroups\` must divide the number of channels (${channels}). Received: numGroups=${show(numGroups)}`);
-  }
+/**
+ * GroupNorm's plan: the channel axis splits into [numGroups, C / numGroups];
+ * statistics per sample and group, over the group's channels and every
+ * spatial axis; gamma/beta per channel (along both halves of the split).
+ * [N, H, W, C] becomes [N, H*W, G, C/G] reduced over axes 1 and 3.
+ */
+export function groupPlan(shape: number[], channelAxis: number, numGroups: number): NormPlan {
+  const roles: Role[] = [];
+  shape.forEach((size, i) => {
+    if (i === channelAxis) {
+      roles.push({size: numGroups, reduced: false, param: true});
+      roles.push({size: size / numGroups, reduced: true, param: true});
+    } else {
+      roles.push({size, reduced: i !== 0, param: false});
+    }
+  });
+  return planFromRoles(roles, shape);
 }
 
 /**
@@ -36,18 +46,12 @@ export function checkGroups(numGroups: number, channels: number): void {
  * ```
  */
 export function groupNorm(x: tf.Tensor, args: GroupNormOpArgs): tf.Tensor {
-  const op = 'groupNorm';
-  checkInput(x, op, 2);
-  const numGroups = checkPositiveInt(args?.numGroups, 'numGroups');
-  const axis = channelAxisOf(args.axis ?? -1, x.rank, op);
-  const epsilon = checkEpsilon(args.epsilon ?? 1e-5);
+  const owner = 'groupNorm';
+  checkInput(owner, x, 2);
+  const numGroups = checkPositiveInt(owner, args?.numGroups, 'numGroups');
+  const axis = resolveChannelAxis(owner, args.axis ?? -1, x.rank);
   const C = x.shape[axis];
-  checkGroups(numGroups, C);
-  const plan = groupPlan(x.shape, axis, numGroups);
-  return tf.tidy(() => {
-    const gamma = paramTensor(args.gamma, [C], plan, 'gamma', op);
-    const beta = paramTensor(args.beta, [C], plan, 'beta', op);
-    const r = normalizeCanonical(tf.reshape(x, plan.shape), plan, {epsilon, center: true, gamma, beta, withStats: false});
-    return tf.reshape(r.output, x.shape);
-  });
+  checkGroups(owner, numGroups, C);
+  return normalize(x, {owner, plan: groupPlan(x.shape, axis, numGroups), paramShape: [C],
+                       epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true}, args).output;
 }

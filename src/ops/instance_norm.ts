@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import {ValueError, checkEpsilon, show} from '../errors';
-import {channelAxisOf, checkInput, paramTensor, tidyObject} from './common';
-import {normalizeCanonical} from './normalize';
-import {instancePlan} from './plan';
+import {normalize} from '../engine/normalize';
+import {NormPlan, planFromRoles} from '../engine/plan';
+import {checkEpsilon, checkInput, fail, resolveChannelAxis} from '../validate';
+import {WithStats} from './batch_norm';
 
 /** Arguments of {@link instanceNorm}. */
 export interface InstanceNormOpArgs {
@@ -16,31 +16,28 @@ export interface InstanceNormOpArgs {
   epsilon?: number;
 }
 
+/** InstanceNorm's plan: statistics per sample and channel over the other axes; params along the channel. */
+export function instancePlan(shape: number[], channelAxis: number): NormPlan {
+  return planFromRoles(shape.map((size, i) => ({size, reduced: i !== 0 && i !== channelAxis, param: i === channelAxis})),
+                       shape);
+}
+
 /** InstanceNorm forward with instance statistics; also returns them ([N, C]) when asked. */
-export function instanceNormWithStats(x: tf.Tensor, args: InstanceNormOpArgs, withStats: boolean) {
-  const op = 'instanceNorm';
-  checkInput(x, op, 3);
-  const axis = channelAxisOf(args.axis ?? -1, x.rank, op);
-  const epsilon = checkEpsilon(args.epsilon ?? 1e-5);
-  const C = x.shape[axis];
-  const N = x.shape[0];
+export function instanceNormWithStats(x: tf.Tensor, args: InstanceNormOpArgs, withStats: boolean,
+                                      owner = 'instanceNorm'): WithStats {
+  checkInput(owner, x, 3);
+  const axis = resolveChannelAxis(owner, args.axis ?? -1, x.rank);
   const plan = instancePlan(x.shape, axis);
   if (plan.reduceSize <= 1) {
-    throw new ValueError(
-      `Expected more than 1 spatial element when training (instance statistics need at least 2 values). ` +
-      `Received: input shape=${show(x.shape)}`);
+    fail(owner, 'Expected more than 1 spatial element when training (instance statistics need at least 2 values)',
+         'input shape', x.shape);
   }
-  return tidyObject(() => {
-    const gamma = paramTensor(args.gamma, [C], plan, 'gamma', op);
-    const beta = paramTensor(args.beta, [C], plan, 'beta', op);
-    const r = normalizeCanonical(tf.reshape(x, plan.shape), plan, {epsilon, center: true, gamma, beta, withStats});
-    return {
-      output: tf.reshape(r.output, x.shape),
-      mean: r.mean ? tf.reshape(r.mean, [N, C]) : null,
-      variance: r.variance ? tf.reshape(r.variance, [N, C]) : null,
-      count: plan.reduceSize,
-    };
-  });
+  const C = x.shape[axis];
+  const r = normalize(x, {owner, plan, paramShape: [C], epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true},
+                      args, withStats);
+  const NC = [x.shape[0], C];
+  return {output: r.output, mean: r.mean && tf.reshape(r.mean, NC), variance: r.variance && tf.reshape(r.variance, NC),
+          count: plan.reduceSize};
 }
 
 /**

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import {checkEpsilon} from '../errors';
-import {checkInput, paramTensor} from './common';
-import {normalizeCanonical} from './normalize';
-import {axesPlan, resolveAxes} from './plan';
+import {normalize} from '../engine/normalize';
+import {axesPlan} from '../engine/plan';
+import {checkEpsilon, checkInput, resolveAxes} from '../validate';
 
 /** Arguments of {@link layerNorm}. */
 export interface LayerNormOpArgs {
@@ -16,11 +15,6 @@ export interface LayerNormOpArgs {
   epsilon?: number;
 }
 
-/** Shape of the normalized dims of `shape` over resolved `axes`. */
-export function normalizedShape(shape: number[], axes: number[]): number[] {
-  return axes.map(a => shape[a]);
-}
-
 /**
  * PyTorch's `F.layer_norm` over `axis` (PyTorch's normalized_shape of k dims
  * is axis [-k, ..., -1]). Closed-form gradients. Defaults: axis -1, epsilon 1e-5, no gamma/beta.
@@ -30,16 +24,9 @@ export function normalizedShape(shape: number[], axes: number[]): number[] {
  * ```
  */
 export function layerNorm(x: tf.Tensor, args: LayerNormOpArgs = {}): tf.Tensor {
-  const op = 'layerNorm';
-  checkInput(x, op, 1);
-  const axes = resolveAxes(args.axis ?? -1, x.rank);
-  const epsilon = checkEpsilon(args.epsilon ?? 1e-5);
-  const plan = axesPlan(x.shape, axes);
-  const pShape = normalizedShape(x.shape, axes);
-  return tf.tidy(() => {
-    const gamma = paramTensor(args.gamma, pShape, plan, 'gamma', op);
-    const beta = paramTensor(args.beta, pShape, plan, 'beta', op);
-    const r = normalizeCanonical(tf.reshape(x, plan.shape), plan, {epsilon, center: true, gamma, beta, withStats: false});
-    return tf.reshape(r.output, x.shape);
-  });
+  const owner = 'layerNorm';
+  checkInput(owner, x, 1);
+  const axes = resolveAxes(owner, args.axis ?? -1, x.rank);
+  return normalize(x, {owner, plan: axesPlan(x.shape, axes), paramShape: axes.map(a => x.shape[a]),
+                       epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true}, args).output;
 }

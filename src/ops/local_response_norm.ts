@@ -10,8 +10,8 @@
  * size, symmetric radius, channels-last 4-D only, no wasm kernel.)
  */
 import * as tf from '@tensorflow/tfjs';
-import {checkFinite, checkPositiveInt, checkPositiveNumber} from '../errors';
-import {channelAxisOf, checkInput} from './common';
+import {withClosedFormGrad} from '../engine/custom_grad';
+import {checkFinite, checkInput, checkPositiveInt, checkPositiveNumber, resolveChannelAxis} from '../validate';
 
 /** Arguments of {@link localResponseNorm}. */
 export interface LocalResponseNormOpArgs {
@@ -46,13 +46,13 @@ function windowSum(t: tf.Tensor3D, before: number, after: number): tf.Tensor3D {
  * ```
  */
 export function localResponseNorm(x: tf.Tensor, args: LocalResponseNormOpArgs): tf.Tensor {
-  const op = 'localResponseNorm';
-  checkInput(x, op, 3);
-  const size = checkPositiveInt(args?.size, 'size');
-  const alpha = checkFinite(args.alpha ?? 1e-4, 'alpha');
-  const beta = checkFinite(args.beta ?? 0.75, 'beta');
-  const k = checkPositiveNumber(args.k ?? 1, 'k', true);
-  const axis = channelAxisOf(args.axis ?? -1, x.rank, op);
+  const owner = 'localResponseNorm';
+  checkInput(owner, x, 3);
+  const size = checkPositiveInt(owner, args?.size, 'size');
+  const alpha = checkFinite(owner, args.alpha ?? 1e-4, 'alpha');
+  const beta = checkFinite(owner, args.beta ?? 0.75, 'beta');
+  const k = checkPositiveNumber(owner, args.k ?? 1, 'k', true);
+  const axis = resolveChannelAxis(owner, args.axis ?? -1, x.rank);
   const C = x.shape[axis];
   const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -60,16 +60,14 @@ export function localResponseNorm(x: tf.Tensor, args: LocalResponseNormOpArgs): 
   const hi = Math.floor((size - 1) / 2);
   const scale = alpha / size;
 
-  const lrn = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = args[1] as tf.GradSaveFunc;
-    const a = tf.reshape(args[0] as tf.Tensor, [outer, C, inner]) as tf.Tensor3D;
+  return withClosedFormGrad([x], xIn => {
+    const a = tf.reshape(xIn, [outer, C, inner]) as tf.Tensor3D;
     const d = tf.add(tf.mul(windowSum(tf.square(a), lo, hi), scale), k);
     const dPow = tf.pow(d, -beta);
-    save([a, d, dPow]);
     return {
       value: tf.reshape(tf.mul(a, dPow), x.shape),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [aS, dS, dPowS] = saved;
+      saved: [a, d, dPow],
+      backward: (dy, inputs, [aS, dS, dPowS]) => {
         const g = tf.reshape(dy, [outer, C, inner]);
         const t = tf.div(tf.mul(tf.mul(g, aS), dPowS), dS) as tf.Tensor3D; // g_c a_c d_c^(-beta-1)
         const back = tf.mul(tf.mul(aS, windowSum(t, hi, lo)), 2 * scale * beta);
@@ -77,5 +75,4 @@ export function localResponseNorm(x: tf.Tensor, args: LocalResponseNormOpArgs): 
       },
     };
   });
-  return lrn(x);
 }

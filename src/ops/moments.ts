@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import {checkInput} from './common';
-import {canonicalMoments} from './normalize';
-import {axesPlan, resolveAxes} from './plan';
+import {momentsOps} from '../engine/op_path';
+import {axesPlan} from '../engine/plan';
+import {checkInput, resolveAxes} from '../validate';
 
 /**
  * Mean and biased variance of `x` over `axes`, computed with the shifted
@@ -18,11 +18,12 @@ export function moments(x: tf.Tensor, axes: number | number[], keepDims = false)
   /** Biased (population) variance over `axes`. */
   variance: tf.Tensor;
 } {
-  checkInput(x, 'moments', 1);
-  const resolved = resolveAxes(axes, x.rank, 'axes');
+  const owner = 'moments';
+  checkInput(owner, x, 1);
+  const resolved = resolveAxes(owner, axes, x.rank, 'axes');
   return tf.tidy(() => {
     const plan = axesPlan(x.shape, resolved);
-    const {mean, variance} = canonicalMoments(tf.reshape(x, plan.shape), plan);
+    const {mean, variance} = momentsOps(tf.reshape(x, plan.shape), plan);
     const outShape = keepDims ? x.shape.map((d, i) => (resolved.includes(i) ? 1 : d))
                               : x.shape.filter((_, i) => !resolved.includes(i));
     return {mean: tf.reshape(mean, outShape), variance: tf.reshape(variance, outShape)};

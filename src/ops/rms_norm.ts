@@ -1,9 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import {checkEpsilon} from '../errors';
-import {checkInput, paramTensor} from './common';
-import {normalizedShape} from './layer_norm';
-import {normalizeCanonical} from './normalize';
-import {axesPlan, resolveAxes} from './plan';
+import {normalize} from '../engine/normalize';
+import {axesPlan} from '../engine/plan';
+import {checkEpsilon, checkInput, resolveAxes} from '../validate';
 
 /** float32 machine epsilon, PyTorch's `torch.finfo(torch.float32).eps`: RMSNorm's default. */
 export const FLOAT32_EPS = 1.1920928955078125e-7;
@@ -28,14 +26,10 @@ export interface RMSNormOpArgs {
  * ```
  */
 export function rmsNorm(x: tf.Tensor, args: RMSNormOpArgs = {}): tf.Tensor {
-  const op = 'rmsNorm';
-  checkInput(x, op, 1);
-  const axes = resolveAxes(args.axis ?? -1, x.rank);
-  const epsilon = args.epsilon == null ? FLOAT32_EPS : checkEpsilon(args.epsilon);
-  const plan = axesPlan(x.shape, axes);
-  return tf.tidy(() => {
-    const gamma = paramTensor(args.gamma, normalizedShape(x.shape, axes), plan, 'gamma', op);
-    const r = normalizeCanonical(tf.reshape(x, plan.shape), plan, {epsilon, center: false, gamma, beta: null, withStats: false});
-    return tf.reshape(r.output, x.shape);
-  });
+  const owner = 'rmsNorm';
+  checkInput(owner, x, 1);
+  const axes = resolveAxes(owner, args.axis ?? -1, x.rank);
+  const epsilon = args.epsilon == null ? FLOAT32_EPS : checkEpsilon(owner, args.epsilon);
+  return normalize(x, {owner, plan: axesPlan(x.shape, axes), paramShape: axes.map(a => x.shape[a]), epsilon, center: false},
+                   {gamma: args.gamma}).output;
 }

@@ -13,7 +13,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {PyJsonDict} from '@tensorflow/tfjs-layers/dist/keras_format/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError, show} from '../errors';
+import {ValueError} from '../errors';
+import {show} from '../validate';
 import {NormLayer} from '../layers/base';
 import {BatchNorm} from '../layers/batch_norm';
 import {InstanceNorm} from '../layers/instance_norm';

@@ -6,8 +6,9 @@
  * through the data.
  */
 import * as tf from '@tensorflow/tfjs';
-import {ValueError, show} from '../errors';
-import {NormLayer} from '../layers/base';
+import {ValueError} from '../errors';
+import {show} from '../validate';
+import {NormLayer, setRecomputingStats} from '../layers/base';
 
 /** Model inputs of one batch: a tensor, one tensor per model input, or a map by input name. */
 export type BatchInputs = tf.Tensor | tf.Tensor[] | tf.NamedTensorMap;
@@ -124,7 +125,7 @@ export async function recomputeBatchNormStats(model: tf.LayersModel, data: tf.da
         l.movingMean!.write(tf.zerosLike(l.movingMean!.read()));
         l.movingVariance!.write(tf.onesLike(l.movingVariance!.read()));
         l.numBatchesTracked!.write(tf.scalar(0, 'int32'));
-        l.recomputingStats = true;
+        setRecomputingStats(l, true);
       }
     });
     const step = async (batch: StatsBatch) => {
@@ -151,7 +152,7 @@ export async function recomputeBatchNormStats(model: tf.LayersModel, data: tf.da
     layers.forEach((l, i) => [l.movingMean!, l.movingVariance!, l.numBatchesTracked!].forEach((v, j) => v.write(saved[i][j])));
     throw e;
   } finally {
-    for (const l of layers) l.recomputingStats = false;
+    for (const l of layers) setRecomputingStats(l, false);
     tf.dispose(saved);
   }
   return {layers: layers.map(l => l.name), batches: done, skipped};

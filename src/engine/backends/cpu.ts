@@ -1,45 +1,27 @@
 /**
- * Fused normalization kernels for the 'cpu' backend.
+ * The fused kernels for tfjs' 'cpu' backend (names and attributes: ../kernels.ts).
  *
  * tfjs' cpu kernels are plain JavaScript loops, one full pass over the tensor
  * per op (and a transpose before every reduction over a non-innermost axis).
  * The closed-form normalization is a handful of passes over one tensor, so on
- * cpu it runs as three registered kernels that loop over the canonical view
- * (plan.ts) directly:
- *
- *   TfjsNormForward     x, [gamma], [beta] -> y, mean, variance, aux      (3 passes)
- *   TfjsNormBackward    dy, x, aux, [gamma] -> dx, [dgamma], [dbeta]      (2 passes)
- *   TfjsNormScaleShift  x, mean, variance, [gamma], [beta] -> y           (1 pass)
+ * cpu it runs as three kernels that loop over the canonical view (plan.ts)
+ * directly: forward 3 passes, backward 2, scale-and-shift 1.
  *
  * Statistics and gradient sums accumulate in float64 (JS numbers), so results
  * match PyTorch's float64 references as closely as the float32 op path does.
- * `aux` ([3, statSize]) carries what the backward needs beyond x: the float64
- * mean split into two float32 halves (hi + lo) and 1/sqrt(var + eps).
- *
- * Every other backend keeps the op composition in normalize.ts; a test holds
- * the two paths to the same numbers (test/fused_kernels.test.ts).
+ * A test holds these kernels and the op composition to the same numbers
+ * (test/fused_kernels.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 
-export const FORWARD_KERNEL = 'TfjsNormForward';
-export const BACKWARD_KERNEL = 'TfjsNormBackward';
-export const SCALE_SHIFT_KERNEL = 'TfjsNormScaleShift';
+import {
+  BACKWARD_KERNEL, BackwardAttrs, FORWARD_KERNEL, ForwardAttrs, LayoutAttrs, SCALE_SHIFT_KERNEL, ScaleShiftAttrs,
+} from '../kernels';
 
 /** The part of tfjs' cpu backend the kernels use. */
 interface CpuBackend {
   data: {get(dataId: tf.DataId): {values: ArrayLike<number>}};
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
-}
-
-/** Attributes every kernel takes: the canonical view (see plan.ts). */
-export interface LayoutAttrs {
-  /** plan.shape */
-  shape: number[];
-  /** plan.statShape */
-  statShape: number[];
-  /** plan.paramShape */
-  paramShape: number[];
-  [key: string]: unknown;
 }
 
 /**
@@ -74,12 +56,7 @@ function broadcastStrides(shape: number[]): number[] {
   return strides;
 }
 
-const layoutCache = new Map<string, Layout>();
-
 function layoutOf(a: LayoutAttrs): Layout {
-  const key = `${a.shape}|${a.statShape}|${a.paramShape}`;
-  const hit = layoutCache.get(key);
-  if (hit) return hit;
   if (a.shape.length > 4) throw new Error(`fused normalization kernels take rank <= 4, got shape [${a.shape}]`);
   const s = pad4(a.shape);
   const ss = broadcastStrides(pad4(a.statShape));
@@ -96,14 +73,11 @@ function layoutOf(a: LayoutAttrs): Layout {
       }
     }
   }
-  const layout: Layout = {
+  return {
     size: rows * s[3], rows, inner: s[3], rowStat, rowParam, statStep: ss[3], paramStep: ps[3],
     statSize: a.statShape.reduce((p, d) => p * d, 1),
     paramSize: a.paramShape.reduce((p, d) => p * d, 1),
   };
-  if (layoutCache.size > 64) layoutCache.clear();
-  layoutCache.set(key, layout);
-  return layout;
 }
 
 function valuesOf(backend: CpuBackend, t: tf.TensorInfo | undefined): Float32Array | null {
@@ -117,10 +91,6 @@ function countOf(l: Layout): number {
 
 // ---------------------------------------------------------------- forward
 
-export interface ForwardAttrs extends LayoutAttrs {
-  epsilon: number;
-  center: boolean;
-}
 
 function forwardKernel({inputs, backend, attrs}: {inputs: tf.NamedTensorInfoMap; backend: unknown;
                                                    attrs?: tf.NamedAttrMap}): tf.TensorInfo[] {
@@ -209,13 +179,6 @@ function applyAffine(x: Float32Array, y: Float32Array, l: Layout, shift: Float64
 
 // ---------------------------------------------------------------- backward
 
-export interface BackwardAttrs extends LayoutAttrs {
-  center: boolean;
-  /** Return dgamma (paramShape). */
-  withGamma: boolean;
-  /** Return dbeta (paramShape). */
-  withBeta: boolean;
-}
 
 function backwardKernel({inputs, backend, attrs}: {inputs: tf.NamedTensorInfoMap; backend: unknown;
                                                     attrs?: tf.NamedAttrMap}): tf.TensorInfo[] {
@@ -281,9 +244,6 @@ function backwardKernel({inputs, backend, attrs}: {inputs: tf.NamedTensorInfoMap
 
 // ---------------------------------------------------------------- inference
 
-export interface ScaleShiftAttrs extends LayoutAttrs {
-  epsilon: number;
-}
 
 /** y = (x - mean) / sqrt(variance + eps) * gamma + beta with mean/variance/gamma/beta in paramShape. */
 function scaleShiftKernel({inputs, backend, attrs}: {inputs: tf.NamedTensorInfoMap; backend: unknown;
@@ -302,18 +262,9 @@ function scaleShiftKernel({inputs, backend, attrs}: {inputs: tf.NamedTensorInfoM
   return cpu.makeTensorInfo(a.shape, 'float32', y);
 }
 
-let registered = false;
-
-/** Registers the fused kernels for the 'cpu' backend (idempotent). */
-export function registerCpuKernels(): void {
-  if (registered) return;
-  registered = true;
-  const configs: tf.KernelConfig[] = [
-    {kernelName: FORWARD_KERNEL, backendName: 'cpu', kernelFunc: forwardKernel as tf.KernelFunc},
-    {kernelName: BACKWARD_KERNEL, backendName: 'cpu', kernelFunc: backwardKernel as tf.KernelFunc},
-    {kernelName: SCALE_SHIFT_KERNEL, backendName: 'cpu', kernelFunc: scaleShiftKernel as tf.KernelFunc},
-  ];
-  for (const c of configs) {
-    if (!tf.getKernel(c.kernelName, 'cpu')) tf.registerKernel(c);
-  }
-}
+/** The cpu backend's kernels, registered by register.ts. */
+export const cpuKernels: tf.KernelConfig[] = [
+  {kernelName: FORWARD_KERNEL, backendName: 'cpu', kernelFunc: forwardKernel as tf.KernelFunc},
+  {kernelName: BACKWARD_KERNEL, backendName: 'cpu', kernelFunc: backwardKernel as tf.KernelFunc},
+  {kernelName: SCALE_SHIFT_KERNEL, backendName: 'cpu', kernelFunc: scaleShiftKernel as tf.KernelFunc},
+];

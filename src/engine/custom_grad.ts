@@ -1,0 +1,56 @@
+/**
+ * tf.customGrad for the package's closed-form gradients, with the plumbing
+ * every use repeats (positional inputs, saved tensors) and gradients of
+ * gradients (a gradient penalty, tf.grad inside tf.grad).
+ *
+ * Why second order needs care: tf.customGrad runs its forward with the tape
+ * off, so intermediates saved there (xhat, 1/std, a kernel's aux) are not
+ * connected to an outer tape; a backward built from them would be
+ * differentiated as if they were constants (silently wrong), and a fused
+ * backward kernel has no gradient at all. Saved *inputs* are connected (tfjs
+ * saves them as clones recorded on the tape). So the inputs are always saved
+ * first, and when the backward itself runs under a recording tape (only then
+ * can it be differentiated: tapeDepth() > 0 at that moment), it recomputes the
+ * forward as ops from the saved inputs and runs the op backward on those fresh,
+ * connected intermediates. First-order training keeps the fast path.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {tapeDepth} from './environment';
+
+/** What a closed-form forward returns: the value, intermediates to save, and the backward. */
+export interface ClosedForm {
+  value: tf.Tensor;
+  /** Intermediates the backward reuses (the inputs are saved anyway). */
+  saved: tf.Tensor[];
+  /** Gradients w.r.t. each input, in order. */
+  backward: (dy: tf.Tensor, inputs: tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[] | tf.Tensor;
+}
+
+/**
+ * Applies `forward` to `inputs` with the gradient it returns. `opForward` is
+ * the same function as tfjs ops throughout (forward and backward): it is what
+ * a gradient of the gradient differentiates. Default: `forward` itself (when
+ * it is already ops).
+ */
+export function withClosedFormGrad(inputs: tf.Tensor[], forward: (...inputs: tf.Tensor[]) => ClosedForm,
+                                   opForward: (...inputs: tf.Tensor[]) => ClosedForm = forward): tf.Tensor {
+  const n = inputs.length;
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[n] as tf.GradSaveFunc;
+    const ins = args.slice(0, n) as tf.Tensor[];
+    const f = forward(...ins);
+    save([...ins, ...f.saved]);
+    return {
+      value: f.value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const savedInputs = saved.slice(0, n);
+        if (tapeDepth() > 0) {
+          const r = opForward(...savedInputs);
+          return r.backward(dy, savedInputs, r.saved);
+        }
+        return f.backward(dy, savedInputs, saved.slice(n));
+      },
+    };
+  });
+  return op(...inputs);
+}
