@@ -5,6 +5,8 @@
  * - the `TFJS_NORM_FUSED` flag (engine/environment.ts);
  * - each backend's fused kernels, unless that backend already has a kernel of
  *   the name (a second copy of the package, or a user's own);
+ * - the container `trainable` setter wrapped so freezing a model freezes our
+ *   layers inside it, at any depth (layers/freezing.ts: Keras' fine-tuning rule);
  * - the layer classes under their names (BatchNorm, ...), and the Keras
  *   classes under Keras' names (GroupNormalization, ...) unless another
  *   library already owns a name, which is kept with a warning.
@@ -17,6 +19,8 @@ import {
   UnitNormalization,
 } from './keras';
 import {registerKerasClass} from './keras/common';
+import {NormLayer} from './layers/base';
+import {installContainerFreezing} from './layers/freezing';
 import {BatchNorm} from './layers/batch_norm';
 import {GroupNorm} from './layers/group_norm';
 import {InstanceNorm} from './layers/instance_norm';
@@ -32,6 +36,8 @@ registerFlags();
 for (const kernel of KERNELS) {
   if (!tf.getKernel(kernel.kernelName, kernel.backendName)) tf.registerKernel(kernel);
 }
+
+installContainerFreezing(layer => layer instanceof NormLayer);
 
 for (const cls of [BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LocalResponseNorm, RMSNorm]) {
   tf.serialization.registerClass(cls);

@@ -94,11 +94,12 @@ export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, wit
     const gamma = paramOf(spec, affine.gamma, 'gamma');
     const beta = paramOf(spec, affine.beta, 'beta');
     if (x.size === 0) {
-      // An empty batch: an empty output (PyTorch's), still connected to gamma/beta; no statistics.
-      let y = tf.reshape(x, plan.shape);
-      if (gamma) y = tf.mul(y, gamma);
-      if (beta) y = tf.add(y, beta);
-      return tf.reshape(y, x.shape);
+      // An empty batch: an empty output (PyTorch's) and zero gradients for gamma/beta; no statistics.
+      // (tfjs' own broadcast gradients fail on empty tensors, hence the explicit ones.)
+      const params = [gamma, beta].filter((t): t is tf.Tensor => t != null);
+      return withClosedFormGrad([x, ...params], (...ins) => ({
+        value: tf.clone(ins[0]), saved: [], backward: (dy, inputs) => inputs.map(t => tf.zerosLike(t)),
+      }));
     }
     const path = usesKernel(FORWARD_KERNEL, plan) && usesKernel(BACKWARD_KERNEL, plan) ? fusedPath : opPath;
     const forward = path(spec, gamma != null, beta != null, withStats);

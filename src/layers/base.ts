@@ -11,6 +11,7 @@ import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
 import {batchNorm} from '../ops/batch_norm';
+import {frozenByEnclosingModel} from './freezing';
 import {checkBoolean, checkEpsilon, checkFloatDtype, checkMomentum, knownDim, resolveChannelAxis} from '../validate';
 import {
   Constraint, ConstraintIdentifier, Initializer, InitializerIdentifier, Regularizer, RegularizerIdentifier,
@@ -239,8 +240,9 @@ export abstract class NormLayer extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = singleFloatInput(inputs, this.getClassName());
-      // Keras' fine-tuning rule: a frozen layer runs in inference mode.
-      const training = recomputing.has(this) || (kwargs?.training === true && this.trainable);
+      // Keras' fine-tuning rule: a frozen layer (itself, or through an enclosing model) runs in inference mode.
+      const training = recomputing.has(this) ||
+          (kwargs?.training === true && this.trainable && !frozenByEnclosingModel(this));
       return this.forward(x, training);
     });
   }
