@@ -233,9 +233,9 @@ describe('installed from the tarball', () => {
       const files = c.files.map(f => path.join(app, f));
       const program = timed(`tsc ${c.name}`, () => ts.createProgram(files, c.options, host));
       for (const [file, decl] of Object.entries(c.resolves)) {
-        const sf = program.getSourceFile(path.join(app, file))!;
-        const mode = program.getModeForUsageLocation(sf, sf.imports.find(i => i.text === 'tfjs-norm')!);
-        const r = ts.resolveModuleName('tfjs-norm', sf.fileName, c.options, ts.sys, undefined, undefined, mode);
+        // use.mts imports, use.cts requires (import = require).
+        const mode = file.endsWith('.mts') ? ts.ModuleKind.ESNext : ts.ModuleKind.CommonJS;
+        const r = ts.resolveModuleName('tfjs-norm', path.join(app, file), c.options, ts.sys, undefined, undefined, mode);
         expect({config: c.name, file, resolved: r.resolvedModule?.resolvedFileName})
           .toEqual({config: c.name, file, resolved: path.join(app, 'node_modules', 'tfjs-norm', 'dist', decl)});
       }
