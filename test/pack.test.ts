@@ -158,13 +158,11 @@ describe('installed from the tarball', () => {
       import tfnorm, {BatchNorm, layers, fileSystem} from 'tfjs-norm';
       import * as ns from 'tfjs-norm';
       import {createRequire} from 'module';
-      import {mkdtempSync} from 'fs';
-      import {join} from 'path';
-      import {tmpdir} from 'os';
+      import {fileURLToPath} from 'url';
       const require = createRequire(import.meta.url);
       const cjs = require('tfjs-norm');
       const model = tf.sequential({layers: [layers.batchNorm({inputShape: [3]}), layers.groupNorm({numGroups: 3})]});
-      const dir = join(mkdtempSync(join(tmpdir(), 'tfjs-norm-esm-')), 'model');
+      const dir = fileURLToPath(new URL('./model', import.meta.url));
       await model.save(fileSystem(dir));
       const loaded = await tf.loadLayersModel(fileSystem(dir));
       console.log(JSON.stringify({
