@@ -5,14 +5,20 @@
  *   npm run bench                 full run: cpu and wasm, issue shapes, median of >= 10 runs
  *   npm run bench -- --quick      short run: small shapes, 3 runs (labelled QUICK)
  *   npm run bench -- --backends cpu --only BatchNorm
+ *   npm run bench -- --merge a.json b.json   one result from runs started separately (e.g. cpu and
+ *                                 wasm side by side on two cores; --machine TEXT when they lack it)
  *
  * Prints a markdown table (medians, ratios to each anchor, kernels per call,
- * peak extra memory of a training step) and writes bench/results.json.
+ * peak extra memory of a training step). The raw results go to the git-ignored
+ * bench/raw/ (results.json, results.quick.json; --out FILE elsewhere). Only a
+ * full run (not --quick, no --only, cpu and wasm) or a --merge of full runs
+ * rewrites the committed summary bench/RESULTS.md (summaryMarkdown()).
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {execFileSync} from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as tfn from '../src';
 
@@ -28,7 +34,11 @@ const argOf = (name: string) => {
 const BACKENDS = (argOf('--backends') ?? 'cpu,wasm').split(',');
 const ONLY = argOf('--only');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
-const OUT = argOf('--out') ?? path.join(__dirname, QUICK ? 'results.quick.json' : 'results.json');
+/** Raw results: git-ignored unless --out says otherwise. */
+const OUT = argOf('--out') ?? path.join(__dirname, 'raw', QUICK ? 'results.quick.json' : 'results.json');
+/** The committed summary: only full runs write it. */
+const SUMMARY = path.join(__dirname, 'RESULTS.md');
+const FULL_RUN = !QUICK && !ONLY && ['cpu', 'wasm'].every(b => BACKENDS.includes(b));
 
 // ---------------------------------------------------------------- shapes and cases
 
@@ -429,25 +439,124 @@ async function main() {
       write(rows, torch.version, false);
     }
   }
-  write(rows, torch.version, true);
+  const raw = write(rows, torch.version, true);
+  if (FULL_RUN) writeSummary(raw);
+  else console.log(`${SUMMARY} not updated: only a full run (no --quick or --only, cpu and wasm) rewrites it.`);
+}
+
+/** The machine, as the raw results record it. */
+function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
+         `${os.platform()} ${os.arch()}`;
+}
+
+/** What a run writes to OUT. */
+interface RawResults {
+  date: string;
+  complete: boolean;
+  quick: boolean;
+  node: string;
+  tfjs: string;
+  torch: string | null;
+  machine?: string;
+  runsAtLeast: number;
+  rows: Row[];
+  markdown: string;
 }
 
 /** Writes OUT (after every row, so a long run leaves partial results). */
-function write(rows: Row[], torchVersion: string | null, done: boolean) {
+function write(rows: Row[], torchVersion: string | null, done: boolean,
+               fields: Partial<RawResults> = {}): RawResults {
   const md = table(rows, torchVersion);
   if (done) console.log(md);
-  fs.writeFileSync(OUT, JSON.stringify({
+  const raw: RawResults = {
     date: new Date().toISOString(), complete: done, quick: QUICK, node: process.version, tfjs: tf.version.tfjs,
-    torch: torchVersion, runsAtLeast: RUNS, rows, markdown: md,
-  }, null, 1));
+    torch: torchVersion, machine: machine(), runsAtLeast: RUNS, rows, markdown: md, ...fields,
+  };
+  fs.mkdirSync(path.dirname(OUT), {recursive: true});
+  fs.writeFileSync(OUT, JSON.stringify(raw, null, 1));
   if (done) console.log(`wrote ${OUT}`);
+  return raw;
 }
 
-/** `--merge a.json b.json`: one table from runs started together per backend (e.g. cpu and wasm on two cores). */
+/**
+ * `--merge a.json b.json`: one result from runs started separately per backend
+ * (e.g. cpu and wasm side by side on two cores): the merged raw file, and
+ * RESULTS.md when every part is a complete full run. `--machine TEXT` names the
+ * machine for parts that did not record it.
+ */
 function merge(files: string[]) {
-  const parts = files.map(f => JSON.parse(fs.readFileSync(f, 'utf8')));
+  if (files.length === 0) throw new Error('--merge needs the raw result files to merge (e.g. bench/raw/*.json)');
+  const parts = files.map(f => JSON.parse(fs.readFileSync(f, 'utf8')) as RawResults);
   const rows: Row[] = parts.flatMap(p => p.rows);
-  write(rows, parts.find(p => p.torch)?.torch ?? null, true);
+  const machines = [...new Set(parts.map(p => p.machine ?? argOf('--machine') ?? 'not recorded'))];
+  const raw = write(rows, parts.find(p => p.torch)?.torch ?? null, true, {
+    // The date of the measurements (the last part to finish), not of the merge.
+    date: parts.map(p => p.date).sort().pop()!, quick: parts.some(p => p.quick),
+    complete: parts.every(p => p.complete), node: parts[0].node, tfjs: parts[0].tfjs,
+    runsAtLeast: Math.min(...parts.map(p => p.runsAtLeast)), machine: machines.join('; '),
+  });
+  if (!raw.quick && raw.complete) writeSummary(raw);
+  else console.log(`${SUMMARY} not updated: a part is a quick or incomplete run.`);
+}
+
+function writeSummary(raw: RawResults) {
+  fs.writeFileSync(SUMMARY, summaryMarkdown(raw));
+  console.log(`wrote ${SUMMARY}`);
+}
+
+/** Milliseconds for the summary: 3 significant digits, thousands separated; * = one cold call. */
+function ms(m: Measure | undefined): string {
+  if (m == null) return '-';
+  const v = m.medianMs;
+  const text = v >= 10000 ? Math.round(v).toLocaleString('en-US') : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1)
+                                                                                                 : v.toFixed(2);
+  return `${text}${m.runs === 0 ? '*' : ''}`;
+}
+
+/**
+ * bench/RESULTS.md: one short table of a full run (what the README quotes) with
+ * its date, versions and machine. The raw results (every mode and anchor) stay
+ * in the git-ignored raw file.
+ */
+function summaryMarkdown(raw: RawResults): string {
+  const anchor = (r: Row, prefix: string, withRatio: boolean) => {
+    const key = Object.keys(r.anchors).find(k => k.startsWith(prefix));
+    const a = key ? r.anchors[key].fwdBwd : undefined;
+    if (!a) return '-';
+    return withRatio ? `${ms(a)} (${ratio(a.medianMs, r.ours.fwdBwd?.medianMs)})` : ms(a);
+  };
+  const lines = [
+    '# Benchmark results',
+    '',
+    'Written by `npm run bench` (bench/run.ts, `summaryMarkdown`) at the end of a full run, or by `--merge` of full ' +
+    'runs; `--quick` runs never change it. The raw results (every mode and anchor) go to the git-ignored bench/raw/.',
+    '',
+    `- Date: ${raw.date.slice(0, 10)}`,
+    `- Versions: tfjs ${raw.tfjs}, Node ${raw.node}, PyTorch ${raw.torch ?? 'absent'} (1 thread)`,
+    `- Machine: ${raw.machine ?? 'not recorded'}`,
+    `- Median of >= ${raw.runsAtLeast} runs after a warm-up (* = one cold call: a call over ${SLOW_MS / 1000} s ` +
+    'is not repeated)',
+    '',
+    'Times in ms. fwd+bwd: a training step, the vector-Jacobian product with a given dy (gradients w.r.t. x, ' +
+    'gamma, beta). k: kernels per fwd+bwd call (`tf.profile`). mem: peak extra bytes of that step over the ' +
+    "input's, as `tf.memory().numBytes` (counts views) / unique buffers. Anchors are fwd+bwd times; " +
+    '(Nx) = anchor time / ours, higher is better. tfjs layer: `batchNormalization` for BatchNorm, InstanceNorm ' +
+    'and GroupNorm rows, `layerNormalization` for LayerNorm and RMSNorm.',
+    '',
+    '| backend | layer | shape | infer | train fwd | fwd+bwd | k | mem | fit | tfjs layer | naive ops | plain JS | PyTorch |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of raw.rows) {
+    const o = r.ours;
+    const fb = o.fwdBwd;
+    const mem = fb?.peakX != null ? `${fb.peakX.toFixed(1)}x / ${fb.bufX?.toFixed(1)}x` : '-';
+    lines.push(`| ${r.backend} | ${r.name} | [${r.shape.join(',')}] | ${ms(o.infer)} | ${ms(o.trainFwd)} | ${ms(fb)} | ` +
+               `${fb?.kernels ?? '-'} | ${mem} | ${ms(o.fit)} | ${anchor(r, 'tfjs', true)} | ${anchor(r, 'naive', true)} | ` +
+               `${anchor(r, 'plainJS', false)} | ${anchor(r, 'torch', false)} |`);
+  }
+  return lines.join('\n') + '\n';
 }
 
 function table(rows: Row[], torchVersion: string | null): string {

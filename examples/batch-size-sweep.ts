@@ -18,7 +18,8 @@
  *
  * Flags: --epochs, --train/--test (images per digit), --batch-sizes 2,4,8,16,32,
  * --norms batch,group,layer,instance,none, --update-batch 32, --lr (Adam), --seed,
- * --out (folder for results.json and batch-size-sweep.svg).
+ * --out (folder for results.json and batch-size-sweep.svg; default examples/results/, with --quick
+ * examples/results.quick/, git-ignored).
  */
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
@@ -248,7 +249,8 @@ async function main(): Promise<void> {
     lr: Number(flag('lr', '0.01')),
     seed: Number(flag('seed', '1')),
   };
-  const outDir = path.resolve(flag('out', path.join(__dirname, 'results')));
+  // --quick runs go to the git-ignored examples/results.quick/: only full runs update the committed results/.
+  const outDir = path.resolve(flag('out', path.join(__dirname, quick ? 'results.quick' : 'results')));
   const unknown = config.norms.filter(n => !(n in NAMES));
   if (unknown.length > 0) throw new Error(`unknown --norms ${unknown.join(',')}: use ${Object.keys(NAMES).join(',')}`);
   if (config.batchSizes.some(b => !Number.isInteger(b) || b < 2 || config.updateBatch % b !== 0)) {

@@ -187,6 +187,11 @@ export function fileSystem(target: string, options: FileSystemOptions = {}): tf.
   if (typeof target !== 'string' || target.length === 0) {
     throw new ValueError(`fileSystem() needs a path string. Received: path=${show(target)}`);
   }
+  // A browser bundle of the CommonJS build maps fs and path to empty modules (package.json `browser`).
+  if (typeof fs.promises?.readFile !== 'function' || typeof path.join !== 'function') {
+    throw new Error('tfjs-norm: fileSystem() needs Node (its fs and path modules). In a browser save and load ' +
+                    "with tfjs' own handlers: 'indexeddb://', 'localstorage://', 'downloads://', tf.io.http.");
+  }
   const shard = options.shardSizeBytes ?? DEFAULT_SHARD_BYTES;
   if (!Number.isInteger(shard) || shard < 4) {
     throw new ValueError(`\`shardSizeBytes\` must be an integer >= 4. Received: shardSizeBytes=${show(shard)}`);
