@@ -130,8 +130,8 @@ describe('npm pack', () => {
 
   it('sideEffects lists every shipped file that registers classes or kernels when imported', () => {
     const dist = path.join(app, 'node_modules', 'tfjs-norm');
-    // A top-level (unindented) register...( call in the CommonJS build: registerClass, registerKerasClass,
-    // registerCpuKernels, ... today in the layer, keras and normalize files; later in dist/register.js.
+    // A top-level (unindented) register...( call in the CommonJS build: registerFlags, registerKernel,
+    // registerClass, installContainerFreezing's caller... (all in dist/register.js).
     const registering = shipped.filter(f => /^dist\/(?!tfjs-norm\.).*\.js$/.test(f) &&
       /^(?!function |exports\.|\/\/)\S.*\bregister[A-Za-z]*\)?\(/m.test(fs.readFileSync(path.join(dist, f), 'utf8')));
     expect(registering.length).toBeGreaterThan(0);
