@@ -23,10 +23,14 @@ import {NormPlan} from './plan';
 /**
  * Each group's first element, the shift of the two-pass statistics; 0 where
  * it is not finite (x - Inf would turn the group's -Inf/+Inf mean into NaN).
+ * The 0 is a constant (tf.zeros, not zerosLike(first)): tfjs' gradient of
+ * `where` w.r.t. its else-branch applies logicalNot, which has no gradient,
+ * so an else-branch computed from x made a gradient of a gradient of
+ * moments, and a third derivative of every normalization, throw.
  */
 function finitePivot(x: tf.Tensor, plan: NormPlan): tf.Tensor {
   const first = tf.slice(x, plan.shape.map(() => 0), plan.statShape);
-  return tf.where(tf.isFinite(first), first, tf.zerosLike(first));
+  return tf.where(tf.isFinite(first), first, tf.zeros(plan.statShape));
 }
 
 /**
