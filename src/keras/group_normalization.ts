@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {ValueError} from '../errors';
-import {checkEpsilon, show} from '../validate';
+import {checkEpsilon, fail, knownDim, resolveChannelAxis} from '../validate';
 import {groupNorm} from '../ops/group_norm';
-import {KerasAffineArgs, KerasAffineLayer, resolveKerasAxis, singleInput, singleShape} from './common';
+import {KerasAffineArgs, KerasAffineLayer, singleInput, singleShape} from './common';
 
 /** Arguments of {@link GroupNormalization}: Keras' names and defaults. */
 export interface GroupNormalizationArgs extends KerasAffineArgs {
@@ -43,36 +42,30 @@ export class GroupNormalization extends KerasAffineLayer {
 
   constructor(args: GroupNormalizationArgs = {}) {
     super(args);
+    const owner = this.getClassName();
     const groups = args?.groups ?? 32;
     if (typeof groups !== 'number' || !Number.isInteger(groups) || (groups < 1 && groups !== -1)) {
-      throw new ValueError(`\`groups\` must be a positive integer, or -1 for one group per channel. Received: groups=${show(groups)}`);
+      fail(owner, '`groups` must be a positive integer, or -1 for one group per channel', 'groups', groups);
     }
     this.groups = groups;
     const axis = args?.axis ?? -1;
-    if (typeof axis !== 'number' || !Number.isInteger(axis)) {
-      throw new ValueError(`\`axis\` must be an integer. Received: axis=${show(axis)}`);
-    }
+    if (typeof axis !== 'number' || !Number.isInteger(axis)) fail(owner, '`axis` must be an integer', 'axis', axis);
     this.axis = axis;
-    this.epsilon = checkEpsilon(this.getClassName(), args?.epsilon ?? 1e-3);
+    this.epsilon = checkEpsilon(owner, args?.epsilon ?? 1e-3);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = singleShape(inputShape);
-    const name = this.getClassName();
-    const axis = resolveKerasAxis(this.axis, shape.length, name);
-    if (axis === 0) throw new ValueError(`${name}: \`axis\` cannot be the batch axis 0. Received: axis=${show(this.axis)}`);
-    const dim = shape[axis];
-    if (dim == null) {
-      throw new ValueError(`${name}: axis ${this.axis} of the input must have a known size. Received: input shape=${show(shape)}`);
-    }
+    const owner = this.getClassName();
+    const axis = resolveChannelAxis(owner, this.axis, shape.length);
+    const dim = knownDim(owner, shape, axis, 'channel axis');
     const groups = this.groups === -1 ? dim : this.groups;
     if (dim < groups) {
-      throw new ValueError(`${name}: the number of groups (${groups}) cannot be more than the number of channels (${dim}). ` +
-                           `Received: groups=${show(this.groups)}`);
+      fail(owner, `the number of groups (${groups}) cannot be more than the number of channels (${dim})`,
+           'groups', this.groups);
     }
     if (dim % groups !== 0) {
-      throw new ValueError(`${name}: the number of groups (${groups}) must divide the number of channels (${dim}). ` +
-                           `Received: groups=${show(this.groups)}`);
+      fail(owner, `the number of groups (${groups}) must divide the number of channels (${dim})`, 'groups', this.groups);
     }
     this.numGroups = groups;
     this.addAffineWeights([dim]);

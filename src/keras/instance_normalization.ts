@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {ValueError} from '../errors';
-import {checkEpsilon, show} from '../validate';
+import {checkEpsilon, fail, knownDim, resolveChannelAxis} from '../validate';
 import {moments} from '../ops/moments';
-import {KerasAffineArgs, KerasAffineLayer, resolveKerasAxis, singleInput, singleShape} from './common';
+import {KerasAffineArgs, KerasAffineLayer, singleInput, singleShape} from './common';
 
 /** Arguments of {@link InstanceNormalization}: keras-contrib's names and defaults. */
 export interface InstanceNormalizationArgs extends KerasAffineArgs {
@@ -39,30 +38,27 @@ export class InstanceNormalization extends KerasAffineLayer {
 
   constructor(args: InstanceNormalizationArgs = {}) {
     super(args);
+    const owner = this.getClassName();
     const axis = args?.axis ?? null;
     if (axis !== null && (typeof axis !== 'number' || !Number.isInteger(axis) || axis === 0)) {
-      throw new ValueError(`\`axis\` must be a non-zero integer or null. Received: axis=${show(axis)}`);
+      fail(owner, '`axis` must be a non-zero integer or null', 'axis', axis);
     }
     this.axis = axis;
-    this.epsilon = checkEpsilon(this.getClassName(), args?.epsilon ?? 1e-3);
+    this.epsilon = checkEpsilon(owner, args?.epsilon ?? 1e-3);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = singleShape(inputShape);
     const rank = shape.length;
+    const owner = this.getClassName();
     if (this.axis !== null && rank === 2) {
-      throw new ValueError(`InstanceNormalization: \`axis\` cannot be set for a rank-2 input (it would leave nothing to normalize). ` +
-                           `Received: axis=${show(this.axis)}`);
+      fail(owner, '`axis` cannot be set for a rank-2 input (it would leave nothing to normalize)', 'axis', this.axis);
     }
-    const axis = this.axis === null ? null : resolveKerasAxis(this.axis, rank, 'InstanceNormalization');
-    if (axis === 0) throw new ValueError(`InstanceNormalization: \`axis\` cannot be the batch axis. Received: axis=${this.axis}`);
+    const axis = this.axis === null ? null : resolveChannelAxis(owner, this.axis, rank);
     let paramShape = [1];
     const axes: {[axis: number]: number} = {};
     if (axis !== null) {
-      const dim = shape[axis];
-      if (dim == null) {
-        throw new ValueError(`InstanceNormalization: axis ${this.axis} must have a known size. Received: input shape=${show(shape)}`);
-      }
+      const dim = knownDim(owner, shape, axis, 'channel axis');
       paramShape = [dim];
       axes[axis] = dim;
     }

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {checkInput, resolveAxes} from '../validate';
+import {checkAxesArg, checkInput, resolveAxes} from '../validate';
 import {layerArgs, singleInput, singleShape} from './common';
-import {checkKerasAxes} from './rms_normalization';
 
 /** The floor of the sum of squares, tf.math.l2_normalize's epsilon. */
 const L2_EPSILON = 1e-12;
@@ -31,8 +30,8 @@ export class UnitNormalization extends tf.layers.Layer {
   readonly axis: number | number[];
 
   constructor(args: UnitNormalizationArgs = {}) {
-    super(layerArgs(args));
-    this.axis = checkKerasAxes(args?.axis ?? -1, 'UnitNormalization');
+    super(layerArgs(new.target, args));
+    this.axis = checkAxesArg(this.getClassName(), args?.axis ?? -1);
     this.supportsMasking = true;
   }
 

@@ -174,14 +174,14 @@ export abstract class NormLayer extends tf.layers.Layer {
     this.trackRunningStats = tracks &&
         checkBoolean(owner, args.trackRunningStats ?? defaults.trackRunningStats, 'trackRunningStats');
     this.momentum = tracks ? checkMomentum(owner, args.momentum === undefined ? 0.1 : args.momentum) : null;
-    this.gammaInitializer = getInitializer(args.gammaInitializer, 'gammaInitializer', 'ones');
-    this.betaInitializer = getInitializer(args.betaInitializer, 'betaInitializer', 'zeros');
-    this.movingMeanInitializer = getInitializer(args.movingMeanInitializer, 'movingMeanInitializer', 'zeros');
-    this.movingVarianceInitializer = getInitializer(args.movingVarianceInitializer, 'movingVarianceInitializer', 'ones');
-    this.gammaRegularizer = getRegularizer(args.gammaRegularizer, 'gammaRegularizer');
-    this.betaRegularizer = getRegularizer(args.betaRegularizer, 'betaRegularizer');
-    this.gammaConstraint = getConstraint(args.gammaConstraint, 'gammaConstraint');
-    this.betaConstraint = getConstraint(args.betaConstraint, 'betaConstraint');
+    this.gammaInitializer = getInitializer(owner, args.gammaInitializer, 'gammaInitializer', 'ones');
+    this.betaInitializer = getInitializer(owner, args.betaInitializer, 'betaInitializer', 'zeros');
+    this.movingMeanInitializer = getInitializer(owner, args.movingMeanInitializer, 'movingMeanInitializer', 'zeros');
+    this.movingVarianceInitializer = getInitializer(owner, args.movingVarianceInitializer, 'movingVarianceInitializer', 'ones');
+    this.gammaRegularizer = getRegularizer(owner, args.gammaRegularizer, 'gammaRegularizer');
+    this.betaRegularizer = getRegularizer(owner, args.betaRegularizer, 'betaRegularizer');
+    this.gammaConstraint = getConstraint(owner, args.gammaConstraint, 'gammaConstraint');
+    this.betaConstraint = getConstraint(owner, args.betaConstraint, 'betaConstraint');
   }
 
   /** Validates the input shape and resolves axes; called once by build. */

@@ -13,11 +13,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type {PyJsonDict} from '@tensorflow/tfjs-layers/dist/keras_format/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError} from '../errors';
-import {show} from '../validate';
+import {fail, show} from '../validate';
 import {NormLayer} from '../layers/base';
 import {BatchNorm} from '../layers/batch_norm';
 import {InstanceNorm} from '../layers/instance_norm';
+
+const OWNER = 'foldBatchNorm';
 
 /** A norm layer merged into the layer before it. */
 export interface FoldedPair {
@@ -119,8 +120,8 @@ async function foldedWeights(producer: tf.layers.Layer, norm: tf.layers.Layer, e
   const bias = await valuesOf(producer, 'bias');
   const C = mean.length;
   if (kernel.length % C !== 0) {
-    throw new ValueError(`foldBatchNorm: ${norm.name} has ${C} channels but ${producer.name}'s kernel has shape ` +
-                         `${show(kernelVar.shape)}`);
+    fail(OWNER, `${norm.name} has ${C} channels, which does not divide ${producer.name}'s kernel`,
+         `${producer.name}.kernel.shape`, kernelVar.shape);
   }
   const scale = new Float64Array(C);
   const newBias = new Float32Array(C);
@@ -160,11 +161,10 @@ function sameRef(a: unknown[], name: string): boolean {
  */
 export async function foldBatchNorm(model: tf.LayersModel): Promise<FoldBatchNormResult> {
   if (!(model instanceof tf.LayersModel)) {
-    throw new ValueError(`foldBatchNorm expects a tf.LayersModel. Received: model=${show((model as unknown as object)?.constructor?.name)}`);
+    fail(OWNER, 'expects a tf.LayersModel', 'model', (model as unknown as object)?.constructor?.name);
   }
   if (!(model.inputs?.length > 0)) {
-    throw new ValueError(`foldBatchNorm: build the model first (give its first layer an inputShape). ` +
-                         `Received: model=${show(model.name)}`);
+    fail(OWNER, 'build the model first (give its first layer an inputShape)', 'model', model.name);
   }
   const topology = model.toJSON(null, false) as PyJsonDict;
   const config = topology.config as PyJsonDict;
