@@ -9,10 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
 import {checkBoolean, fail} from '../validate';
-import type {ConstraintArg, InitializerArg, RegularizerArg} from '../layers/base';
-import {
-  Constraint, Initializer, Regularizer, getConstraint, getInitializer, getRegularizer, serialize,
-} from '../layers/registry';
+import {AffineParam, AffineWeights, ConstraintArg, InitializerArg, RegularizerArg} from '../layers/affine_weights';
 
 /** Keras' `center`/`scale` arguments with their initializers, regularizers and constraints. */
 export interface KerasAffineArgs extends LayerArgs {
@@ -59,12 +56,7 @@ export abstract class KerasAffineLayer extends tf.layers.Layer {
   readonly center: boolean;
   /** Whether the layer learns the scale `gamma`. Default true. */
   readonly scale: boolean;
-  protected readonly betaInitializer: Initializer;
-  protected readonly gammaInitializer: Initializer;
-  protected readonly betaRegularizer: Regularizer | null;
-  protected readonly gammaRegularizer: Regularizer | null;
-  protected readonly betaConstraint: Constraint | null;
-  protected readonly gammaConstraint: Constraint | null;
+  private readonly affineWeights: AffineWeights;
   /** The scale weight `gamma` once built (null with `scale: false`). */
   gamma: LayerVariable | null = null;
   /** The offset weight `beta` once built (null with `center: false`). */
@@ -76,24 +68,15 @@ export abstract class KerasAffineLayer extends tf.layers.Layer {
     const owner = this.getClassName();
     this.center = checkBoolean(owner, args.center ?? true, 'center');
     this.scale = checkBoolean(owner, args.scale ?? true, 'scale');
-    this.betaInitializer = getInitializer(owner, args.betaInitializer, 'betaInitializer', 'zeros');
-    this.gammaInitializer = getInitializer(owner, args.gammaInitializer, 'gammaInitializer', 'ones');
-    this.betaRegularizer = getRegularizer(owner, args.betaRegularizer, 'betaRegularizer');
-    this.gammaRegularizer = getRegularizer(owner, args.gammaRegularizer, 'gammaRegularizer');
-    this.betaConstraint = getConstraint(owner, args.betaConstraint, 'betaConstraint');
-    this.gammaConstraint = getConstraint(owner, args.gammaConstraint, 'gammaConstraint');
+    this.affineWeights = new AffineWeights(owner, args);
   }
 
   /** Creates `gamma` (scale) then `beta` (center) of `shape`, Keras' order. */
   protected addAffineWeights(shape: number[]): void {
-    if (this.scale) {
-      this.gamma = this.addWeight('gamma', shape, 'float32', this.gammaInitializer, this.gammaRegularizer ?? undefined,
-                                  true, this.gammaConstraint ?? undefined);
-    }
-    if (this.center) {
-      this.beta = this.addWeight('beta', shape, 'float32', this.betaInitializer, this.betaRegularizer ?? undefined,
-                                 true, this.betaConstraint ?? undefined);
-    }
+    const params: AffineParam[] = [];
+    if (this.scale) params.push('gamma');
+    if (this.center) params.push('beta');
+    ({gamma: this.gamma, beta: this.beta} = this.affineWeights.create(this.addWeight.bind(this), shape, params));
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
@@ -101,17 +84,8 @@ export abstract class KerasAffineLayer extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return {
-      center: this.center,
-      scale: this.scale,
-      betaInitializer: serialize(this.betaInitializer),
-      gammaInitializer: serialize(this.gammaInitializer),
-      betaRegularizer: serialize(this.betaRegularizer),
-      gammaRegularizer: serialize(this.gammaRegularizer),
-      betaConstraint: serialize(this.betaConstraint),
-      gammaConstraint: serialize(this.gammaConstraint),
-      ...super.getConfig(),
-    };
+    // Keras' order: beta's arguments before gamma's.
+    return {center: this.center, scale: this.scale, ...this.affineWeights.config(['beta', 'gamma']), ...super.getConfig()};
   }
 }
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import {checkEpsilon, fail, knownDim, resolveChannelAxis} from '../validate';
+import {readAffine} from '../layers/affine_weights';
 import {groupNorm} from '../ops/group_norm';
 import {KerasAffineArgs, KerasAffineLayer, singleInput, singleShape} from './common';
 
@@ -76,8 +77,7 @@ export class GroupNormalization extends KerasAffineLayer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = singleInput(inputs);
-      return groupNorm(x, {numGroups: this.numGroups, axis: this.axis, epsilon: this.epsilon,
-                           gamma: this.gamma ? this.gamma.read() : null, beta: this.beta ? this.beta.read() : null});
+      return groupNorm(x, {numGroups: this.numGroups, axis: this.axis, epsilon: this.epsilon, ...readAffine(this)});
     });
   }
 
@@ -87,10 +87,15 @@ export class GroupNormalization extends KerasAffineLayer {
   }
 }
 
-let addonsCount = 0;
-/** tfjs derives default names from the class name, and '>' is not allowed in weight names. */
-function withDefaultName<T extends {name?: string}>(args: T, prefix: string): T {
-  return args?.name == null ? {...args, name: `${prefix}_addons_${++addonsCount}`} : args;
+/**
+ * tfjs names a layer given no name from its class name and a per-class
+ * counter of its own (`dense_Dense1`); for the `Addons>` classes that name
+ * holds '>', which weight names may not, so the '>' is dropped
+ * (`addons_group_normalization_AddonsGroupNormalization1`). tfjs' counter
+ * keeps the names unique.
+ */
+function dropAngleFromDefaultName(layer: tf.layers.Layer, args: {name?: string} | undefined): void {
+  if (args?.name == null) (layer as {name: string}).name = layer.name.replace(/>/g, '');
 }
 
 /**
@@ -105,7 +110,8 @@ export class AddonsGroupNormalization extends GroupNormalization {
   static override className = 'Addons>GroupNormalization';
 
   constructor(args: GroupNormalizationArgs = {}) {
-    super(withDefaultName(args, 'group_normalization'));
+    super(args);
+    dropAngleFromDefaultName(this, args);
   }
 }
 
@@ -124,6 +130,7 @@ export class AddonsInstanceNormalization extends GroupNormalization {
   static override className = 'Addons>InstanceNormalization';
 
   constructor(args: Omit<GroupNormalizationArgs, 'groups'> & {groups?: number} = {}) {
-    super(withDefaultName({...args, groups: -1}, 'instance_normalization'));
+    super({...args, groups: -1});
+    dropAngleFromDefaultName(this, args);
   }
 }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import {checkEpsilon, fail, knownDim, resolveChannelAxis} from '../validate';
-import {moments} from '../ops/moments';
+import {readAffine} from '../layers/affine_weights';
+import {contribInstanceNorm} from '../ops/contrib_instance_norm';
 import {KerasAffineArgs, KerasAffineLayer, singleInput, singleShape} from './common';
 
 /** Arguments of {@link InstanceNormalization}: keras-contrib's names and defaults. */
@@ -33,8 +34,6 @@ export class InstanceNormalization extends KerasAffineLayer {
   readonly axis: number | null;
   /** Added to the standard deviation. Default 1e-3. */
   readonly epsilon: number;
-  private reductionAxes: number[] = [];
-  private paramBroadcast: number[] = [];
 
   constructor(args: InstanceNormalizationArgs = {}) {
     super(args);
@@ -62,22 +61,14 @@ export class InstanceNormalization extends KerasAffineLayer {
       paramShape = [dim];
       axes[axis] = dim;
     }
-    this.reductionAxes = shape.map((_, i) => i).filter(i => i !== 0 && i !== axis);
-    this.paramBroadcast = shape.map((d, i) => (i === axis ? d as number : 1));
     this.addAffineWeights(paramShape);
     this.inputSpec = [{ndim: rank, axes}];
     this.built = true;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = singleInput(inputs);
-      const {mean, variance} = moments(x, this.reductionAxes, true);
-      let y = tf.div(tf.sub(x, mean), tf.add(tf.sqrt(variance), this.epsilon));
-      if (this.gamma) y = tf.mul(y, tf.reshape(this.gamma.read(), this.paramBroadcast));
-      if (this.beta) y = tf.add(y, tf.reshape(this.beta.read(), this.paramBroadcast));
-      return y;
-    });
+    return tf.tidy(() => contribInstanceNorm(singleInput(inputs), {axis: this.axis, epsilon: this.epsilon,
+                                                                  ...readAffine(this)}, this.getClassName()));
   }
 
   /** The layer's config: axis, epsilon and Keras' center/scale arguments. */
