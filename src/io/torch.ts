@@ -14,7 +14,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
 import {fail, show} from '../validate';
-import {allLayers, checkedValue, shortName, writeAll} from './weights';
+import {weightByShortName} from '../weight_names';
+import {allLayers, checkedValue, writeAll} from './weights';
 
 const OWNER = 'loadTorchStateDict';
 
@@ -108,7 +109,7 @@ export function loadTorchStateDict(model: tf.LayersModel | tf.layers.Layer, tens
       const layerName = toLayer(module);
       const layer = layerName == null ? undefined : layers.get(layerName);
       const target = layer ? paramMap(layer.getClassName())?.[param] : undefined;
-      const variable = target ? layer!.weights.find(w => shortName(w as LayerVariable) === target) as LayerVariable : undefined;
+      const variable = target ? weightByShortName(layer!, target) : null;
       if (!variable) {
         unused.push(key);
         continue;

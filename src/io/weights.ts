@@ -20,12 +20,6 @@ export function allLayers(model: tf.LayersModel | tf.layers.Layer): tf.layers.La
   return out;
 }
 
-/** The weight's name inside its layer: `gamma`, `kernel`, `moving_mean`. */
-export function shortName(v: LayerVariable): string {
-  const parts = v.originalName.split('/');
-  return parts[parts.length - 1];
-}
-
 /**
  * Checks `value` fits `variable` (shape; dtype, integral values for int32)
  * and returns the value to write, in the variable's dtype. `owner` (the
