@@ -7,8 +7,9 @@
  *
  * `window.runSuite({backend, f16})` starts the backend and runs, with a leak
  * check after every test: every PyTorch fixture case (test/fixture_runner.ts,
- * the same check as the Node suite), a Sequential `fit` with every catalog
- * layer, and an IndexedDB save/load round trip. Progress goes to console.log with the
+ * the same check as the Node suite), the shape grid (test/shape_grid.ts, on
+ * the GPU backends), a Sequential `fit` with every catalog layer, and an
+ * IndexedDB save/load round trip. Progress goes to console.log with the
  * `[suite]` prefix; the result is a JSON-able SuiteReport.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -17,14 +18,15 @@ import {
   CaseResult, F16_MIN_GROUP_SCALE, FixtureCase, Quantity, Tolerance, compareArrays, minGroupScale, runFixtureCase,
   toleranceFor,
 } from '../fixture_runner';
+import {gridCases, runGridCase} from '../shape_grid';
 
 export interface TestReport {
   name: string;
   ok: boolean;
   ms: number;
   error?: string;
-  /** Worst |actual - expected| per compared quantity (fixture cases). */
-  maxAbs?: Partial<Record<Quantity, number>>;
+  /** Worst |actual - expected| per compared quantity (fixture cases: Quantity; grid cells: `y training`, ...). */
+  maxAbs?: Partial<Record<Quantity | string, number>>;
   /** Measured-only mismatches (f16 gradients). */
   notes?: string[];
   skipped?: string;
@@ -49,11 +51,18 @@ export interface SuiteOptions {
   backend: string;
   /** WEBGL_FORCE_F16_TEXTURES (mobile precision). */
   f16?: boolean;
-  /** Only fixture cases whose name matches. */
+  /** Only fixture cases and grid cells whose name matches. */
   filter?: string;
+  /** Run the shape grid (default: on the GPU backends, GRID_BACKENDS). */
+  grid?: boolean;
+  /** Only the shape grid (no fixtures, fit or IndexedDB tests). */
+  gridOnly?: boolean;
   fixturesUrl?: string;
   wasmPath?: string;
 }
+
+/** Backends the shape grid runs on in the browser (cpu and wasm run it in jest). */
+export const GRID_BACKENDS = ['webgl', 'webgpu'];
 
 /** The flag of GPU backends that runs ops on small CPU-resident inputs on the CPU. */
 const CPU_FORWARD_FLAGS: Record<string, string> = {webgl: 'WEBGL_CPU_FORWARD', webgpu: 'WEBGPU_CPU_FORWARD'};
@@ -313,6 +322,26 @@ function backendEnv(backend: string): Record<string, unknown> {
   return env;
 }
 
+/** Every catalog layer's shape grid against the cpu op path; prints each layer's cell count and time. */
+async function runGrid(report: SuiteReport, tol: Tolerance, f16: boolean, filter: RegExp | null): Promise<void> {
+  for (const info of CATALOG) {
+    const cases = gridCases(info).filter(c => !filter || filter.test(c.name));
+    const t0 = performance.now();
+    let [referenceMs, targetMs] = [0, 0];
+    for (const c of cases) {
+      await runTest(report, `grid ${c.name}`, async () => {
+        const r = await runGridCase(c, {tol, f16});
+        referenceMs += r.referenceMs;
+        targetMs += r.targetMs;
+        if (r.failures.length) throw new Error(r.failures.join('\n'));
+        return {maxAbs: r.maxAbs, notes: r.notes.length ? r.notes : undefined};
+      });
+    }
+    log(`grid ${report.label} ${info.name}: ${cases.length} cells in ${((performance.now() - t0) / 1000).toFixed(1)} s ` +
+        `(cpu op path ${(referenceMs / 1000).toFixed(1)} s, ${report.label} ${(targetMs / 1000).toFixed(1)} s)`);
+  }
+}
+
 export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   const t0 = performance.now();
   const {backend} = opts;
@@ -346,16 +375,17 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   const forwardFlag = CPU_FORWARD_FLAGS[backend];
   const forwardDefault = forwardFlag ? tf.env().get(forwardFlag) : null;
   if (forwardFlag) tf.env().set(forwardFlag, false);
-  for (const c of fixtures.cases) {
+  for (const c of opts.gridOnly ? [] : fixtures.cases) {
     if (filter && !filter.test(c.name)) continue;
     await runTest(report, `fixture ${c.name}`, caseTest(c, tol, f16));
     if (tf.getBackend() !== backend) throw new Error(`backend changed to ${tf.getBackend()}`);
   }
-  if (f16) {
+  if (f16 && !opts.gridOnly) {
     await runTest(report, 'zero-variance input stays finite (epsilon survives float16)', zeroVarianceTest);
   }
+  if (opts.grid ?? GRID_BACKENDS.includes(backend)) await runGrid(report, tol, f16, filter);
   if (forwardFlag) tf.env().set(forwardFlag, forwardDefault!);
-  if (!f16) {
+  if (!f16 && !opts.gridOnly) {
     await runTest(report, 'Sequential fit with every layer', fitTest);
     await runTest(report, 'IndexedDB save/load gives identical predictions', () => indexedDbTest(backend));
   }
