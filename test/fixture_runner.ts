@@ -9,9 +9,10 @@
  * (WebGPU has no synchronous download).
  */
 import * as tf from '@tensorflow/tfjs';
-import * as tfn from '../src';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
+import {layerInfo} from './catalog';
 import type {FixtureCase} from './harness';
+import {RefSpec, layout} from './reference/norm_reference';
 
 export type {FixtureCase, FixtureStep} from './harness';
 
@@ -33,7 +34,7 @@ export interface Tolerance {
  *   only require `inversesqrt`/`pow`/`exp` to within a few ulp (real GPUs use
  *   approximate hardware rsqrt), multiply-adds may be fused, reductions run in a
  *   different order, and on WebGL every value round-trips through a texture.
- *   1e-3 (the issue's cap) is 100 float32 ulps at 1 and absorbs that; measured
+ *   1e-3 is 100 float32 ulps at 1 and absorbs that; measured
  *   worst cases are printed by the browser runner and kept in the README.
  * - webgl with WEBGL_FORCE_F16_TEXTURES (mobile GPUs without float32 render
  *   targets): every intermediate is stored as float16 (11-bit significand,
@@ -62,40 +63,7 @@ export function toleranceFor(backend: string): Tolerance {
   return t;
 }
 
-// ------------------------------------------------------------- layers
-
-/** Every layer class the fixtures exercise, by the fixture's `layer` name. */
-export const FIXTURE_LAYER_NAMES = ['BatchNorm', 'InstanceNorm', 'GroupNorm', 'LayerNorm', 'RMSNorm', 'LocalResponseNorm'];
-
-type LayerClass = new (args: any) => tf.layers.Layer;
-
-/** The fixture layer classes that `lib` (our exports) provides. */
-export function layerClasses(lib: Record<string, unknown>): Record<string, LayerClass> {
-  const out: Record<string, LayerClass> = {};
-  for (const name of FIXTURE_LAYER_NAMES) {
-    if (typeof lib[name] === 'function') out[name] = lib[name] as LayerClass;
-  }
-  return out;
-}
-
-/** Layer classes by fixture name, as exported by this build. */
-export const LAYERS = layerClasses(tfn as unknown as Record<string, unknown>);
-
-/** Why a case cannot run in this build, or null when it can. */
-export function skipReason(c: FixtureCase): string | null {
-  return c.layer in LAYERS ? null : `${c.layer} is not exported by this build of tfjs-norm`;
-}
-
 // ------------------------------------------------------------- input scale
-
-function unravel(flat: number, shape: number[]): number[] {
-  const out = new Array<number>(shape.length);
-  for (let a = shape.length - 1; a >= 0; a--) {
-    out[a] = flat % shape[a];
-    flat = Math.floor(flat / shape[a]);
-  }
-  return out;
-}
 
 /**
  * The smallest sqrt(variance + epsilon) (RMSNorm: sqrt(mean square + epsilon))
@@ -105,37 +73,25 @@ function unravel(flat: number, shape: number[]): number[] {
  * the reference where this scale is well above that (see TOLERANCES).
  */
 export function minGroupScale(c: FixtureCase): number | null {
-  const shape = c.inputShape;
-  const rank = shape.length;
-  const a = c.args as {axis?: number | number[]; numGroups?: number; epsilon?: number | null};
-  const eps = a.epsilon ?? (c.layer === 'RMSNorm' ? 1.1920928955078125e-7 : 1e-5);
-  const norm = (ax: number) => (ax < 0 ? ax + rank : ax);
-  let key: (idx: number[]) => string;
-  if (c.layer === 'BatchNorm' || c.layer === 'InstanceNorm' || c.layer === 'GroupNorm') {
-    const ch = norm(a.axis as number ?? -1);
-    const perGroup = c.layer === 'GroupNorm' ? shape[ch] / a.numGroups! : 1;
-    key = c.layer === 'BatchNorm' ? idx => `${idx[ch]}`
-        : c.layer === 'InstanceNorm' ? idx => `${idx[0]},${idx[ch]}`
-        : idx => `${idx[0]},${Math.floor(idx[ch] / perGroup)}`;
-  } else if (c.layer === 'LayerNorm' || c.layer === 'RMSNorm') {
-    const axes = (Array.isArray(a.axis) ? a.axis : [a.axis ?? -1]).map(norm);
-    key = idx => idx.filter((_, i) => !axes.includes(i)).join(',');
-  } else {
-    return null;
-  }
+  return minGroupScaleOf(layerInfo(c.layer).reference(c.args, c.inputShape), [...c.steps.map(s => s.x), c.eval.x]);
+}
+
+/** minGroupScale for a reference spec and inputs (flat, in its shape); null for a window (no statistics). */
+export function minGroupScaleOf(spec: RefSpec, inputs: Array<ArrayLike<number>>): number | null {
+  if (spec.kind === 'window') return null;
+  const {group, numGroups} = layout(spec);
   let min = Infinity;
-  for (const x of [...c.steps.map(s => s.x), c.eval.x]) {
-    const groups = new Map<string, number[]>();
-    x.forEach((v, i) => {
-      const k = key(unravel(i, shape));
-      if (!groups.has(k)) groups.set(k, []);
-      groups.get(k)!.push(v);
-    });
-    for (const g of groups.values()) {
-      const mean = c.layer === 'RMSNorm' ? 0 : g.reduce((s, v) => s + v, 0) / g.length;
-      const second = g.reduce((s, v) => s + (v - mean) ** 2, 0) / g.length;
-      min = Math.min(min, Math.sqrt(second + eps));
+  for (const x of inputs) {
+    const count = new Float64Array(numGroups);
+    const mean = new Float64Array(numGroups);
+    const second = new Float64Array(numGroups);
+    for (let i = 0; i < x.length; i++) count[group[i]]++;
+    if (spec.center) {
+      for (let i = 0; i < x.length; i++) mean[group[i]] += x[i];
+      for (let g = 0; g < numGroups; g++) mean[g] /= count[g];
     }
+    for (let i = 0; i < x.length; i++) second[group[i]] += (x[i] - mean[group[i]]) ** 2;
+    for (let g = 0; g < numGroups; g++) min = Math.min(min, Math.sqrt(second[g] / count[g] + spec.epsilon));
   }
   return min;
 }
@@ -146,6 +102,10 @@ export function minGroupScale(c: FixtureCase): number | null {
 export type Quantity = 'y' | 'dx' | 'dgamma' | 'dbeta' | 'runningMean' | 'runningVar' | 'numBatchesTracked' | 'eval';
 export const ALL_QUANTITIES: readonly Quantity[] =
   ['y', 'dx', 'dgamma', 'dbeta', 'runningMean', 'runningVar', 'numBatchesTracked', 'eval'];
+
+// Module-level bindings: in jest's vm sandbox every global lookup (`Math`) in a hot loop costs ~50x.
+const {abs} = Math;
+const {isNaN} = Number;
 
 /** Max |a - e| and the max of |a - e| / (atol + rtol |e|) (<= 1 passes) over elements, with the worst index. */
 export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance) {
@@ -158,12 +118,12 @@ export function compareArrays(actual: ArrayLike<number>, expected: ArrayLike<num
   for (let i = 0; i < expected.length; i++) {
     const e = expected[i];
     const a = actual[i];
-    if (Number.isNaN(e) && Number.isNaN(a)) continue;
-    const d = Math.abs(a - e);
-    const r = d / (tol.atol + tol.rtol * Math.abs(e));
-    if (!(d <= maxAbs)) maxAbs = Number.isNaN(d) ? Infinity : d;
+    if (isNaN(e) && isNaN(a)) continue;
+    const d = abs(a - e);
+    const r = d / (tol.atol + tol.rtol * abs(e));
+    if (!(d <= maxAbs)) maxAbs = isNaN(d) ? Infinity : d;
     if (!(r <= ratio)) {
-      ratio = Number.isNaN(r) ? Infinity : r;
+      ratio = isNaN(r) ? Infinity : r;
       worstIndex = i;
     }
   }
@@ -197,7 +157,7 @@ export interface RunOptions {
  * `momentum: null` can average cumulatively (README, "Semantics").
  */
 export function expectedBatchCount(c: FixtureCase, stepIndex: number, torchValue: number | null): number | null {
-  if (c.layer === 'InstanceNorm' && torchValue != null) return stepIndex + 1;
+  if (layerInfo(c.layer).countsBatchesUnlikeTorch && torchValue != null) return stepIndex + 1;
   return torchValue;
 }
 
@@ -219,9 +179,7 @@ function weightsOf(layer: tf.layers.Layer): Weights {
 
 /** Builds the case's layer on its input shape with the case's gamma/beta. */
 export function layerFromCase(c: FixtureCase): tf.layers.Layer {
-  const Cls = LAYERS[c.layer];
-  if (!Cls) throw new Error(skipReason(c)!);
-  const layer = new Cls({...c.args});
+  const layer = new (layerInfo(c.layer).cls)({...c.args});
   layer.build(c.inputShape);
   const w = weightsOf(layer);
   tf.tidy(() => {

@@ -4,24 +4,10 @@
  * input and for gamma and beta, with L = sum(y * dy) summed in float64.
  */
 import * as tf from '@tensorflow/tfjs';
-import {describeBackends, disposeLayer, layerFromCase, noLeak, trainStep, weight, FixtureCase} from './harness';
+import {CATALOG, describeBackends, disposeLayer, layerFromCase, noLeak, trainStep, weight, FixtureCase} from './harness';
 
-interface GradCase {
-  layer: string;
-  args: Record<string, unknown>;
-  shape: number[];
-}
-
-const CASES: GradCase[] = [
-  {layer: 'BatchNorm', args: {axis: -1}, shape: [4, 3, 2, 3]},
-  {layer: 'BatchNorm', args: {axis: 1, momentum: null}, shape: [3, 4, 5]},
-  {layer: 'InstanceNorm', args: {axis: 1, affine: true, trackRunningStats: true}, shape: [2, 3, 4, 2]},
-  {layer: 'GroupNorm', args: {numGroups: 2, axis: -1}, shape: [2, 3, 2, 4]},
-  {layer: 'GroupNorm', args: {numGroups: 3, axis: 1}, shape: [2, 6, 5]},
-  {layer: 'LayerNorm', args: {axis: [-2, -1]}, shape: [3, 4, 5]},
-  {layer: 'RMSNorm', args: {axis: -1, epsilon: 1e-5}, shape: [3, 2, 6]},
-  {layer: 'LocalResponseNorm', args: {size: 3, alpha: 0.5, beta: 0.75, k: 1, axis: 1}, shape: [2, 5, 3]},
-];
+/** Every catalog layer's gradient-check configurations, in catalog order. */
+const CASES = CATALOG.flatMap(info => info.gradcheck.map(g => ({layer: info.name, ...g})));
 
 /** Deterministic pseudo-random values (xorshift) so failures reproduce. */
 function randoms(n: number, seed: number, scale = 1, offset = 0): number[] {

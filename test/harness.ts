@@ -6,9 +6,11 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import * as fs from 'fs';
 import * as path from 'path';
+import {ValueError} from '../src';
 import {TOLERANCES} from './fixture_runner';
 
-export {LAYERS, disposeLayer, layerFromCase, trainStep} from './fixture_runner';
+export {disposeLayer, layerFromCase, trainStep} from './fixture_runner';
+export {CATALOG, FLOAT32_EPSILON, LAYERS, LayerInfo, layerInfo, makeLayer} from './catalog';
 
 /** Tolerance of comparisons with float64 references on cpu/wasm (reasons in fixture_runner.ts). */
 export const ATOL = TOLERANCES.cpu.atol;
@@ -110,6 +112,41 @@ export function expectClose(actual: tf.Tensor | ArrayLike<number>, expected: Arr
                     `(error ${Math.abs(a[worstI] - expected[worstI]).toExponential(2)}, ` +
                     `tolerance ${atol} + ${rtol}*|expected|)`);
   }
+}
+
+/** Asserts `error` is our ValueError and its message contains each string fragment and matches each RegExp. */
+function checkValueError(error: unknown, fragments: Array<string | RegExp>): void {
+  expect(error).toBeInstanceOf(ValueError);
+  const message = (error as Error).message;
+  for (const f of fragments) {
+    if (typeof f === 'string') expect(message).toContain(f);
+    else expect(message).toMatch(f);
+  }
+}
+
+/** Asserts `fn` throws a ValueError whose message has every fragment (see checkValueError). */
+export function expectValueError(fn: () => unknown, ...fragments: Array<string | RegExp>): void {
+  let result: unknown;
+  try {
+    result = fn();
+  } catch (e) {
+    checkValueError(e, fragments);
+    return;
+  }
+  throw new Error(`no error; got ${result instanceof tf.layers.Layer ? 'a layer' : String(result)}`);
+}
+
+/** Asserts the promise `fn` returns rejects with a ValueError whose message has every fragment. */
+export async function expectValueErrorAsync(fn: () => Promise<unknown>, ...fragments: Array<string | RegExp>): Promise<void> {
+  let result: unknown;
+  try {
+    result = await fn();
+  } catch (e) {
+    checkValueError(e, fragments);
+    return;
+  }
+  (result as {dispose?: () => void} | null)?.dispose?.();
+  throw new Error(`no error; got ${String(result)}`);
 }
 
 // ---------------------------------------------------------------- fixtures

@@ -5,38 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as tfn from '../src';
-import {LAYERS, describeBackends, disposeLayer, expectClose, noLeak, weight} from './harness';
+import {CATALOG, LAYERS, describeBackends, disposeLayer, expectClose, noLeak, weight} from './harness';
+import type {SmokeSpec} from './catalog';
 
-interface LayerSpec {
-  layer: string;
-  args: Record<string, unknown>;
-  /** Input shape without the batch dim. */
-  inputShape: number[];
-  /** [name, shape] of each weight in order. */
-  weights: Array<[string, number[]]>;
-}
-
-const STATS = (c: number): Array<[string, number[]]> =>
-  [['moving_mean', [c]], ['moving_variance', [c]], ['num_batches_tracked', []]];
-
-const SPECS: LayerSpec[] = [
-  {layer: 'BatchNorm', args: {}, inputShape: [4, 5, 3], weights: [['gamma', [3]], ['beta', [3]], ...STATS(3)]},
-  {layer: 'BatchNorm', args: {axis: 1, affine: false}, inputShape: [3, 4, 5], weights: STATS(3)},
-  {layer: 'BatchNorm', args: {trackRunningStats: false}, inputShape: [6], weights: [['gamma', [6]], ['beta', [6]]]},
-  {layer: 'BatchNorm', args: {axis: -1, momentum: null}, inputShape: [2, 2, 2, 4],
-   weights: [['gamma', [4]], ['beta', [4]], ...STATS(4)]},
-  {layer: 'InstanceNorm', args: {}, inputShape: [5, 3], weights: []},
-  {layer: 'InstanceNorm', args: {axis: 1, affine: true, trackRunningStats: true}, inputShape: [3, 4, 4],
-   weights: [['gamma', [3]], ['beta', [3]], ...STATS(3)]},
-  {layer: 'GroupNorm', args: {numGroups: 2}, inputShape: [4, 4, 6], weights: [['gamma', [6]], ['beta', [6]]]},
-  {layer: 'GroupNorm', args: {numGroups: 3, axis: 1, affine: false}, inputShape: [6, 2, 2, 2], weights: []},
-  {layer: 'LayerNorm', args: {}, inputShape: [4, 6], weights: [['gamma', [6]], ['beta', [6]]]},
-  {layer: 'LayerNorm', args: {axis: [-2, -1], bias: false}, inputShape: [3, 4, 6], weights: [['gamma', [4, 6]]]},
-  {layer: 'RMSNorm', args: {}, inputShape: [4, 6], weights: [['gamma', [6]]]},
-  {layer: 'RMSNorm', args: {axis: [-2, -1], epsilon: 1e-6, affine: false}, inputShape: [3, 4], weights: []},
-  {layer: 'LocalResponseNorm', args: {size: 3}, inputShape: [4, 4, 5], weights: []},
-  {layer: 'LocalResponseNorm', args: {size: 2, alpha: 0.1, beta: 0.5, k: 2, axis: 1}, inputShape: [5, 3], weights: []},
-];
+/** Every catalog layer's smoke configurations, in catalog order. */
+const SPECS: Array<SmokeSpec & {layer: string}> = CATALOG.flatMap(info => info.smoke.map(s => ({...s, layer: info.name})));
 
 function randomInput(shape: number[], seed: number): tf.Tensor {
   return tf.tidy(() => tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed), 1.5), 0.5));
@@ -46,7 +19,7 @@ function randomInput(shape: number[], seed: number): tf.Tensor {
  * A Sequential model of the layer under test (non-trivial weights) followed by
  * a dense layer over the last axis, so every model has something to train.
  */
-function modelFor(spec: LayerSpec, seed = 1): tf.Sequential {
+function modelFor(spec: SmokeSpec & {layer: string}, seed = 1): tf.Sequential {
   const model = tf.sequential();
   model.add(new LAYERS[spec.layer]({...spec.args, inputShape: spec.inputShape}));
   model.add(tf.layers.dense({units: spec.inputShape[spec.inputShape.length - 1]}));

@@ -5,21 +5,14 @@
  * is printed, not asserted (V8 heap growth is noisy).
  */
 import * as tf from '@tensorflow/tfjs';
-import * as tfn from '../src';
-import {describeBackends} from './harness';
+import {CATALOG, describeBackends, makeLayer} from './harness';
 
 const STEPS = 500;
 const WARMUP = 5;
 const BATCH = 4;
 
-const LAYERS: Array<[string, () => tf.layers.Layer]> = [
-  ['BatchNorm', () => tfn.layers.batchNorm()],
-  ['InstanceNorm (running stats)', () => tfn.layers.instanceNorm({affine: true, trackRunningStats: true})],
-  ['GroupNorm', () => tfn.layers.groupNorm({numGroups: 2})],
-  ['LayerNorm', () => tfn.layers.layerNorm()],
-  ['RMSNorm', () => tfn.layers.rmsNorm()],
-  ['LocalResponseNorm', () => tfn.layers.localResponseNorm({size: 3})],
-];
+/** Each layer as it sits in a small model (the catalog's `inModel` arguments). */
+const LAYERS = CATALOG.map(info => [`${info.name} ${JSON.stringify(info.inModel)}`, () => makeLayer(info, info.inModel)] as const);
 
 describeBackends('500 fit steps keep memory constant', backend => {
   it.each(LAYERS)('%s', async (name, make) => {

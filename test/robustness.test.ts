@@ -16,8 +16,8 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tfn from '../src';
-import {LAYERS, describeBackends, disposeLayer, noLeak, trainStep, weight} from './harness';
-import {RefLayer, RefSpec, referenceTrain} from './reference/norm_reference';
+import {describeBackends, disposeLayer, layerInfo, noLeak, trainStep, weight} from './harness';
+import {RefSpec, referenceTrain} from './reference/norm_reference';
 
 // eslint-disable-next-line no-console
 const log = (...a: unknown[]) => console.log(...a);
@@ -46,18 +46,13 @@ function maxAbs(a: ArrayLike<number>): number {
 }
 
 function specOf(layer: string, args: Record<string, unknown>, shape: number[]): RefSpec {
-  const eps = args.epsilon as number | undefined;
-  return {
-    layer: layer as RefLayer, shape, axis: (args.axis ?? -1) as number | number[],
-    epsilon: eps ?? (layer === 'RMSNorm' ? 1.1920928955078125e-7 : 1e-5), numGroups: args.numGroups as number,
-    size: args.size as number, alpha: args.alpha as number, beta: args.beta as number, k: args.k as number,
-  };
+  return layerInfo(layer).reference(args, shape);
 }
 
 /** Builds the layer on `shape` and writes gamma/beta (flat) when given. */
 function makeLayer(layerName: string, args: Record<string, unknown>, shape: number[],
                    gamma: ArrayLike<number> | null, beta: ArrayLike<number> | null): tf.layers.Layer {
-  const layer = new LAYERS[layerName]({...args});
+  const layer = new (layerInfo(layerName).cls)({...args});
   layer.build(shape);
   tf.tidy(() => {
     const g = weight(layer, 'gamma');
@@ -265,7 +260,7 @@ describeBackends('momentum null over 10,000 updates', backend => {
     // A fixed pool of batches (offset 3, scale 2 per channel), cycled: statistics in float64 once per batch.
     const pool = Array.from({length: 16}, (_, i) => tf.tidy(() =>
       tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 100 + i), 2), tf.tensor1d([3, -3, 0.5, 1e3]))));
-    const poolStats = pool.map(t => referenceTrain({layer: 'BatchNorm', shape, axis: -1, epsilon: 1e-5}, t.dataSync(),
+    const poolStats = pool.map(t => referenceTrain(specOf('BatchNorm', {}, shape), t.dataSync(),
                                                    null, null, null));
     const mean = new Float64Array(4);
     const variance = new Float64Array(4);

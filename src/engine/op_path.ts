@@ -34,11 +34,21 @@ function finitePivot(x: tf.Tensor, plan: NormPlan): tf.Tensor {
 }
 
 /**
+ * Past this length a reduced axis is summed in two levels of about
+ * sqrt(length) elements: wasm (XNNPACK's sum and matMul) adds one element
+ * after another in float32, so the error grows with the length (LayerNorm
+ * over 512x768 values: 9e-5 on the output, against 3e-7 in two levels).
+ */
+const LONG_AXIS = 1 << 14;
+
+/**
  * Sum (or mean) of `t` over `axes`, kept as 1s, arranged for backends that
  * transpose before reducing non-innermost axes (wasm: a mean over axis 0 of
  * [32768, 64] takes 11 ms, the same sum as a matMul 0.5 ms): trailing axes
  * reduce directly, a trailing reduced axis goes first, and a single
  * non-trailing axis of a rank-2/3 view becomes a matMul with a row of ones.
+ * A single axis (or trailing axes together) longer than LONG_AXIS is viewed
+ * as [before, a, b, after] (zero-padded to a * b) and reduced over b, then a.
  *
  * The ones carry the full batch dimension ([B, 1, m], never a broadcast
  * [1, 1, m]): tfjs-backend-webgl's BatchMatMul reshapes a broadcast operand to
@@ -47,7 +57,13 @@ function finitePivot(x: tf.Tensor, plan: NormPlan): tf.Tensor {
  */
 export function reduceOver(t: tf.Tensor, axes: number[], mean: boolean): tf.Tensor {
   const rank = t.rank;
+  if (axes.length === 1 && t.shape[axes[0]] > LONG_AXIS) return reduceLongAxis(t, axes[0], mean);
   const trailing = axes.every((a, i) => a === rank - axes.length + i);
+  const trailingSize = t.shape.slice(rank - axes.length).reduce((p, d) => p * d, 1);
+  if (trailing && trailingSize > LONG_AXIS) {
+    const merged = tf.reshape(t, [...t.shape.slice(0, rank - axes.length), trailingSize]);
+    return tf.reshape(reduceLongAxis(merged, rank - axes.length, mean), t.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+  }
   if (trailing) return mean ? tf.mean(t, axes, true) : tf.sum(t, axes, true);
   if (axes.includes(rank - 1)) {
     const inner = reduceOver(t, [rank - 1], mean);
@@ -59,6 +75,28 @@ export function reduceOver(t: tf.Tensor, axes: number[], mean: boolean): tf.Tens
     return tf.matMul(ones, t);
   }
   return mean ? tf.mean(t, axes, true) : tf.sum(t, axes, true);
+}
+
+/** reduceOver of one long axis in two levels of ~sqrt(m), on a [before, m, after] view (see LONG_AXIS). */
+function reduceLongAxis(t: tf.Tensor, axis: number, mean: boolean): tf.Tensor {
+  const m = t.shape[axis];
+  const before = t.shape.slice(0, axis).reduce((p, d) => p * d, 1);
+  const after = t.shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+  // Blocks of b ~ sqrt(m) values; an exact divisor of m when one is near (no padding copy).
+  const root = Math.ceil(Math.sqrt(m));
+  let b = root;
+  while (b > root / 4 && m % b !== 0) b--;
+  if (m % b !== 0) b = root;
+  const a = Math.ceil(m / b);
+  let view = tf.reshape(t, [before, m, after]);
+  if (a * b !== m) view = tf.pad(view, [[0, 0], [0, a * b - m], [0, 0]]);
+  const trail = after === 1;
+  const blocks = tf.reshape(view, trail ? [before * a, b] : [before * a, b, after]);
+  // A mean stays a mean of means (a float16 texture holds no sum of 10^5 squares); padding scales it by a * b / m.
+  const partial = tf.reshape(reduceOver(blocks, [1], mean), trail ? [before, a] : [before, a, after]);
+  let out = reduceOver(partial, [1], mean);
+  if (mean && a * b !== m) out = tf.mul(out, (a * b) / m);
+  return tf.reshape(out, t.shape.map((d, i) => (i === axis ? 1 : d)));
 }
 
 /** Sum over the axes gamma/beta do not vary along, kept as 1s: exactly plan.paramShape. */

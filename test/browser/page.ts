@@ -7,24 +7,26 @@
  *
  * `window.runSuite({backend, f16})` starts the backend and runs, with a leak
  * check after every test: every PyTorch fixture case (test/fixture_runner.ts,
- * the same check as the Node suite), a Sequential `fit` with our layers, and
- * an IndexedDB save/load round trip. Progress goes to console.log with the
+ * the same check as the Node suite), the shape grid (test/shape_grid.ts, on
+ * the GPU backends), a Sequential `fit` with every catalog layer, and an
+ * IndexedDB save/load round trip. Progress goes to console.log with the
  * `[suite]` prefix; the result is a JSON-able SuiteReport.
  */
 import * as tf from '@tensorflow/tfjs';
-import * as tfn from '../../src';
+import {CATALOG, FLOAT32_EPSILON, makeLayer} from '../catalog';
 import {
   CaseResult, F16_MIN_GROUP_SCALE, FixtureCase, Quantity, Tolerance, compareArrays, minGroupScale, runFixtureCase,
-  skipReason, toleranceFor,
+  toleranceFor,
 } from '../fixture_runner';
+import {gridCases, runGridCase} from '../shape_grid';
 
 export interface TestReport {
   name: string;
   ok: boolean;
   ms: number;
   error?: string;
-  /** Worst |actual - expected| per compared quantity (fixture cases). */
-  maxAbs?: Partial<Record<Quantity, number>>;
+  /** Worst |actual - expected| per compared quantity (fixture cases: Quantity; grid cells: `y training`, ...). */
+  maxAbs?: Partial<Record<Quantity | string, number>>;
   /** Measured-only mismatches (f16 gradients). */
   notes?: string[];
   skipped?: string;
@@ -49,11 +51,18 @@ export interface SuiteOptions {
   backend: string;
   /** WEBGL_FORCE_F16_TEXTURES (mobile precision). */
   f16?: boolean;
-  /** Only fixture cases whose name matches. */
+  /** Only fixture cases and grid cells whose name matches. */
   filter?: string;
+  /** Run the shape grid (default: on the GPU backends, GRID_BACKENDS). */
+  grid?: boolean;
+  /** Only the shape grid (no fixtures, fit or IndexedDB tests). */
+  gridOnly?: boolean;
   fixturesUrl?: string;
   wasmPath?: string;
 }
+
+/** Backends the shape grid runs on in the browser (cpu and wasm run it in jest). */
+export const GRID_BACKENDS = ['webgl', 'webgpu'];
 
 /** The flag of GPU backends that runs ops on small CPU-resident inputs on the CPU. */
 const CPU_FORWARD_FLAGS: Record<string, string> = {webgl: 'WEBGL_CPU_FORWARD', webgpu: 'WEBGPU_CPU_FORWARD'};
@@ -126,18 +135,12 @@ function caseTest(c: FixtureCase, tol: Tolerance, f16: boolean) {
   };
 }
 
-/** A small regression model through every layer we export, trained with `fit`. */
+/** A small regression model through every catalog layer (its `inModel` arguments), trained with `fit`. */
 function buildModel(): tf.Sequential {
-  const L = tfn.layers as unknown as Record<string, (args: unknown) => tf.layers.Layer>;
   const model = tf.sequential();
   model.add(tf.layers.dense({inputShape: [6], units: 12}));
-  model.add(L.batchNorm({}));
   model.add(tf.layers.reshape({targetShape: [3, 4]}));
-  model.add(L.layerNorm({}));
-  model.add(L.instanceNorm({affine: true}));
-  model.add(L.groupNorm({numGroups: 2}));
-  if (L.rmsNorm) model.add(L.rmsNorm({}));
-  if (L.localResponseNorm) model.add(L.localResponseNorm({size: 3}));
+  for (const info of CATALOG) model.add(makeLayer(info, info.inModel));
   model.add(tf.layers.flatten());
   model.add(tf.layers.dense({units: 1}));
   return model;
@@ -191,7 +194,7 @@ async function indexedDbTest(backend: string): Promise<Partial<TestReport>> {
     await model.save(url);
     loaded = await tf.loadLayersModel(url);
     const names = loaded.layers.map(l => l.getClassName());
-    for (const want of ['BatchNorm', 'LayerNorm', 'InstanceNorm', 'GroupNorm']) {
+    for (const want of CATALOG.map(info => info.name)) {
       if (!names.includes(want)) throw new Error(`loaded model lacks ${want}: ${names.join(', ')}`);
     }
     // Every weight, running statistics and num_batches_tracked included, comes back bit for bit.
@@ -246,26 +249,24 @@ async function indexedDbTest(backend: string): Promise<Partial<TestReport>> {
  * float16 storage must not lose epsilon: a zero-variance input gives
  * 0 * rsqrt(0 + epsilon), NaN if epsilon flushed to 0 (it is a float16
  * subnormal: 1e-5 and RMSNorm's 1.19e-7 are below float16's smallest normal
- * 6.1e-5). Centered layers get a constant input (output beta = 0, or
- * 0.75 / sqrt(1 + eps) for BatchNorm's running statistics in inference),
- * RMSNorm an all-zero one (output 0).
+ * 6.1e-5). Every catalog layer with statistics, with its default arguments:
+ * centered layers get a constant input (output beta = 0, or 0.75 / sqrt(1 +
+ * eps) with running statistics in inference), uncentered ones (RMSNorm) an
+ * all-zero one (output 0).
  */
 async function zeroVarianceTest(): Promise<Partial<TestReport>> {
-  const L = tfn.layers as unknown as Record<string, (args: unknown) => tf.layers.Layer>;
-  const makers: Array<[string, () => tf.layers.Layer]> = [
-    ['BatchNorm', () => L.batchNorm({})],
-    ['LayerNorm', () => L.layerNorm({})],
-    ['GroupNorm', () => L.groupNorm({numGroups: 2})],
-    ['InstanceNorm', () => L.instanceNorm({})],
-  ];
-  if (L.rmsNorm) makers.push(['RMSNorm', () => L.rmsNorm({})]);
+  const shape = [2, 3, 4];
   const bad: string[] = [];
-  for (const [name, make] of makers) {
+  for (const info of CATALOG) {
+    const args = {...info.requiredArgs};
+    const ref = info.reference(args, shape);
+    if (ref.kind !== 'normalize') continue;
     for (const training of [true, false]) {
-      const layer = make();
-      const value = name === 'RMSNorm' ? 0 : 0.75;
-      const expected = name === 'BatchNorm' && !training ? 0.75 / Math.sqrt(1 + 1e-5) : 0;
-      const x = tf.fill([2, 3, 4], value);
+      const layer = makeLayer(info, args);
+      const name = info.name;
+      const value = ref.center ? 0.75 : 0;
+      const expected = info.tracksRunningStats(args) && !training ? value / Math.sqrt(1 + ref.epsilon) : 0;
+      const x = tf.fill(shape, value);
       const y = layer.apply(x, {training}) as tf.Tensor;
       const v = await y.data();
       if (!v.every(Number.isFinite)) bad.push(`${name} (training ${training}) gave non-finite output ${v[0]}`);
@@ -279,7 +280,7 @@ async function zeroVarianceTest(): Promise<Partial<TestReport>> {
   }
   if (bad.length) throw new Error(bad.join('\n'));
   // What the textures keep of small epsilons (SwiftShader keeps float16 subnormals; some mobile GPUs flush them).
-  const kept = tf.tidy(() => tf.add(tf.zeros([4]), tf.tensor1d([1e-3, 1e-5, 1.1920929e-7, 1e-8])));
+  const kept = tf.tidy(() => tf.add(tf.zeros([4]), tf.tensor1d([1e-3, 1e-5, FLOAT32_EPSILON, 1e-8])));
   const k = Array.from(await kept.data());
   kept.dispose();
   return {notes: [`0 + [1e-3, 1e-5, 1.19e-7, 1e-8] reads back as [${k.map(e => e.toPrecision(4)).join(', ')}]`]};
@@ -321,6 +322,26 @@ function backendEnv(backend: string): Record<string, unknown> {
   return env;
 }
 
+/** Every catalog layer's shape grid against the cpu op path; prints each layer's cell count and time. */
+async function runGrid(report: SuiteReport, tol: Tolerance, f16: boolean, filter: RegExp | null): Promise<void> {
+  for (const info of CATALOG) {
+    const cases = gridCases(info).filter(c => !filter || filter.test(c.name));
+    const t0 = performance.now();
+    let [referenceMs, targetMs] = [0, 0];
+    for (const c of cases) {
+      await runTest(report, `grid ${c.name}`, async () => {
+        const r = await runGridCase(c, {tol, f16});
+        referenceMs += r.referenceMs;
+        targetMs += r.targetMs;
+        if (r.failures.length) throw new Error(r.failures.join('\n'));
+        return {maxAbs: r.maxAbs, notes: r.notes.length ? r.notes : undefined};
+      });
+    }
+    log(`grid ${report.label} ${info.name}: ${cases.length} cells in ${((performance.now() - t0) / 1000).toFixed(1)} s ` +
+        `(cpu op path ${(referenceMs / 1000).toFixed(1)} s, ${report.label} ${(targetMs / 1000).toFixed(1)} s)`);
+  }
+}
+
 export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   const t0 = performance.now();
   const {backend} = opts;
@@ -354,21 +375,17 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   const forwardFlag = CPU_FORWARD_FLAGS[backend];
   const forwardDefault = forwardFlag ? tf.env().get(forwardFlag) : null;
   if (forwardFlag) tf.env().set(forwardFlag, false);
-  for (const c of fixtures.cases) {
+  for (const c of opts.gridOnly ? [] : fixtures.cases) {
     if (filter && !filter.test(c.name)) continue;
-    const why = skipReason(c);
-    if (why) {
-      report.tests.push({name: `fixture ${c.name}`, ok: true, ms: 0, skipped: why});
-      continue;
-    }
     await runTest(report, `fixture ${c.name}`, caseTest(c, tol, f16));
     if (tf.getBackend() !== backend) throw new Error(`backend changed to ${tf.getBackend()}`);
   }
-  if (f16) {
+  if (f16 && !opts.gridOnly) {
     await runTest(report, 'zero-variance input stays finite (epsilon survives float16)', zeroVarianceTest);
   }
+  if (opts.grid ?? GRID_BACKENDS.includes(backend)) await runGrid(report, tol, f16, filter);
   if (forwardFlag) tf.env().set(forwardFlag, forwardDefault!);
-  if (!f16) {
+  if (!f16 && !opts.gridOnly) {
     await runTest(report, 'Sequential fit with every layer', fitTest);
     await runTest(report, 'IndexedDB save/load gives identical predictions', () => indexedDbTest(backend));
   }

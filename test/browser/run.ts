@@ -6,9 +6,10 @@
  * headless Chromium with playwright-core:
  *
  *   1. on each of webgl, webgpu, wasm and cpu (a fresh page each): every
- *      PyTorch fixture case, a Sequential fit, an IndexedDB save/load, with a
- *      leak check after every test (page.ts);
- *   2. webgl with WEBGL_FORCE_F16_TEXTURES (mobile precision);
+ *      PyTorch fixture case, the shape grid against the cpu op path (webgl
+ *      and webgpu; test/shape_grid.ts), a Sequential fit, an IndexedDB
+ *      save/load, with a leak check after every test (page.ts);
+ *   2. webgl with WEBGL_FORCE_F16_TEXTURES (mobile precision): fixtures and the grid;
  *   3. the example page (examples/browser/), whose screenshot is kept in
  *      test/browser/artifacts/ and checked for the trained loss curve.
  *
@@ -16,8 +17,8 @@
  * Without Chromium (or playwright-core) the suite prints `SKIPPED browser
  * suite: <reason>` and exits 0, unless CI is set, where that is a failure.
  *
- * Options: --backends=webgl,cpu  --filter=<regexp on fixture names>  --no-f16  --no-example
- * (or BROWSER_BACKENDS / BROWSER_FILTER); CHROMIUM_PATH picks the browser.
+ * Options: --backends=webgl,cpu  --filter=<regexp on fixture and grid cell names>  --no-f16  --no-example
+ * --no-grid  --grid-only (or BROWSER_BACKENDS / BROWSER_FILTER); CHROMIUM_PATH picks the browser.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -226,8 +227,10 @@ async function main(): Promise<void> {
   const reports: SuiteReport[] = [];
   let example: ExampleResult | null = null;
   try {
-    const runs: SuiteOptions[] = backends.map(backend => ({backend, filter}));
-    if (!flag('no-f16') && backends.includes('webgl')) runs.push({backend: 'webgl', f16: true, filter});
+    const grid = flag('no-grid') ? {grid: false} : {};
+    const gridOnly = flag('grid-only');
+    const runs: SuiteOptions[] = backends.map(backend => ({backend, filter, gridOnly, ...grid}));
+    if (!flag('no-f16') && backends.includes('webgl')) runs.push({backend: 'webgl', f16: true, filter, gridOnly, ...grid});
     for (const opts of runs) {
       const label = opts.f16 ? `${opts.backend}-f16` : opts.backend;
       log(`\n[${label}]`);
@@ -258,6 +261,7 @@ async function main(): Promise<void> {
     }
     const run = r.tests.filter(t => !t.skipped);
     const failed = run.filter(t => !t.ok).length;
+    const grid = r.tests.filter(t => t.name.startsWith('grid '));
     const skipped = r.tests.length - run.length;
     const fmt = (w: Record<string, number>) => Object.entries(w).map(([q, v]) => `${q} ${v.toExponential(1)}`).join(', ');
     log(`  ${r.label.padEnd(10)} ${run.length - failed}/${run.length} passed${skipped ? `, ${skipped} skipped` : ''}, ` +
@@ -266,6 +270,10 @@ async function main(): Promise<void> {
       const n = r.tests.filter(t => t.unitScale === false).length;
       log(`             unit-scale cases only: ${fmt(worstErrors(r, t => t.unitScale !== false))}; ` +
           `${n} cases with sqrt(var + eps) < 0.1 (finite, closeness measured): ${fmt(worstErrors(r, t => t.unitScale === false))}`);
+    }
+    if (grid.length) {
+      log(`             shape grid: ${grid.filter(t => t.ok).length}/${grid.length} cells passed in ` +
+          `${(grid.reduce((s, t) => s + t.ms, 0) / 1000).toFixed(1)} s`);
     }
     for (const reason of new Set(r.tests.filter(t => t.skipped).map(t => t.skipped))) log(`             skipped: ${reason}`);
   }

@@ -20,21 +20,44 @@
  * what float32 rounding error is proportional to (see test/properties.test.ts).
  */
 
-export type RefLayer = 'BatchNorm' | 'InstanceNorm' | 'GroupNorm' | 'LayerNorm' | 'RMSNorm' | 'LocalResponseNorm';
-
-export interface RefSpec {
-  layer: RefLayer;
+/**
+ * What one normalization computes, described by axes rather than by layer
+ * name (test/catalog.ts maps each layer's arguments to one):
+ *
+ *   - statistics vary along `statAxes` and, when `channelAxis` is set, along
+ *     `numGroups` groups of consecutive channels: BatchNorm: statAxes [],
+ *     numGroups = C; InstanceNorm: statAxes [0], numGroups = C; GroupNorm:
+ *     statAxes [0]; LayerNorm/RMSNorm: statAxes = the axes not normalized, no
+ *     channel axis;
+ *   - gamma/beta vary along `paramAxes`;
+ *   - `center: false` (RMSNorm) divides by the root mean square, no mean.
+ */
+export interface NormalizeSpec {
+  kind: 'normalize';
   shape: number[];
-  /** Channel axis (BatchNorm, InstanceNorm, GroupNorm, LRN) or normalized axes (LayerNorm, RMSNorm); may be negative. */
-  axis: number | number[];
-  epsilon: number;
+  /** Non-negative axes the statistics vary along (besides the channel groups), ascending. */
+  statAxes: number[];
+  /** Non-negative channel axis split into `numGroups` groups, or null. */
+  channelAxis: number | null;
   numGroups?: number;
-  /** LRN. */
-  size?: number;
-  alpha?: number;
-  beta?: number;
-  k?: number;
+  /** Non-negative axes gamma/beta vary along, ascending. */
+  paramAxes: number[];
+  center: boolean;
+  epsilon: number;
 }
+
+/** LocalResponseNorm: a window of `size` channels along `channelAxis` (non-negative). */
+export interface WindowSpec {
+  kind: 'window';
+  shape: number[];
+  channelAxis: number;
+  size: number;
+  alpha: number;
+  beta: number;
+  k: number;
+}
+
+export type RefSpec = NormalizeSpec | WindowSpec;
 
 export interface RunningState {
   mean: number[];
@@ -54,10 +77,6 @@ export interface RefResult {
   scale: {y: number; dx: number; dgamma: number; dbeta: number};
 }
 
-function norm(a: number, rank: number): number {
-  return a < 0 ? a + rank : a;
-}
-
 function strides(shape: number[]): number[] {
   const s = new Array<number>(shape.length).fill(1);
   for (let i = shape.length - 2; i >= 0; i--) s[i] = s[i + 1] * shape[i + 1];
@@ -69,45 +88,34 @@ function sizeOf(shape: number[]): number {
 }
 
 /** For each flat element: its statistic group and its parameter (gamma/beta) index. */
-export function layout(spec: RefSpec): {group: Int32Array; param: Int32Array; numGroups: number; numParams: number} {
-  const {shape} = spec;
-  const rank = shape.length;
+export function layout(spec: NormalizeSpec): {group: Int32Array; param: Int32Array; numGroups: number; numParams: number} {
+  const {shape, statAxes, paramAxes, channelAxis} = spec;
   const st = strides(shape);
   const n = sizeOf(shape);
   const group = new Int32Array(n);
   const param = new Int32Array(n);
   const coord = (i: number, a: number) => Math.floor(i / st[a]) % shape[a];
-  let numGroups: number;
-  let numParams: number;
-  if (spec.layer === 'LayerNorm' || spec.layer === 'RMSNorm') {
-    const axes = (Array.isArray(spec.axis) ? spec.axis : [spec.axis]).map(a => norm(a, rank)).sort((a, b) => a - b);
-    const kept = shape.map((_, a) => a).filter(a => !axes.includes(a));
-    numParams = sizeOf(axes.map(a => shape[a]));
-    numGroups = sizeOf(kept.map(a => shape[a]));
-    for (let i = 0; i < n; i++) {
-      let p = 0;
-      for (const a of axes) p = p * shape[a] + coord(i, a);
-      let g = 0;
-      for (const a of kept) g = g * shape[a] + coord(i, a);
-      param[i] = p;
-      group[i] = g;
-    }
-  } else {
-    const ch = norm(spec.axis as number, rank);
-    const C = shape[ch];
-    const N = shape[0];
-    numParams = C;
-    const G = spec.layer === 'GroupNorm' ? spec.numGroups! : C;
-    numGroups = spec.layer === 'BatchNorm' ? C : N * G;
-    for (let i = 0; i < n; i++) {
-      const c = coord(i, ch);
-      param[i] = c;
-      if (spec.layer === 'BatchNorm' || spec.layer === 'LocalResponseNorm') group[i] = c;
-      else if (spec.layer === 'InstanceNorm') group[i] = coord(i, 0) * C + c;
-      else group[i] = coord(i, 0) * G + Math.floor(c / (C / G));
-    }
+  const C = channelAxis === null ? 1 : shape[channelAxis];
+  const G = channelAxis === null ? 1 : spec.numGroups!;
+  const numParams = sizeOf(paramAxes.map(a => shape[a]));
+  const numGroups = sizeOf(statAxes.map(a => shape[a])) * G;
+  for (let i = 0; i < n; i++) {
+    let p = 0;
+    for (const a of paramAxes) p = p * shape[a] + coord(i, a);
+    let g = 0;
+    for (const a of statAxes) g = g * shape[a] + coord(i, a);
+    if (channelAxis !== null) g = g * G + Math.floor(coord(i, channelAxis) / (C / G));
+    param[i] = p;
+    group[i] = g;
   }
   return {group, param, numGroups, numParams};
+}
+
+/** Number of elements each statistic is computed over. */
+export function groupSize(spec: NormalizeSpec): number {
+  const perChannelGroup = spec.channelAxis === null ? 1 : spec.shape[spec.channelAxis] / spec.numGroups!;
+  const other = spec.shape.filter((_, a) => a !== spec.channelAxis && !spec.statAxes.includes(a));
+  return sizeOf(other) * perChannelGroup;
 }
 
 /**
@@ -117,10 +125,10 @@ export function layout(spec: RefSpec): {group: Int32Array; param: Int32Array; nu
  */
 export function referenceTrain(spec: RefSpec, x: ArrayLike<number>, dy: ArrayLike<number> | null,
                                gamma: ArrayLike<number> | null, beta: ArrayLike<number> | null): RefResult {
-  if (spec.layer === 'LocalResponseNorm') return referenceLRN(spec, x, dy);
+  if (spec.kind === 'window') return referenceLRN(spec, x, dy);
   const n = x.length;
   const {group, param, numGroups, numParams} = layout(spec);
-  const center = spec.layer !== 'RMSNorm';
+  const {center} = spec;
   const count = new Float64Array(numGroups);
   const mean = new Float64Array(numGroups);
   const variance = new Float64Array(numGroups);
@@ -192,8 +200,9 @@ export function referenceTrain(spec: RefSpec, x: ArrayLike<number>, dy: ArrayLik
 
   let batchMean: Float64Array | null = null;
   let batchVarUnbiased: Float64Array | null = null;
-  if (spec.layer === 'BatchNorm' || spec.layer === 'InstanceNorm') {
-    // Per parameter (channel): BatchNorm has one group per channel; InstanceNorm averages N groups.
+  if (spec.channelAxis !== null && spec.numGroups === spec.shape[spec.channelAxis]) {
+    // Per parameter (channel), where each group is one channel: BatchNorm has one group per channel,
+    // InstanceNorm averages N groups.
     batchMean = new Float64Array(numParams);
     batchVarUnbiased = new Float64Array(numParams);
     const perParam = numGroups / numParams;
@@ -218,7 +227,7 @@ export function updateRunning(state: RunningState, r: RefResult, momentum: numbe
 }
 
 /** Inference with running statistics (BatchNorm/InstanceNorm with trackRunningStats), and its error magnitude. */
-export function referenceEval(spec: RefSpec, x: ArrayLike<number>, state: RunningState,
+export function referenceEval(spec: NormalizeSpec, x: ArrayLike<number>, state: RunningState,
                               gamma: ArrayLike<number> | null, beta: ArrayLike<number> | null): {y: Float64Array; scale: number} {
   const {param} = layout(spec);
   const y = new Float64Array(x.length);
@@ -237,17 +246,11 @@ export function referenceEval(spec: RefSpec, x: ArrayLike<number>, state: Runnin
  * LocalResponseNorm: b_c = a_c d_c^-beta, d_c = k + alpha/size sum_{c' = c - floor(size/2)}^{c + floor((size-1)/2)} a_c'^2
  * (zero outside the channels), and its gradient.
  */
-function referenceLRN(spec: RefSpec, x: ArrayLike<number>, dy: ArrayLike<number> | null): RefResult {
-  const {shape} = spec;
-  const rank = shape.length;
-  const ch = norm(spec.axis as number, rank);
+function referenceLRN(spec: WindowSpec, x: ArrayLike<number>, dy: ArrayLike<number> | null): RefResult {
+  const {shape, channelAxis: ch, size, alpha, beta, k} = spec;
   const C = shape[ch];
   const inner = sizeOf(shape.slice(ch + 1));
   const outer = sizeOf(shape.slice(0, ch));
-  const size = spec.size!;
-  const alpha = spec.alpha ?? 1e-4;
-  const beta = spec.beta ?? 0.75;
-  const k = spec.k ?? 1;
   const lo = Math.floor(size / 2);
   const hi = Math.floor((size - 1) / 2);
   const n = x.length;
