@@ -1,0 +1,260 @@
+/**
+ * The fused kernels' computation on plain arrays, shared by every backend
+ * that registers them (cpu.ts, wasm.ts): the inputs and outputs as
+ * Float32Arrays (the cpu backend's values, or views of the tfjs-backend-wasm
+ * heap), run by the SIMD module (simd/runner.ts) or the JavaScript loops
+ * (loops.ts, jsNorm here). The steps around the passes (statistics from
+ * sums, the aux rows, the running statistics) are here once for both.
+ */
+import {Geometry} from './geometry';
+import {applyAffine, backwardDx, backwardSums, statSums} from './loops';
+
+export interface ForwardIO {
+  x: Float32Array;
+  gamma: Float32Array | null;
+  beta: Float32Array | null;
+  y: Float32Array;
+  /** statSize each: mean (float32 of the float64 mean), biased variance. */
+  mean: Float32Array;
+  variance: Float32Array;
+  /** [3, statSize]: mean hi, mean lo (mean - hi), 1/sqrt(var + eps). */
+  aux: Float32Array;
+}
+
+export interface BackwardIO {
+  dy: Float32Array;
+  x: Float32Array;
+  aux: Float32Array;
+  gamma: Float32Array | null;
+  dx: Float32Array;
+  dgamma: Float32Array | null;
+  dbeta: Float32Array | null;
+}
+
+export interface ScaleShiftIO {
+  x: Float32Array;
+  /** Per parameter (the geometry's statistics are the parameters here). */
+  mean: Float32Array;
+  variance: Float32Array;
+  gamma: Float32Array | null;
+  beta: Float32Array | null;
+  y: Float32Array;
+}
+
+export interface LrnIO {
+  x: Float32Array;
+  /** Forward: y; backward: dx. */
+  out: Float32Array;
+  /** Backward only. */
+  dy?: Float32Array;
+}
+
+/** LocalResponseNorm on a [outer, C, inner] view (ops/local_response_norm.ts). */
+export interface LrnGeometry {
+  outer: number;
+  C: number;
+  inner: number;
+  before: number;
+  after: number;
+  /** alpha / size. */
+  scale: number;
+  k: number;
+  beta: number;
+}
+
+/** One implementation of the kernels' computation. */
+export interface NormImpl {
+  forward(g: Geometry, io: ForwardIO, epsilon: number, center: boolean): void;
+  backward(g: Geometry, io: BackwardIO, center: boolean): void;
+  scaleShift(g: Geometry, io: ScaleShiftIO, epsilon: number): void;
+  lrn(l: LrnGeometry, io: LrnIO): void;
+}
+
+/**
+ * From the sums: mean64 (in place: sums / n, or 0 without centering), and the
+ * outputs mean, variance and aux (hi, lo, 1/std).
+ */
+export function finishMean(sums: Float64Array | null, mean64: Float64Array, n: number): void {
+  if (!sums) {
+    mean64.fill(0);
+    return;
+  }
+  for (let s = 0; s < mean64.length; s++) mean64[s] = sums[s] / n;
+}
+
+export function finishForward(mean64: Float64Array, squares: Float64Array, n: number, epsilon: number,
+                              io: Pick<ForwardIO, 'mean' | 'variance' | 'aux'>): void {
+  const S = mean64.length;
+  const {mean, variance, aux} = io;
+  for (let s = 0; s < S; s++) {
+    const v = squares[s] / n;
+    const hi = Math.fround(mean64[s]);
+    mean[s] = hi;
+    variance[s] = v;
+    aux[s] = hi;
+    aux[S + s] = mean64[s] - hi;
+    aux[2 * S + s] = 1 / Math.sqrt(v + epsilon);
+  }
+}
+
+/** mean(g) (0 without centering) and mean(g * xhat) per statistic, from the backward's sums. */
+export function finishBackward(sumG: Float64Array, sumGX: Float64Array, n: number, center: boolean, c1: Float32Array,
+                               c2: Float32Array): void {
+  for (let s = 0; s < sumG.length; s++) {
+    c1[s] = center ? sumG[s] / n : 0;
+    c2[s] = sumGX[s] / n;
+  }
+}
+
+/** The JavaScript loops (loops.ts) as a NormImpl. */
+export const jsNorm: NormImpl = {
+  forward(g, io, epsilon, center) {
+    const S = g.statSize;
+    const mean64 = new Float64Array(S);
+    if (center) {
+      const sums = new Float64Array(S);
+      statSums(g, io.x, null, sums);
+      finishMean(sums, mean64, g.count);
+    }
+    const squares = new Float64Array(S);
+    statSums(g, io.x, mean64, squares);
+    finishForward(mean64, squares, g.count, epsilon, io);
+    const {aux} = io;
+    applyAffine(g, io.x, io.y, {hi: aux.subarray(0, S), lo: aux.subarray(S, 2 * S), is: aux.subarray(2 * S, 3 * S)},
+                io.gamma, io.beta);
+  },
+  backward(g, io, center) {
+    const S = g.statSize;
+    const P = g.paramSize;
+    const {aux} = io;
+    const zeros = new Float32Array(S);
+    const b = {hi: center ? aux.subarray(0, S) : zeros, lo: center ? aux.subarray(S, 2 * S) : zeros,
+               is: aux.subarray(2 * S, 3 * S)};
+    const sumG = new Float64Array(S);
+    const sumGX = new Float64Array(S);
+    const dgamma = new Float64Array(P);
+    const dbeta = new Float64Array(P);
+    backwardSums(g, io.dy, io.x, b, io.gamma, sumG, sumGX, dgamma, dbeta);
+    const c1 = new Float32Array(S);
+    const c2 = new Float32Array(S);
+    finishBackward(sumG, sumGX, g.count, center, c1, c2);
+    backwardDx(g, io.dy, io.x, io.dx, b, c1, c2, io.gamma);
+    if (io.dgamma) io.dgamma.set(dgamma);
+    if (io.dbeta) io.dbeta.set(dbeta);
+  },
+  scaleShift(g, io, epsilon) {
+    const P = io.mean.length;
+    const is = new Float32Array(P);
+    for (let p = 0; p < P; p++) is[p] = 1 / Math.sqrt(io.variance[p] + epsilon);
+    applyAffine(g, io.x, io.y, {hi: io.mean, lo: new Float32Array(P), is}, io.gamma, io.beta);
+  },
+  lrn(l, io) {
+    if (io.dy) lrnBackwardJs(l, io.x, io.dy, io.out);
+    else lrnForwardJs(l, io.x, io.out);
+  },
+};
+
+/** d = k + scale * window sum of squares, for one [C, inner] block starting at `base`. */
+function lrnDenominators(l: LrnGeometry, x: Float32Array, base: number, d: Float64Array): void {
+  const {C, inner, before, after, scale, k} = l;
+  const acc = new Float64Array(inner);
+  for (let c = 0; c <= after && c < C; c++) {
+    const o = base + c * inner;
+    for (let i = 0; i < inner; i++) acc[i] += x[o + i] * x[o + i];
+  }
+  for (let c = 0; c < C; c++) {
+    const o = c * inner;
+    for (let i = 0; i < inner; i++) d[o + i] = k + scale * acc[i];
+    const enter = c + after + 1;
+    const leave = c - before;
+    if (enter < C) {
+      const e = base + enter * inner;
+      for (let i = 0; i < inner; i++) acc[i] += x[e + i] * x[e + i];
+    }
+    if (leave >= 0) {
+      const e = base + leave * inner;
+      for (let i = 0; i < inner; i++) acc[i] -= x[e + i] * x[e + i];
+    }
+  }
+}
+
+function lrnForwardJs(l: LrnGeometry, x: Float32Array, y: Float32Array): void {
+  const block = l.C * l.inner;
+  const d = new Float64Array(block);
+  for (let b = 0; b < l.outer; b++) {
+    const base = b * block;
+    lrnDenominators(l, x, base, d);
+    for (let i = 0; i < block; i++) y[base + i] = x[base + i] * Math.pow(d[i], -l.beta);
+  }
+}
+
+function lrnBackwardJs(l: LrnGeometry, x: Float32Array, dy: Float32Array, dx: Float32Array): void {
+  const {C, inner, before, after, beta} = l;
+  const block = C * inner;
+  const d = new Float64Array(block);
+  const p = new Float64Array(block);
+  const t = new Float64Array(block);
+  const acc = new Float64Array(inner);
+  const coef = 2 * l.scale * beta;
+  for (let b = 0; b < l.outer; b++) {
+    const base = b * block;
+    lrnDenominators(l, x, base, d);
+    for (let i = 0; i < block; i++) {
+      p[i] = Math.pow(d[i], -beta);
+      t[i] = dy[base + i] * x[base + i] * p[i] / d[i];
+    }
+    // Transposed window: sum of t over c in [j - after, j + before].
+    acc.fill(0);
+    for (let c = 0; c <= before && c < C; c++) for (let i = 0; i < inner; i++) acc[i] += t[c * inner + i];
+    for (let j = 0; j < C; j++) {
+      const o = j * inner;
+      for (let i = 0; i < inner; i++) dx[base + o + i] = dy[base + o + i] * p[o + i] - coef * x[base + o + i] * acc[i];
+      const enter = j + before + 1;
+      const leave = j - after;
+      if (enter < C) for (let i = 0; i < inner; i++) acc[i] += t[enter * inner + i];
+      if (leave >= 0) for (let i = 0; i < inner; i++) acc[i] -= t[leave * inner + i];
+    }
+  }
+}
+
+/** What the forward kernels take to update running statistics (attrs + inputs), PyTorch's rule. */
+export interface RunningUpdate {
+  /** Per parameter, the current running mean / variance; updated values go to newMean / newVariance. */
+  mean: Float32Array;
+  variance: Float32Array;
+  /** num_batches_tracked before this batch. */
+  batches: number;
+  /** PyTorch's momentum, or null for the cumulative average (1 / num_batches_tracked). */
+  momentum: number | null;
+  /** Each statistic's parameter (geometry.ts statToParam). */
+  statToParam: Int32Array;
+  newMean: Float32Array;
+  newVariance: Float32Array;
+}
+
+/**
+ * running = running + (batch - running) * factor per parameter, where batch is
+ * the average over the statistics of that parameter (InstanceNorm: over the
+ * batch) of the mean and of the unbiased variance var * n / (n - 1);
+ * factor = momentum, or 1 / (batches + 1).
+ */
+export function updateRunning(u: RunningUpdate, mean: Float32Array, variance: Float32Array, n: number): void {
+  const P = u.mean.length;
+  const sumM = new Float64Array(P);
+  const sumV = new Float64Array(P);
+  const per = new Float64Array(P);
+  const unbias = n / (n - 1);
+  for (let s = 0; s < mean.length; s++) {
+    const p = u.statToParam[s];
+    sumM[p] += mean[s];
+    sumV[p] += Math.fround(variance[s] * unbias);
+    per[p]++;
+  }
+  const factor = Math.fround(u.momentum == null ? 1 / (u.batches + 1) : u.momentum);
+  for (let p = 0; p < P; p++) {
+    const bm = Math.fround(sumM[p] / per[p]);
+    const bv = Math.fround(sumV[p] / per[p]);
+    u.newMean[p] = u.mean[p] + Math.fround(Math.fround(bm - u.mean[p]) * factor);
+    u.newVariance[p] = u.variance[p] + Math.fround(Math.fround(bv - u.variance[p]) * factor);
+  }
+}
