@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import * as tfn from '../src';
 import {foldBatchNorm, FoldReport} from '../src/tools';
-import {describeBackends, expectClose} from './harness';
+import {describeBackends, expectClose, shortName} from './harness';
 
 /** Fold tolerance: 1e-5 relative, relative to the output's largest magnitude for elements near zero. */
 const REL = 1e-5;
@@ -20,7 +20,7 @@ function randomizeStats(model: tf.LayersModel, seed: number): void {
     let s = seed;
     for (const layer of model.layers) {
       for (const w of layer.weights) {
-        const name = w.originalName.slice(w.originalName.lastIndexOf('/') + 1);
+        const name = shortName(w);
         const shape = w.shape as number[];
         const u = (lo: number, hi: number) => tf.randomUniform(shape, lo, hi, 'float32', s++);
         if (name === 'moving_mean' || name === 'beta' || name === 'bias') w.write(u(-1, 1));

@@ -6,7 +6,6 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import * as fs from 'fs';
 import * as path from 'path';
-import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
 import {TOLERANCES} from './fixture_runner';
 
 export {LAYERS, disposeLayer, layerFromCase, trainStep} from './fixture_runner';
@@ -145,10 +144,8 @@ export function loadTorchFixtures(): {torchVersion: string; cases: FixtureCase[]
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
-/** A layer's weight by its short name (`gamma`, `moving_mean`, ...), or null. */
-export function weight(layer: tf.layers.Layer, name: string): LayerVariable | null {
-  return layer.weights.find(w => w.originalName === name || w.originalName.endsWith(`/${name}`)) ?? null;
-}
+/** A layer's weight by its short name (`gamma`, `moving_mean`, ...), or null; `shortName(w)` is that name. */
+export {weightByShortName as weight, shortName} from '../src/weight_names';
 
 /** Disposes every tensor in a list/object (nulls ignored). */
 export function disposeAll(...ts: Array<tf.Tensor | null | undefined>): void {

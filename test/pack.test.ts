@@ -28,7 +28,7 @@ const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 
 /** Build outputs and local state a fresh clone does not have (the rest of the tree is copied, tests included). */
 const NOT_IN_A_CLONE = new Set(['.git', 'node_modules', 'dist', 'coverage', 'demo-model', 'docs/api', 'bench/raw',
-                                'examples/results.quick', 'test/browser/.build', 'test/browser/artifacts']);
+                                'test/browser/.build', 'test/browser/artifacts']);
 
 let work: string;
 let app: string;

@@ -7,9 +7,9 @@
 import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
-import {ValueError} from '../errors';
-import {show} from '../validate';
+import {fail, show} from '../validate';
 
+const OWNER = 'fileSystem';
 const MODEL_JSON = 'model.json';
 /** tensorflowjs_converter's default shard size. */
 const DEFAULT_SHARD_BYTES = 4 * 1024 * 1024;
@@ -36,16 +36,24 @@ function isMissing(e: unknown): boolean {
   return (e as NodeJS.ErrnoException)?.code === 'ENOENT' || (e as NodeJS.ErrnoException)?.code === 'ENOTDIR';
 }
 
+/** Checks model.json's weightsManifest; an error names the first malformed part (the whole may be large). */
 function checkManifest(manifest: unknown, file: string): tf.io.WeightsManifestConfig {
-  const ok = Array.isArray(manifest) && manifest.every(g =>
-    g != null && Array.isArray(g.paths) && g.paths.every((p: unknown) => typeof p === 'string') &&
-    Array.isArray(g.weights) && g.weights.every((w: tf.io.WeightsManifestEntry) =>
-      w != null && typeof w.name === 'string' && typeof w.dtype === 'string' && Array.isArray(w.shape) &&
-      w.shape.every(d => Number.isInteger(d) && d >= 0)));
-  if (!ok) {
-    throw new ValueError(`${file}: \`weightsManifest\` must be a list of {paths: string[], weights: ` +
-                         `[{name, shape, dtype}]} groups. Received: weightsManifest=${show(manifest).slice(0, 200)}`);
-  }
+  const what = `${file}: \`weightsManifest\` must be a list of {paths: string[], weights: [{name, shape, dtype}]} groups`;
+  if (!Array.isArray(manifest)) fail(OWNER, what, 'weightsManifest', manifest);
+  manifest.forEach((g, i) => {
+    const group = `weightsManifest[${i}]`;
+    if (g == null || typeof g !== 'object') fail(OWNER, what, group, g);
+    if (!Array.isArray(g.paths) || !g.paths.every((p: unknown) => typeof p === 'string')) {
+      fail(OWNER, what, `${group}.paths`, g.paths);
+    }
+    if (!Array.isArray(g.weights)) fail(OWNER, what, `${group}.weights`, g.weights);
+    g.weights.forEach((w: tf.io.WeightsManifestEntry, j: number) => {
+      if (!(w != null && typeof w.name === 'string' && typeof w.dtype === 'string' && Array.isArray(w.shape) &&
+            w.shape.every(d => Number.isInteger(d) && d >= 0))) {
+        fail(OWNER, what, `${group}.weights[${j}]`, w);
+      }
+    });
+  });
   return manifest as tf.io.WeightsManifestConfig;
 }
 
@@ -56,8 +64,7 @@ class FileSystemHandler implements tf.io.IOHandler {
   async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
     const dir = this.target;
     if (artifacts.modelTopology instanceof ArrayBuffer) {
-      throw new ValueError('fileSystem() saves layers models (JSON topology), not binary graph models. ' +
-                           'Received: modelTopology=ArrayBuffer');
+      fail(OWNER, 'saves layers models (JSON topology), not binary graph models', 'modelTopology', 'ArrayBuffer');
     }
     await this.ensureDirectory(dir);
     const data = artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData);
@@ -90,24 +97,22 @@ class FileSystemHandler implements tf.io.IOHandler {
   async load(): Promise<tf.io.ModelArtifacts> {
     let file = this.target;
     const info = await fs.promises.stat(file).catch(e => {
-      if (isMissing(e)) {
-        throw new ValueError(`No model.json to load: the path does not exist. Received: path=${show(this.target)}`);
-      }
+      if (isMissing(e)) fail(OWNER, 'No model.json to load: the path does not exist', 'path', this.target);
       throw e;
     });
     if (info.isDirectory()) file = path.join(file, MODEL_JSON);
     const text = await fs.promises.readFile(file, 'utf8').catch(e => {
-      if (isMissing(e)) throw new ValueError(`No model.json in the directory. Received: path=${show(this.target)}`);
+      if (isMissing(e)) fail(OWNER, 'No model.json in the directory', 'path', this.target);
       throw e;
     });
     let modelJSON: tf.io.ModelJSON;
     try {
       modelJSON = JSON.parse(text);
     } catch (e) {
-      throw new ValueError(`${file} is not valid JSON (${(e as Error).message}). Received: path=${show(file)}`);
+      fail(OWNER, `${file} is not valid JSON (${(e as Error).message})`, 'path', file);
     }
     if (modelJSON == null || typeof modelJSON !== 'object' || modelJSON.modelTopology == null) {
-      throw new ValueError(`${file} has no \`modelTopology\`: not a tfjs model.json. Received: path=${show(file)}`);
+      fail(OWNER, `${file} has no \`modelTopology\`: not a tfjs model.json`, 'path', file);
     }
     if (modelJSON.weightsManifest == null) return tf.io.getModelArtifactsForJSON(modelJSON, async () => [[], new ArrayBuffer(0)]);
     const manifest = checkManifest(modelJSON.weightsManifest, file);
@@ -124,9 +129,7 @@ class FileSystemHandler implements tf.io.IOHandler {
       for (const p of group.paths) {
         const full = path.join(dir, p);
         const buf = await fs.promises.readFile(full).catch(e => {
-          if (isMissing(e)) {
-            throw new ValueError(`Weight file ${show(p)} listed in ${file} is missing. Received: path=${show(full)}`);
-          }
+          if (isMissing(e)) fail(OWNER, `Weight file ${show(p)} listed in ${file} is missing`, 'path', full);
           throw e;
         });
         buffers.push(buf);
@@ -136,12 +139,12 @@ class FileSystemHandler implements tf.io.IOHandler {
       if (sizes.every(s => s != null)) {
         const expected = (sizes as number[]).reduce((a, b) => a + b, 0);
         if (got < expected) {
-          throw new ValueError(`The weight files ${show(group.paths)} are truncated: the manifest in ${file} needs ` +
-                               `${expected} bytes. Received: bytes=${got}`);
+          fail(OWNER, `The weight files ${show(group.paths)} are truncated: the manifest in ${file} needs ${expected} bytes`,
+               'bytes', got);
         }
         if (got > expected) {
-          throw new ValueError(`The weight files ${show(group.paths)} do not match the manifest in ${file}: ` +
-                               `it describes ${expected} bytes. Received: bytes=${got}`);
+          fail(OWNER, `The weight files ${show(group.paths)} do not match the manifest in ${file}: ` +
+                      `it describes ${expected} bytes`, 'bytes', got);
         }
       }
       specs.push(...group.weights);
@@ -159,11 +162,11 @@ class FileSystemHandler implements tf.io.IOHandler {
   private async ensureDirectory(dir: string): Promise<void> {
     const info = await fs.promises.stat(dir).catch(e => (isMissing(e) ? null : Promise.reject(e)));
     if (info?.isDirectory()) return;
-    if (info) throw new ValueError(`Cannot save into a path that is a file; give a directory. Received: path=${show(dir)}`);
+    if (info) fail(OWNER, 'Cannot save into a path that is a file; give a directory', 'path', dir);
     const parent = path.dirname(path.resolve(dir));
     const parentInfo = await fs.promises.stat(parent).catch(e => (isMissing(e) ? null : Promise.reject(e)));
     if (!parentInfo?.isDirectory()) {
-      throw new ValueError(`Cannot save: the parent directory ${show(parent)} does not exist. Received: path=${show(dir)}`);
+      fail(OWNER, `Cannot save: the parent directory ${show(parent)} does not exist`, 'path', dir);
     }
     await fs.promises.mkdir(dir);
   }
@@ -185,7 +188,7 @@ class FileSystemHandler implements tf.io.IOHandler {
  */
 export function fileSystem(target: string, options: FileSystemOptions = {}): tf.io.IOHandler {
   if (typeof target !== 'string' || target.length === 0) {
-    throw new ValueError(`fileSystem() needs a path string. Received: path=${show(target)}`);
+    fail(OWNER, 'needs a path string', 'path', target);
   }
   // A browser bundle of the CommonJS build maps fs and path to empty modules (package.json `browser`).
   if (typeof fs.promises?.readFile !== 'function' || typeof path.join !== 'function') {
@@ -194,7 +197,7 @@ export function fileSystem(target: string, options: FileSystemOptions = {}): tf.
   }
   const shard = options.shardSizeBytes ?? DEFAULT_SHARD_BYTES;
   if (!Number.isInteger(shard) || shard < 4) {
-    throw new ValueError(`\`shardSizeBytes\` must be an integer >= 4. Received: shardSizeBytes=${show(shard)}`);
+    fail(OWNER, '`shardSizeBytes` must be an integer >= 4', 'shardSizeBytes', shard);
   }
   return new FileSystemHandler(target.replace(/^file:\/\//, ''), shard);
 }

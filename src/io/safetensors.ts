@@ -5,8 +5,10 @@
  * the raw little-endian tensor data.
  */
 import * as tf from '@tensorflow/tfjs';
-import {ValueError} from '../errors';
-import {show} from '../validate';
+import {fail, show} from '../validate';
+
+/** The owner errors name (readSafetensorsFile is its long form). */
+const OWNER = 'readSafetensors';
 
 const DTYPE_BYTES: {[dtype: string]: number} = {F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4};
 
@@ -27,7 +29,7 @@ export interface SafetensorsFile {
 }
 
 function bad(what: string, name: string, value: unknown): never {
-  throw new ValueError(`Malformed safetensors file: ${what}. Received: ${name}=${show(value)}`);
+  return fail(OWNER, `Malformed safetensors file: ${what}`, name, value);
 }
 
 function halfToFloat(h: number): number {
@@ -72,8 +74,8 @@ function decode(view: DataView, begin: number, count: number, dtype: string, nam
         const lo = view.getUint32(begin + 8 * i, true);
         const hi = view.getInt32(begin + 8 * i + 4, true);
         if (!((hi === 0 && lo <= 0x7fffffff) || (hi === -1 && lo >= 0x80000000))) {
-          throw new ValueError(`Tensor ${show(name)} holds an int64 value outside the int32 range tfjs supports. ` +
-                               `Received: ${name}[${i}]=${hi * 2 ** 32 + lo}`);
+          fail(OWNER, `Tensor ${show(name)} holds an int64 value outside the int32 range tfjs supports`, `${name}[${i}]`,
+               hi * 2 ** 32 + lo);
         }
         out[i] = lo | 0;
       }
@@ -128,8 +130,8 @@ export function readSafetensorsFile(bytes: ArrayBuffer | ArrayBufferView): Safet
       if (entry == null || typeof entry !== 'object') bad(`entry ${show(name)} must be an object`, name, entry);
       const per = DTYPE_BYTES[entry.dtype];
       if (per == null) {
-        throw new ValueError(`Unsupported safetensors dtype for ${show(name)}: supported are ` +
-                             `${Object.keys(DTYPE_BYTES).join(', ')}. Received: dtype=${show(entry.dtype)}`);
+        fail(OWNER, `Unsupported safetensors dtype for ${show(name)}: supported are ${Object.keys(DTYPE_BYTES).join(', ')}`,
+             'dtype', entry.dtype);
       }
       if (!Array.isArray(entry.shape) || !entry.shape.every(d => Number.isInteger(d) && d >= 0)) {
         bad(`the shape of ${show(name)} must be a list of non-negative integers`, `${name}.shape`, entry.shape);

@@ -13,9 +13,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError} from '../errors';
-import {show} from '../validate';
-import {allLayers, checkedValue, shortName, writeAll} from './weights';
+import {fail, show} from '../validate';
+import {weightByShortName} from '../weight_names';
+import {allLayers, checkedValue, writeAll} from './weights';
+
+const OWNER = 'loadTorchStateDict';
 
 /** Options of {@link loadTorchStateDict}. */
 export interface LoadTorchOptions {
@@ -107,22 +109,24 @@ export function loadTorchStateDict(model: tf.LayersModel | tf.layers.Layer, tens
       const layerName = toLayer(module);
       const layer = layerName == null ? undefined : layers.get(layerName);
       const target = layer ? paramMap(layer.getClassName())?.[param] : undefined;
-      const variable = target ? layer!.weights.find(w => shortName(w as LayerVariable) === target) as LayerVariable : undefined;
+      const variable = target ? weightByShortName(layer!, target) : null;
       if (!variable) {
         unused.push(key);
         continue;
       }
-      const converted = convert(layer!.getClassName(), param, value);
+      const className = layer!.getClassName();
+      const converted = convert(className, param, value);
+      if (converted !== value && !tf.util.arraysEqual(variable.shape as number[], converted.shape)) {
+        // Name the torch layout: the received shape is the torch one.
+        converted.dispose();
+        fail(OWNER, `Shape mismatch for ${key}: ${variable.originalName} has shape ${show(variable.shape)} ` +
+                    `(torch layout ${show(torchShape(className, variable.shape as number[]))})`, `${key}.shape`, value.shape);
+      }
       let checked: tf.Tensor;
       try {
-        checked = checkedValue(variable, converted, key);
+        checked = checkedValue(OWNER, variable, converted, key);
       } catch (e) {
         if (converted !== value) converted.dispose();
-        if (converted !== value && e instanceof ValueError && /^Shape mismatch/.test(e.message)) {
-          throw new ValueError(`Shape mismatch for ${key}: ${variable.originalName} has shape ${show(variable.shape)} ` +
-                               `(torch layout ${show(torchShape(layer!.getClassName(), variable.shape as number[]))}). ` +
-                               `Received: ${key}.shape=${show(value.shape)}`);
-        }
         throw e;
       }
       if (checked !== converted && converted !== value) converted.dispose();
@@ -138,8 +142,8 @@ export function loadTorchStateDict(model: tf.LayersModel | tf.layers.Layer, tens
       .filter(w => !set.has(w)).map(w => w.originalName);
   if (options.strict && (unmatched.length || unused.length)) {
     pairs.forEach(([, v]) => sources.has(v) || v.dispose());
-    throw new ValueError(`The state_dict does not cover the model exactly (strict). ` +
-                         `Received: unmatched=${show(unmatched)}, unused=${show(unused)}`);
+    fail(OWNER, `The state_dict does not cover the model exactly (strict); unused keys: ${show(unused)}`,
+         'unmatched', unmatched);
   }
   writeAll(pairs, sources);
   return {loaded, unmatched, unused};

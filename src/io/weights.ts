@@ -5,8 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError} from '../errors';
-import {show} from '../validate';
+import {fail, show} from '../validate';
 import {fileSystem} from './file_system';
 
 /** Every layer of a model, nested models' layers included. */
@@ -21,32 +20,25 @@ export function allLayers(model: tf.LayersModel | tf.layers.Layer): tf.layers.La
   return out;
 }
 
-/** The weight's name inside its layer: `gamma`, `kernel`, `moving_mean`. */
-export function shortName(v: LayerVariable): string {
-  const parts = v.originalName.split('/');
-  return parts[parts.length - 1];
-}
-
 /**
  * Checks `value` fits `variable` (shape; dtype, integral values for int32)
- * and returns the value to write, in the variable's dtype. `what` names the
- * source in errors.
+ * and returns the value to write, in the variable's dtype. `owner` (the
+ * function the user called) and `what` (the source) name them in errors.
  */
-export function checkedValue(variable: LayerVariable, value: tf.Tensor, what: string): tf.Tensor {
+export function checkedValue(owner: string, variable: LayerVariable, value: tf.Tensor, what: string): tf.Tensor {
   if (!tf.util.arraysEqual(variable.shape as number[], value.shape)) {
-    throw new ValueError(`Shape mismatch for ${what}: ${variable.originalName} has shape ${show(variable.shape)}. ` +
-                         `Received: ${what}.shape=${show(value.shape)}`);
+    fail(owner, `Shape mismatch for ${what}: ${variable.originalName} has shape ${show(variable.shape)}`,
+         `${what}.shape`, value.shape);
   }
   if (variable.dtype === value.dtype) return value;
   if (variable.dtype === 'int32' && value.dtype === 'float32') {
     const v = value.dataSync();
     if (!v.every(Number.isInteger)) {
-      throw new ValueError(`${what} must hold integers for the int32 weight ${variable.originalName}. ` +
-                           `Received: ${what}=${show(Array.from(v).slice(0, 4))}`);
+      fail(owner, `${what} must hold integers for the int32 weight ${variable.originalName}`, what,
+           Array.from(v).slice(0, 4));
     }
   } else if (variable.dtype !== 'float32' || (value.dtype !== 'int32' && value.dtype !== 'bool')) {
-    throw new ValueError(`dtype mismatch for ${what}: ${variable.originalName} is ${variable.dtype}. ` +
-                         `Received: ${what}.dtype=${show(value.dtype)}`);
+    fail(owner, `dtype mismatch for ${what}: ${variable.originalName} is ${variable.dtype}`, `${what}.dtype`, value.dtype);
   }
   return tf.cast(value, variable.dtype);
 }
@@ -77,6 +69,7 @@ export interface LoadWeightsOptions {
  */
 export async function loadWeights(model: tf.LayersModel, source: string | tf.io.IOHandler | tf.NamedTensorMap,
                                   options: LoadWeightsOptions = {}): Promise<void> {
+  const owner = 'loadWeights';
   const strict = options.strict ?? true;
   let tensors: tf.NamedTensorMap;
   let owned = false;
@@ -84,7 +77,7 @@ export async function loadWeights(model: tf.LayersModel, source: string | tf.io.
     const handler = typeof source === 'string' ? fileSystem(source) : source as tf.io.IOHandler;
     const artifacts = await handler.load!();
     if (artifacts.weightSpecs == null || artifacts.weightData == null) {
-      throw new ValueError(`The model files hold no weights. Received: source=${show(typeof source === 'string' ? source : 'IOHandler')}`);
+      fail(owner, 'The model files hold no weights', 'source', typeof source === 'string' ? source : 'IOHandler');
     }
     const specs = artifacts.weightSpecs.filter(s => s.group !== 'optimizer');
     tensors = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
@@ -110,16 +103,14 @@ export async function loadWeights(model: tf.LayersModel, source: string | tf.io.
           continue;
         }
         seen.add(name);
-        pairs.push([variable, checkedValue(variable, value, name)]);
+        pairs.push([variable, checkedValue(owner, variable, value, name)]);
       }
       const missing = [...byName.keys()].filter(n => !seen.has(n));
       if (strict && unknown.length) {
-        throw new ValueError(`${unknown.length} given weight(s) match no weight of the model ` +
-                             `(${byName.size} weights). Received: names=${show(unknown)}`);
+        fail(owner, `${unknown.length} given weight(s) match no weight of the model (${byName.size} weights)`, 'names', unknown);
       }
       if (strict && missing.length) {
-        throw new ValueError(`${missing.length} of the model's ${byName.size} weights are not in the given weights. ` +
-                             `Received: missing=${show(missing)}`);
+        fail(owner, `${missing.length} of the model's ${byName.size} weights are not in the given weights`, 'missing', missing);
       }
     } catch (e) {
       const given = new Set(Object.values(tensors));

@@ -8,12 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError} from '../errors';
-import {checkBoolean, show} from '../validate';
-import type {ConstraintArg, InitializerArg, RegularizerArg} from '../layers/base';
-import {
-  Constraint, Initializer, Regularizer, getConstraint, getInitializer, getRegularizer, serialize,
-} from '../layers/registry';
+import {checkBoolean, fail} from '../validate';
+import {AffineParam, AffineWeights, ConstraintArg, InitializerArg, RegularizerArg} from '../layers/affine_weights';
 
 /** Keras' `center`/`scale` arguments with their initializers, regularizers and constraints. */
 export interface KerasAffineArgs extends LayerArgs {
@@ -37,14 +33,17 @@ export interface KerasAffineArgs extends LayerArgs {
 
 /**
  * Keras 3 writes `dtype` as a DTypePolicy dict ({class_name: 'DTypePolicy',
- * config: {name: 'float32'}}); tfjs expects a dtype string.
+ * config: {name: 'float32'}}); tfjs expects a dtype string. `cls` is the class
+ * being constructed (`new.target`: `this` is not there yet), for error messages.
  */
-export function layerArgs<T extends LayerArgs>(args: T | undefined): T {
+export function layerArgs<T extends LayerArgs>(cls: Function, args: T | undefined): T {
   const a = {...(args ?? {})} as T & {dtype?: unknown};
   const dtype = a.dtype as {config?: {name?: unknown}} | string | undefined | null;
   if (dtype != null && typeof dtype === 'object') {
     const name = dtype.config?.name;
-    if (typeof name !== 'string') throw new ValueError(`Unrecognized \`dtype\`. Received: dtype=${show(dtype)}`);
+    if (typeof name !== 'string') {
+      fail((cls as {className?: string}).className ?? cls.name, 'Unrecognized `dtype`', 'dtype', dtype);
+    }
     // 'mixed_float16' and friends compute in float32 here.
     a.dtype = (name.startsWith('mixed') ? 'float32' : name) as tf.DataType;
   }
@@ -57,40 +56,27 @@ export abstract class KerasAffineLayer extends tf.layers.Layer {
   readonly center: boolean;
   /** Whether the layer learns the scale `gamma`. Default true. */
   readonly scale: boolean;
-  protected readonly betaInitializer: Initializer;
-  protected readonly gammaInitializer: Initializer;
-  protected readonly betaRegularizer: Regularizer | null;
-  protected readonly gammaRegularizer: Regularizer | null;
-  protected readonly betaConstraint: Constraint | null;
-  protected readonly gammaConstraint: Constraint | null;
+  private readonly affineWeights: AffineWeights;
   /** The scale weight `gamma` once built (null with `scale: false`). */
   gamma: LayerVariable | null = null;
   /** The offset weight `beta` once built (null with `center: false`). */
   beta: LayerVariable | null = null;
 
   constructor(args: KerasAffineArgs) {
-    super(layerArgs(args));
+    super(layerArgs(new.target, args));
     args = args ?? {};
-    this.center = checkBoolean(this.getClassName(), args.center ?? true, 'center');
-    this.scale = checkBoolean(this.getClassName(), args.scale ?? true, 'scale');
-    this.betaInitializer = getInitializer(args.betaInitializer, 'betaInitializer', 'zeros');
-    this.gammaInitializer = getInitializer(args.gammaInitializer, 'gammaInitializer', 'ones');
-    this.betaRegularizer = getRegularizer(args.betaRegularizer, 'betaRegularizer');
-    this.gammaRegularizer = getRegularizer(args.gammaRegularizer, 'gammaRegularizer');
-    this.betaConstraint = getConstraint(args.betaConstraint, 'betaConstraint');
-    this.gammaConstraint = getConstraint(args.gammaConstraint, 'gammaConstraint');
+    const owner = this.getClassName();
+    this.center = checkBoolean(owner, args.center ?? true, 'center');
+    this.scale = checkBoolean(owner, args.scale ?? true, 'scale');
+    this.affineWeights = new AffineWeights(owner, args);
   }
 
   /** Creates `gamma` (scale) then `beta` (center) of `shape`, Keras' order. */
   protected addAffineWeights(shape: number[]): void {
-    if (this.scale) {
-      this.gamma = this.addWeight('gamma', shape, 'float32', this.gammaInitializer, this.gammaRegularizer ?? undefined,
-                                  true, this.gammaConstraint ?? undefined);
-    }
-    if (this.center) {
-      this.beta = this.addWeight('beta', shape, 'float32', this.betaInitializer, this.betaRegularizer ?? undefined,
-                                 true, this.betaConstraint ?? undefined);
-    }
+    const params: AffineParam[] = [];
+    if (this.scale) params.push('gamma');
+    if (this.center) params.push('beta');
+    ({gamma: this.gamma, beta: this.beta} = this.affineWeights.create(this.addWeight.bind(this), shape, params));
   }
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
@@ -98,30 +84,12 @@ export abstract class KerasAffineLayer extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return {
-      center: this.center,
-      scale: this.scale,
-      betaInitializer: serialize(this.betaInitializer),
-      gammaInitializer: serialize(this.gammaInitializer),
-      betaRegularizer: serialize(this.betaRegularizer),
-      gammaRegularizer: serialize(this.gammaRegularizer),
-      betaConstraint: serialize(this.betaConstraint),
-      gammaConstraint: serialize(this.gammaConstraint),
-      ...super.getConfig(),
-    };
+    // Keras' order: beta's arguments before gamma's.
+    return {center: this.center, scale: this.scale, ...this.affineWeights.config(['beta', 'gamma']), ...super.getConfig()};
   }
 }
 
 export {singleInput, singleShape} from '../layers/base';
-
-/** Resolves a Keras axis (int or list) against `rank`: Keras allows negative axes. */
-export function resolveKerasAxis(axis: number, rank: number, layer: string): number {
-  if (!Number.isInteger(axis) || axis < -rank || axis >= rank) {
-    throw new ValueError(`${layer}: \`axis\` must be an integer in [${-rank}, ${rank - 1}] for an input of rank ${rank}. ` +
-                         `Received: axis=${show(axis)}`);
-  }
-  return axis < 0 ? axis + rank : axis;
-}
 
 /** Classes this package registered (so a second import of the package does not trip the ownership check). */
 const OWN = new Set<string>();
@@ -135,7 +103,8 @@ export function registerKerasClass(cls: tf.serialization.SerializableConstructor
   const existing = tf.serialization.SerializationMap.getMap().classNameMap[cls.className];
   if (existing && !OWN.has(cls.className) &&
       !(existing[0] as unknown as {kerasCompat?: boolean}).kerasCompat) {
-    throw new ValueError(`tfjs-norm will not replace a class tfjs already registers. Received: className=${show(cls.className)}`);
+    fail('registerKerasClass', 'will not replace a class tfjs (or another library) already registers',
+         'className', cls.className);
   }
   OWN.add(cls.className);
   tf.serialization.registerClass(cls);

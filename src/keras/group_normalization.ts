@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {ValueError} from '../errors';
-import {checkEpsilon, show} from '../validate';
+import {checkEpsilon, fail, knownDim, resolveChannelAxis} from '../validate';
+import {readAffine} from '../layers/affine_weights';
 import {groupNorm} from '../ops/group_norm';
-import {KerasAffineArgs, KerasAffineLayer, resolveKerasAxis, singleInput, singleShape} from './common';
+import {KerasAffineArgs, KerasAffineLayer, singleInput, singleShape} from './common';
 
 /** Arguments of {@link GroupNormalization}: Keras' names and defaults. */
 export interface GroupNormalizationArgs extends KerasAffineArgs {
@@ -43,36 +43,30 @@ export class GroupNormalization extends KerasAffineLayer {
 
   constructor(args: GroupNormalizationArgs = {}) {
     super(args);
+    const owner = this.getClassName();
     const groups = args?.groups ?? 32;
     if (typeof groups !== 'number' || !Number.isInteger(groups) || (groups < 1 && groups !== -1)) {
-      throw new ValueError(`\`groups\` must be a positive integer, or -1 for one group per channel. Received: groups=${show(groups)}`);
+      fail(owner, '`groups` must be a positive integer, or -1 for one group per channel', 'groups', groups);
     }
     this.groups = groups;
     const axis = args?.axis ?? -1;
-    if (typeof axis !== 'number' || !Number.isInteger(axis)) {
-      throw new ValueError(`\`axis\` must be an integer. Received: axis=${show(axis)}`);
-    }
+    if (typeof axis !== 'number' || !Number.isInteger(axis)) fail(owner, '`axis` must be an integer', 'axis', axis);
     this.axis = axis;
-    this.epsilon = checkEpsilon(this.getClassName(), args?.epsilon ?? 1e-3);
+    this.epsilon = checkEpsilon(owner, args?.epsilon ?? 1e-3);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = singleShape(inputShape);
-    const name = this.getClassName();
-    const axis = resolveKerasAxis(this.axis, shape.length, name);
-    if (axis === 0) throw new ValueError(`${name}: \`axis\` cannot be the batch axis 0. Received: axis=${show(this.axis)}`);
-    const dim = shape[axis];
-    if (dim == null) {
-      throw new ValueError(`${name}: axis ${this.axis} of the input must have a known size. Received: input shape=${show(shape)}`);
-    }
+    const owner = this.getClassName();
+    const axis = resolveChannelAxis(owner, this.axis, shape.length);
+    const dim = knownDim(owner, shape, axis, 'channel axis');
     const groups = this.groups === -1 ? dim : this.groups;
     if (dim < groups) {
-      throw new ValueError(`${name}: the number of groups (${groups}) cannot be more than the number of channels (${dim}). ` +
-                           `Received: groups=${show(this.groups)}`);
+      fail(owner, `the number of groups (${groups}) cannot be more than the number of channels (${dim})`,
+           'groups', this.groups);
     }
     if (dim % groups !== 0) {
-      throw new ValueError(`${name}: the number of groups (${groups}) must divide the number of channels (${dim}). ` +
-                           `Received: groups=${show(this.groups)}`);
+      fail(owner, `the number of groups (${groups}) must divide the number of channels (${dim})`, 'groups', this.groups);
     }
     this.numGroups = groups;
     this.addAffineWeights([dim]);
@@ -83,8 +77,7 @@ export class GroupNormalization extends KerasAffineLayer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = singleInput(inputs);
-      return groupNorm(x, {numGroups: this.numGroups, axis: this.axis, epsilon: this.epsilon,
-                           gamma: this.gamma ? this.gamma.read() : null, beta: this.beta ? this.beta.read() : null});
+      return groupNorm(x, {numGroups: this.numGroups, axis: this.axis, epsilon: this.epsilon, ...readAffine(this)});
     });
   }
 
@@ -94,10 +87,15 @@ export class GroupNormalization extends KerasAffineLayer {
   }
 }
 
-let addonsCount = 0;
-/** tfjs derives default names from the class name, and '>' is not allowed in weight names. */
-function withDefaultName<T extends {name?: string}>(args: T, prefix: string): T {
-  return args?.name == null ? {...args, name: `${prefix}_addons_${++addonsCount}`} : args;
+/**
+ * tfjs names a layer given no name from its class name and a per-class
+ * counter of its own (`dense_Dense1`); for the `Addons>` classes that name
+ * holds '>', which weight names may not, so the '>' is dropped
+ * (`addons_group_normalization_AddonsGroupNormalization1`). tfjs' counter
+ * keeps the names unique.
+ */
+function dropAngleFromDefaultName(layer: tf.layers.Layer, args: {name?: string} | undefined): void {
+  if (args?.name == null) (layer as {name: string}).name = layer.name.replace(/>/g, '');
 }
 
 /**
@@ -112,7 +110,8 @@ export class AddonsGroupNormalization extends GroupNormalization {
   static override className = 'Addons>GroupNormalization';
 
   constructor(args: GroupNormalizationArgs = {}) {
-    super(withDefaultName(args, 'group_normalization'));
+    super(args);
+    dropAngleFromDefaultName(this, args);
   }
 }
 
@@ -131,6 +130,7 @@ export class AddonsInstanceNormalization extends GroupNormalization {
   static override className = 'Addons>InstanceNormalization';
 
   constructor(args: Omit<GroupNormalizationArgs, 'groups'> & {groups?: number} = {}) {
-    super(withDefaultName({...args, groups: -1}, 'instance_normalization'));
+    super({...args, groups: -1});
+    dropAngleFromDefaultName(this, args);
   }
 }

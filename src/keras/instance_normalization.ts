@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {ValueError} from '../errors';
-import {checkEpsilon, show} from '../validate';
-import {moments} from '../ops/moments';
-import {KerasAffineArgs, KerasAffineLayer, resolveKerasAxis, singleInput, singleShape} from './common';
+import {checkEpsilon, fail, knownDim, resolveChannelAxis} from '../validate';
+import {readAffine} from '../layers/affine_weights';
+import {contribInstanceNorm} from '../ops/contrib_instance_norm';
+import {KerasAffineArgs, KerasAffineLayer, singleInput, singleShape} from './common';
 
 /** Arguments of {@link InstanceNormalization}: keras-contrib's names and defaults. */
 export interface InstanceNormalizationArgs extends KerasAffineArgs {
@@ -34,54 +34,41 @@ export class InstanceNormalization extends KerasAffineLayer {
   readonly axis: number | null;
   /** Added to the standard deviation. Default 1e-3. */
   readonly epsilon: number;
-  private reductionAxes: number[] = [];
-  private paramBroadcast: number[] = [];
 
   constructor(args: InstanceNormalizationArgs = {}) {
     super(args);
+    const owner = this.getClassName();
     const axis = args?.axis ?? null;
     if (axis !== null && (typeof axis !== 'number' || !Number.isInteger(axis) || axis === 0)) {
-      throw new ValueError(`\`axis\` must be a non-zero integer or null. Received: axis=${show(axis)}`);
+      fail(owner, '`axis` must be a non-zero integer or null', 'axis', axis);
     }
     this.axis = axis;
-    this.epsilon = checkEpsilon(this.getClassName(), args?.epsilon ?? 1e-3);
+    this.epsilon = checkEpsilon(owner, args?.epsilon ?? 1e-3);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = singleShape(inputShape);
     const rank = shape.length;
+    const owner = this.getClassName();
     if (this.axis !== null && rank === 2) {
-      throw new ValueError(`InstanceNormalization: \`axis\` cannot be set for a rank-2 input (it would leave nothing to normalize). ` +
-                           `Received: axis=${show(this.axis)}`);
+      fail(owner, '`axis` cannot be set for a rank-2 input (it would leave nothing to normalize)', 'axis', this.axis);
     }
-    const axis = this.axis === null ? null : resolveKerasAxis(this.axis, rank, 'InstanceNormalization');
-    if (axis === 0) throw new ValueError(`InstanceNormalization: \`axis\` cannot be the batch axis. Received: axis=${this.axis}`);
+    const axis = this.axis === null ? null : resolveChannelAxis(owner, this.axis, rank);
     let paramShape = [1];
     const axes: {[axis: number]: number} = {};
     if (axis !== null) {
-      const dim = shape[axis];
-      if (dim == null) {
-        throw new ValueError(`InstanceNormalization: axis ${this.axis} must have a known size. Received: input shape=${show(shape)}`);
-      }
+      const dim = knownDim(owner, shape, axis, 'channel axis');
       paramShape = [dim];
       axes[axis] = dim;
     }
-    this.reductionAxes = shape.map((_, i) => i).filter(i => i !== 0 && i !== axis);
-    this.paramBroadcast = shape.map((d, i) => (i === axis ? d as number : 1));
     this.addAffineWeights(paramShape);
     this.inputSpec = [{ndim: rank, axes}];
     this.built = true;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = singleInput(inputs);
-      const {mean, variance} = moments(x, this.reductionAxes, true);
-      let y = tf.div(tf.sub(x, mean), tf.add(tf.sqrt(variance), this.epsilon));
-      if (this.gamma) y = tf.mul(y, tf.reshape(this.gamma.read(), this.paramBroadcast));
-      if (this.beta) y = tf.add(y, tf.reshape(this.beta.read(), this.paramBroadcast));
-      return y;
-    });
+    return tf.tidy(() => contribInstanceNorm(singleInput(inputs), {axis: this.axis, epsilon: this.epsilon,
+                                                                  ...readAffine(this)}, this.getClassName()));
   }
 
   /** The layer's config: axis, epsilon and Keras' center/scale arguments. */

@@ -2,19 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError} from '../errors';
-import {checkEpsilon, resolveAxes, show} from '../validate';
+import {checkAxesArg, checkEpsilon, fail, resolveAxes} from '../validate';
 import {rmsNorm} from '../ops/rms_norm';
 import {layerArgs, singleInput, singleShape} from './common';
-
-/** Checks a Keras axis argument: an integer or a non-empty list of integers. */
-export function checkKerasAxes(axis: unknown, layer: string): number | number[] {
-  const list = Array.isArray(axis) ? axis : [axis];
-  if (list.length === 0 || !list.every(a => Number.isInteger(a))) {
-    throw new ValueError(`${layer}: \`axis\` must be an integer or a list of integers. Received: axis=${show(axis)}`);
-  }
-  return Array.isArray(axis) ? [...axis] : (axis as number);
-}
 
 /** Arguments of {@link RMSNormalization}: Keras' names and defaults. */
 export interface RMSNormalizationArgs extends LayerArgs {
@@ -47,18 +37,17 @@ export class RMSNormalization extends tf.layers.Layer {
   scale: LayerVariable | null = null;
 
   constructor(args: RMSNormalizationArgs = {}) {
-    super(layerArgs(args));
-    this.axis = checkKerasAxes(args?.axis ?? -1, 'RMSNormalization');
+    super(layerArgs(new.target, args));
+    this.axis = checkAxesArg(this.getClassName(), args?.axis ?? -1);
     this.epsilon = checkEpsilon(this.getClassName(), args?.epsilon ?? 1e-6);
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = singleShape(inputShape);
-    const axes = resolveAxes(this.getClassName(), this.axis, shape.length);
+    const owner = this.getClassName();
+    const axes = resolveAxes(owner, this.axis, shape.length);
     const dims = axes.map(a => shape[a]);
-    if (dims.some(d => d == null)) {
-      throw new ValueError(`RMSNormalization: the normalized axes must have known sizes. Received: input shape=${show(shape)}`);
-    }
+    if (dims.some(d => d == null)) fail(owner, 'the normalized axes must have known sizes', 'input shape', shape);
     this.scale = this.addWeight('scale', dims as number[], 'float32', tf.initializers.ones());
     const fixed: {[axis: number]: number} = {};
     axes.forEach(a => (fixed[a] = shape[a] as number));

@@ -1,12 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
-import {checkInput, resolveAxes} from '../validate';
+import {checkAxesArg, resolveAxes} from '../validate';
+import {l2Normalize} from '../ops/l2_normalize';
 import {layerArgs, singleInput, singleShape} from './common';
-import {checkKerasAxes} from './rms_normalization';
-
-/** The floor of the sum of squares, tf.math.l2_normalize's epsilon. */
-const L2_EPSILON = 1e-12;
 
 /** Arguments of {@link UnitNormalization}: Keras' names and defaults. */
 export interface UnitNormalizationArgs extends LayerArgs {
@@ -31,13 +28,13 @@ export class UnitNormalization extends tf.layers.Layer {
   readonly axis: number | number[];
 
   constructor(args: UnitNormalizationArgs = {}) {
-    super(layerArgs(args));
-    this.axis = checkKerasAxes(args?.axis ?? -1, 'UnitNormalization');
+    super(layerArgs(new.target, args));
+    this.axis = checkAxesArg(this.getClassName(), args?.axis ?? -1);
     this.supportsMasking = true;
   }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
-    resolveAxes('UnitNormalization', this.axis, singleShape(inputShape).length);
+    resolveAxes(this.getClassName(), this.axis, singleShape(inputShape).length);
     this.built = true;
   }
 
@@ -46,12 +43,7 @@ export class UnitNormalization extends tf.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
-    return tf.tidy(() => {
-      const x = singleInput(inputs);
-      checkInput('UnitNormalization', x, 1);
-      const axes = resolveAxes('UnitNormalization', this.axis, x.rank);
-      return tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), axes, true), L2_EPSILON)));
-    });
+    return tf.tidy(() => l2Normalize(singleInput(inputs), this.axis, this.getClassName()));
   }
 
   override getConfig(): tf.serialization.ConfigDict {

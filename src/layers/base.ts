@@ -14,17 +14,10 @@ import type {RunningStats, UpdatedRunningStats} from '../engine/normalize';
 import {batchNorm} from '../ops/batch_norm';
 import {frozenByEnclosingModel} from './freezing';
 import {checkBoolean, checkEpsilon, checkFloatDtype, checkMomentum, knownDim, resolveChannelAxis} from '../validate';
-import {
-  Constraint, ConstraintIdentifier, Initializer, InitializerIdentifier, Regularizer, RegularizerIdentifier,
-  getConstraint, getInitializer, getRegularizer, serialize,
-} from './registry';
+import {AffineParam, AffineWeights, ConstraintArg, InitializerArg, RegularizerArg, readAffine} from './affine_weights';
+import {Initializer, getInitializer, serialize} from './registry';
 
-/** An initializer: its name ('ones', 'zeros', 'glorotUniform'), an instance, or a serialized config. */
-export type InitializerArg = InitializerIdentifier | Initializer | tf.serialization.ConfigDict;
-/** A regularizer: its name ('l1l2'), an instance, or a serialized config. */
-export type RegularizerArg = RegularizerIdentifier | Regularizer | tf.serialization.ConfigDict;
-/** A constraint: its name ('nonNeg', 'unitNorm'), an instance, or a serialized config. */
-export type ConstraintArg = ConstraintIdentifier | Constraint | tf.serialization.ConfigDict;
+export type {ConstraintArg, InitializerArg, RegularizerArg} from './affine_weights';
 
 /** Arguments every normalization layer with affine weights takes. */
 export interface AffineArgs extends LayerArgs {
@@ -135,20 +128,15 @@ export abstract class NormLayer extends tf.layers.Layer {
   readonly affine: boolean;
   /** Whether the affine part has `beta` (LayerNorm's `bias: false` drops it). */
   protected readonly hasBeta: boolean;
-  /** Whether beta* arguments exist for this layer class at all (not RMSNorm). */
-  private readonly betaArgs: boolean;
+  /** The affine weights' arguments written in the config: gamma's and beta's, or gamma's only (RMSNorm). */
+  private readonly affineConfigParams: AffineParam[];
   /** PyTorch's momentum (weight of the new batch); null: cumulative average, or no running statistics. Default 0.1. */
   readonly momentum: number | null;
   /** Whether training updates `moving_mean`/`moving_variance` and inference uses them. */
   readonly trackRunningStats: boolean;
-  protected readonly gammaInitializer: Initializer;
-  protected readonly betaInitializer: Initializer;
+  private readonly affineWeights: AffineWeights;
   protected readonly movingMeanInitializer: Initializer;
   protected readonly movingVarianceInitializer: Initializer;
-  protected readonly gammaRegularizer: Regularizer | null;
-  protected readonly betaRegularizer: Regularizer | null;
-  protected readonly gammaConstraint: Constraint | null;
-  protected readonly betaConstraint: Constraint | null;
 
   /** The scale weight `gamma` once built (null without affine). */
   gamma: LayerVariable | null = null;
@@ -168,20 +156,15 @@ export abstract class NormLayer extends tf.layers.Layer {
     this.supportsMasking = true;
     this.epsilon = checkEpsilon(owner, args.epsilon ?? 1e-5);
     this.affine = checkBoolean(owner, args.affine ?? defaults.affine, 'affine');
-    this.betaArgs = defaults.betaArgs ?? true;
+    this.affineConfigParams = (defaults.betaArgs ?? true) ? ['gamma', 'beta'] : ['gamma'];
     this.hasBeta = this.affine && (defaults.beta ?? true);
     const tracks = defaults.trackRunningStats !== undefined;
     this.trackRunningStats = tracks &&
         checkBoolean(owner, args.trackRunningStats ?? defaults.trackRunningStats, 'trackRunningStats');
     this.momentum = tracks ? checkMomentum(owner, args.momentum === undefined ? 0.1 : args.momentum) : null;
-    this.gammaInitializer = getInitializer(args.gammaInitializer, 'gammaInitializer', 'ones');
-    this.betaInitializer = getInitializer(args.betaInitializer, 'betaInitializer', 'zeros');
-    this.movingMeanInitializer = getInitializer(args.movingMeanInitializer, 'movingMeanInitializer', 'zeros');
-    this.movingVarianceInitializer = getInitializer(args.movingVarianceInitializer, 'movingVarianceInitializer', 'ones');
-    this.gammaRegularizer = getRegularizer(args.gammaRegularizer, 'gammaRegularizer');
-    this.betaRegularizer = getRegularizer(args.betaRegularizer, 'betaRegularizer');
-    this.gammaConstraint = getConstraint(args.gammaConstraint, 'gammaConstraint');
-    this.betaConstraint = getConstraint(args.betaConstraint, 'betaConstraint');
+    this.affineWeights = new AffineWeights(owner, args);
+    this.movingMeanInitializer = getInitializer(owner, args.movingMeanInitializer, 'movingMeanInitializer', 'zeros');
+    this.movingVarianceInitializer = getInitializer(owner, args.movingVarianceInitializer, 'movingVarianceInitializer', 'ones');
   }
 
   /** Validates the input shape and resolves axes; called once by build. */
@@ -221,12 +204,8 @@ export abstract class NormLayer extends tf.layers.Layer {
     const spec = this.resolveShape(shape);
     const p = spec.paramShape;
     if (this.affine) {
-      this.gamma = this.addWeight('gamma', p, 'float32', this.gammaInitializer, this.gammaRegularizer ?? undefined,
-                                  true, this.gammaConstraint ?? undefined);
-      if (this.hasBeta) {
-        this.beta = this.addWeight('beta', p, 'float32', this.betaInitializer, this.betaRegularizer ?? undefined,
-                                   true, this.betaConstraint ?? undefined);
-      }
+      ({gamma: this.gamma, beta: this.beta} =
+           this.affineWeights.create(this.addWeight.bind(this), p, this.hasBeta ? ['gamma', 'beta'] : ['gamma']));
     }
     if (this.trackRunningStats) {
       this.movingMean = this.addWeight('moving_mean', p, 'float32', this.movingMeanInitializer, undefined, false);
@@ -253,7 +232,7 @@ export abstract class NormLayer extends tf.layers.Layer {
 
   /** The current gamma and beta for an op (null where the layer has none). */
   protected affineTensors(): {gamma: tf.Tensor | null; beta: tf.Tensor | null} {
-    return {gamma: this.gamma ? this.gamma.read() : null, beta: this.beta ? this.beta.read() : null};
+    return readAffine(this);
   }
 
   /**
@@ -268,17 +247,8 @@ export abstract class NormLayer extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    const config: tf.serialization.ConfigDict = {
-      epsilon: this.epsilon,
-      affine: this.affine,
-      gammaInitializer: serialize(this.gammaInitializer),
-      ...(this.betaArgs ? {betaInitializer: serialize(this.betaInitializer)} : {}),
-      gammaRegularizer: serialize(this.gammaRegularizer),
-      ...(this.betaArgs ? {betaRegularizer: serialize(this.betaRegularizer)} : {}),
-      gammaConstraint: serialize(this.gammaConstraint),
-      ...(this.betaArgs ? {betaConstraint: serialize(this.betaConstraint)} : {}),
-    };
-    return {...config, ...super.getConfig()};
+    return {epsilon: this.epsilon, affine: this.affine, ...this.affineWeights.config(this.affineConfigParams),
+            ...super.getConfig()};
   }
 
   /** Config entries of layers with running statistics. */

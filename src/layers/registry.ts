@@ -7,8 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type {Initializer, InitializerIdentifier} from '@tensorflow/tfjs-layers/dist/initializers';
 import type {Regularizer, RegularizerIdentifier} from '@tensorflow/tfjs-layers/dist/regularizers';
 import type {Constraint, ConstraintIdentifier} from '@tensorflow/tfjs-layers/dist/constraints';
-import {ValueError} from '../errors';
-import {show} from '../validate';
+import {fail} from '../validate';
 
 export type {Initializer, InitializerIdentifier, Regularizer, RegularizerIdentifier, Constraint, ConstraintIdentifier};
 
@@ -36,7 +35,8 @@ function base(kind: Kind): Function {
   return Object.getPrototypeOf(sample.constructor) as Function;
 }
 
-function resolve<T>(kind: Kind, id: unknown, argName: string): T | null {
+/** `owner`: the layer whose argument `argName` this is (error messages). */
+function resolve<T>(owner: string, kind: Kind, id: unknown, argName: string): T | null {
   if (id == null) return null;
   if (typeof id === 'object' && typeof (id as {getClassName?: unknown}).getClassName === 'function' &&
       typeof (id as {apply?: unknown}).apply === 'function') {
@@ -48,28 +48,27 @@ function resolve<T>(kind: Kind, id: unknown, argName: string): T | null {
   } else if (typeof id === 'object' && typeof (id as Serialized).className === 'string') {
     spec = {className: (id as Serialized).className, config: (id as Serialized).config ?? {}};
   } else {
-    throw new ValueError(`\`${argName}\` must be a ${kind} name, a ${kind} object or {className, config}. ` +
-                         `Received: ${argName}=${show(id)}`);
+    fail(owner, `\`${argName}\` must be a ${kind} name, a ${kind} object or {className, config}`, argName, id);
   }
   const entry = tf.serialization.SerializationMap.getMap().classNameMap[spec.className];
   const expectedBase = base(kind);
   if (!entry || !(entry[0].prototype instanceof expectedBase)) {
-    throw new ValueError(`Unknown ${kind} for \`${argName}\`. Received: ${argName}=${show(id)}`);
+    fail(owner, `Unknown ${kind} for \`${argName}\``, argName, id);
   }
   const [cls, fromConfig] = entry;
   return fromConfig(cls, spec.config) as unknown as T;
 }
 
-export function getInitializer(id: unknown, argName: string, fallback: InitializerIdentifier): Initializer {
-  return resolve<Initializer>('initializer', id ?? fallback, argName)!;
+export function getInitializer(owner: string, id: unknown, argName: string, fallback: InitializerIdentifier): Initializer {
+  return resolve<Initializer>(owner, 'initializer', id ?? fallback, argName)!;
 }
 
-export function getRegularizer(id: unknown, argName: string): Regularizer | null {
-  return resolve<Regularizer>('regularizer', id, argName);
+export function getRegularizer(owner: string, id: unknown, argName: string): Regularizer | null {
+  return resolve<Regularizer>(owner, 'regularizer', id, argName);
 }
 
-export function getConstraint(id: unknown, argName: string): Constraint | null {
-  return resolve<Constraint>('constraint', id, argName);
+export function getConstraint(owner: string, id: unknown, argName: string): Constraint | null {
+  return resolve<Constraint>(owner, 'constraint', id, argName);
 }
 
 /** `{className, config}` for an initializer, regularizer or constraint (null stays null). */

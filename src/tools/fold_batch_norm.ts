@@ -8,16 +8,20 @@
  *   s = gamma / sqrt(running_var + epsilon),  W' = W * s,  b' = (b - running_mean) * s + beta
  *
  * per output channel. The model is rebuilt from its JSON topology (the save
- * format), so the result saves and loads like any model.
+ * format), so the result saves and loads like any model. Three steps:
+ * decideFolds (which norm folds into which layer, and why the others stay),
+ * rewriteTopology (the new JSON) and copyWeights (copies, and the folded
+ * kernels and biases).
  */
 import * as tf from '@tensorflow/tfjs';
 import type {PyJsonDict} from '@tensorflow/tfjs-layers/dist/keras_format/types';
-import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
-import {ValueError} from '../errors';
-import {show} from '../validate';
+import {fail, show} from '../validate';
+import {shortName, weightByShortName} from '../weight_names';
 import {NormLayer} from '../layers/base';
 import {BatchNorm} from '../layers/batch_norm';
 import {InstanceNorm} from '../layers/instance_norm';
+
+const OWNER = 'foldBatchNorm';
 
 /** A norm layer merged into the layer before it. */
 export interface FoldedPair {
@@ -87,13 +91,8 @@ function ruleOf(layer: tf.layers.Layer): NormRule | null {
   return null;
 }
 
-/** A layer's weight by its short name (`gamma`, `moving_mean`, `kernel`), or null. */
-function findWeight(layer: tf.layers.Layer, name: string): LayerVariable | null {
-  return layer.weights.find(w => w.originalName === name || w.originalName.endsWith(`/${name}`)) ?? null;
-}
-
 async function valuesOf(layer: tf.layers.Layer, name: string): Promise<Float32Array | null> {
-  const w = findWeight(layer, name);
+  const w = weightByShortName(layer, name);
   return w ? (await w.read().data()) as Float32Array : null;
 }
 
@@ -110,7 +109,7 @@ function outputRank(layer: tf.layers.Layer): number {
 /** Folded [kernel, bias] of `producer` followed by `norm`, computed in float64. */
 async function foldedWeights(producer: tf.layers.Layer, norm: tf.layers.Layer, epsilon: number):
     Promise<{kernel: tf.Tensor; bias: tf.Tensor}> {
-  const kernelVar = findWeight(producer, PRODUCERS[producer.getClassName()])!;
+  const kernelVar = weightByShortName(producer, PRODUCERS[producer.getClassName()])!;
   const kernel = (await kernelVar.read().data()) as Float32Array;
   const mean = (await valuesOf(norm, 'moving_mean'))!;
   const variance = (await valuesOf(norm, 'moving_variance'))!;
@@ -119,8 +118,8 @@ async function foldedWeights(producer: tf.layers.Layer, norm: tf.layers.Layer, e
   const bias = await valuesOf(producer, 'bias');
   const C = mean.length;
   if (kernel.length % C !== 0) {
-    throw new ValueError(`foldBatchNorm: ${norm.name} has ${C} channels but ${producer.name}'s kernel has shape ` +
-                         `${show(kernelVar.shape)}`);
+    fail(OWNER, `the ${C} channels of ${norm.name} do not divide the size of ${producer.name}'s kernel`,
+         `${producer.name}.kernel.shape`, kernelVar.shape);
   }
   const scale = new Float64Array(C);
   const newBias = new Float32Array(C);
@@ -133,8 +132,152 @@ async function foldedWeights(producer: tf.layers.Layer, norm: tf.layers.Layer, e
   return {kernel: tf.tensor(newKernel, kernelVar.shape as number[], 'float32'), bias: tf.tensor1d(newBias, 'float32')};
 }
 
-function sameRef(a: unknown[], name: string): boolean {
-  return a[0] === name && a[1] === 0 && a[2] === 0;
+/** The model's JSON topology (the save format) and its wiring, in one form for Sequential and functional models. */
+interface Graph {
+  /** `model.toJSON()`; rewriteTopology edits it. */
+  topology: PyJsonDict;
+  /** The layer entries, in order. */
+  entries: PyJsonDict[];
+  sequential: boolean;
+  /** Inbound references per layer; a Sequential's first layer reads the model input ('': no layer). */
+  inbound: Map<string, Ref[][]>;
+  /** The model outputs. */
+  outputs: Ref[];
+}
+
+/** What foldBatchNorm does: the report, and for each fold the norm removed and the producer changed. */
+interface FoldPlan {
+  report: FoldReport;
+  /** Folded norm name -> the producer output it read (its consumers read that instead). */
+  removed: Map<string, Ref>;
+  /** Producer name -> the norm folded into it and its epsilon. */
+  producers: Map<string, {norm: tf.layers.Layer; epsilon: number}>;
+}
+
+function entryName(e: PyJsonDict): string {
+  return (e.name ?? (e.config as PyJsonDict).name) as string;
+}
+
+function readGraph(model: tf.LayersModel): Graph {
+  const topology = model.toJSON(null, false) as PyJsonDict;
+  const config = topology.config as PyJsonDict;
+  const entries = config.layers as PyJsonDict[];
+  const sequential = topology.class_name === 'Sequential';
+  const inbound = new Map<string, Ref[][]>();
+  entries.forEach((e, i) => {
+    inbound.set(entryName(e), sequential ? [[[i === 0 ? '' : entryName(entries[i - 1]), 0, 0]]]
+                                         : e.inbound_nodes as unknown as Ref[][]);
+  });
+  const outputs: Ref[] = sequential ? [[entryName(entries[entries.length - 1]), 0, 0]]
+                                    : config.output_layers as unknown as Ref[];
+  return {topology, entries, sequential, inbound, outputs};
+}
+
+/** How many layers (and model outputs) read `ref`. */
+function consumers(graph: Graph, ref: Ref): number {
+  const same = (r: Ref) => r[0] === ref[0] && r[1] === ref[1] && r[2] === ref[2];
+  let n = graph.outputs.filter(same).length;
+  for (const nodes of graph.inbound.values()) {
+    for (const refs of nodes) n += refs.filter(same).length;
+  }
+  return n;
+}
+
+/** The conv/dense layer `layer` folds into and the reference it reads, or why it cannot fold. */
+function foldTarget(layer: tf.layers.Layer, axis: number, graph: Graph,
+                    byName: Map<string, tf.layers.Layer>): {producer: tf.layers.Layer; ref: Ref} | string {
+  const nodes = graph.inbound.get(layer.name)!;
+  if (nodes.length !== 1 || nodes[0].length !== 1) return 'the layer is used more than once';
+  const ref = nodes[0][0];
+  const producer = byName.get(ref[0]);
+  if (!producer) return 'it reads the model input';
+  const kind = producer.getClassName();
+  if (!(kind in PRODUCERS)) return `it follows ${producer.name} (${kind}), not a conv or dense layer`;
+  if (graph.inbound.get(producer.name)!.length !== 1) return `${producer.name} is used more than once`;
+  if (consumers(graph, ref) !== 1) return `${producer.name}'s output also feeds other layers or is a model output`;
+  const activation = producer.getConfig().activation;
+  if (activation !== 'linear') return `${producer.name} applies activation ${show(activation)} first`;
+  const rank = outputRank(producer);
+  const normAxis = axis < 0 ? axis + rank : axis;
+  const channelAxis = producerChannelAxis(producer, rank);
+  if (normAxis !== channelAxis) return `its axis ${axis} is not ${producer.name}'s channel axis ${channelAxis}`;
+  return {producer, ref};
+}
+
+/** Step 1: which norms fold into which layer, and why every other normalization layer stays. */
+function decideFolds(model: tf.LayersModel, graph: Graph): FoldPlan {
+  const byName = new Map(model.layers.map(l => [l.name, l]));
+  const plan: FoldPlan = {report: {folded: [], kept: []}, removed: new Map(), producers: new Map()};
+  for (const layer of model.layers) {
+    if (layer instanceof tf.LayersModel) {
+      for (const inner of layer.layers) {
+        if (ruleOf(inner)) {
+          plan.report.kept.push({layer: `${layer.name}/${inner.name}`, reason: 'layers of nested models are not searched'});
+        }
+      }
+      continue;
+    }
+    const rule = ruleOf(layer);
+    if (!rule) continue;
+    const keep = (reason: string) => plan.report.kept.push({layer: layer.name, reason});
+    if ('reason' in rule) { keep(rule.reason); continue; }
+    const target = foldTarget(layer, rule.axis, graph, byName);
+    if (typeof target === 'string') { keep(target); continue; }
+    plan.removed.set(layer.name, target.ref);
+    plan.producers.set(target.producer.name, {norm: layer, epsilon: rule.epsilon});
+    plan.report.folded.push({norm: layer.name, into: target.producer.name});
+  }
+  return plan;
+}
+
+/**
+ * Step 2: the folded model's topology: folded norms removed, their consumers
+ * (and model outputs) rewired to the producer, producers given a bias.
+ */
+function rewriteTopology(graph: Graph, plan: FoldPlan): PyJsonDict {
+  const config = graph.topology.config as PyJsonDict;
+  // A reference to a folded norm's output becomes one to the producer output it read.
+  const rewired = (r: unknown[]): unknown[] | null => {
+    const src = plan.removed.get(r[0] as string);
+    return src && r[1] === 0 && r[2] === 0 ? [src[0], src[1], src[2], ...r.slice(3)] : null;
+  };
+  config.layers = graph.entries.filter(e => !plan.removed.has(entryName(e)));
+  for (const e of config.layers as PyJsonDict[]) {
+    if (plan.producers.has(entryName(e))) (e.config as PyJsonDict).use_bias = true;
+    if (!graph.sequential) {
+      for (const refs of e.inbound_nodes as unknown as unknown[][][]) refs.forEach((r, i) => (refs[i] = rewired(r) ?? r));
+    }
+  }
+  if (!graph.sequential) {
+    config.output_layers = graph.outputs.map(r => (rewired(r.slice(0, 3)) ?? r)) as unknown as PyJsonDict;
+  }
+  if (typeof config.name === 'string') config.name = `${config.name}_folded`;
+  return graph.topology;
+}
+
+/** Step 3: the weights of `folded`: copies of the source model's, folded kernels and biases for the producers. */
+async function copyWeights(source: tf.LayersModel, folded: tf.LayersModel, plan: FoldPlan): Promise<void> {
+  const byName = new Map(source.layers.map(l => [l.name, l]));
+  for (const layer of folded.layers) {
+    const original = byName.get(layer.name)!;
+    const fold = plan.producers.get(layer.name);
+    if (!fold) {
+      const values = original.getWeights().map(t => t.clone());
+      layer.setWeights(values);
+      tf.dispose(values);
+      continue;
+    }
+    const {kernel, bias} = await foldedWeights(original, fold.norm, fold.epsilon);
+    const kernelName = PRODUCERS[layer.getClassName()];
+    const values = layer.weights.map(w => {
+      const short = shortName(w);
+      if (short === kernelName) return kernel;
+      if (short === 'bias') return bias;
+      return weightByShortName(original, short)!.read().clone();
+    });
+    layer.setWeights(values);
+    tf.dispose([...values, kernel, bias]);
+  }
 }
 
 /**
@@ -160,124 +303,19 @@ function sameRef(a: unknown[], name: string): boolean {
  */
 export async function foldBatchNorm(model: tf.LayersModel): Promise<FoldBatchNormResult> {
   if (!(model instanceof tf.LayersModel)) {
-    throw new ValueError(`foldBatchNorm expects a tf.LayersModel. Received: model=${show((model as unknown as object)?.constructor?.name)}`);
+    fail(OWNER, 'expects a tf.LayersModel', 'model', (model as unknown as object)?.constructor?.name);
   }
   if (!(model.inputs?.length > 0)) {
-    throw new ValueError(`foldBatchNorm: build the model first (give its first layer an inputShape). ` +
-                         `Received: model=${show(model.name)}`);
+    fail(OWNER, 'build the model first (give its first layer an inputShape)', 'model', model.name);
   }
-  const topology = model.toJSON(null, false) as PyJsonDict;
-  const config = topology.config as PyJsonDict;
-  const entries = config.layers as PyJsonDict[];
-  const sequential = topology.class_name === 'Sequential';
-  const entryName = (e: PyJsonDict) => (e.name ?? (e.config as PyJsonDict).name) as string;
-
-  // Inbound references per layer and the model outputs, for both model kinds.
-  const inbound = new Map<string, Ref[][]>();
-  entries.forEach((e, i) => {
-    // A Sequential's first layer reads the model input ('' here: no layer).
-    inbound.set(entryName(e), sequential ? [[[i === 0 ? '' : entryName(entries[i - 1]), 0, 0]]]
-                                         : e.inbound_nodes as unknown as Ref[][]);
-  });
-  const outputs: Ref[] = sequential ? [[entryName(entries[entries.length - 1]), 0, 0]]
-                                    : config.output_layers as unknown as Ref[];
-  const consumers = (name: string, node: number, tensor: number) => {
-    let n = outputs.filter(r => r[0] === name && r[1] === node && r[2] === tensor).length;
-    for (const nodes of inbound.values()) {
-      for (const refs of nodes) n += refs.filter(r => r[0] === name && r[1] === node && r[2] === tensor).length;
-    }
-    return n;
-  };
-
-  const byName = new Map(model.layers.map(l => [l.name, l]));
-  const report: FoldReport = {folded: [], kept: []};
-  const removed = new Map<string, Ref>();
-  const producers = new Map<string, {norm: tf.layers.Layer; epsilon: number}>();
-  for (const layer of model.layers) {
-    if (layer instanceof tf.LayersModel) {
-      for (const inner of layer.layers) {
-        if (ruleOf(inner)) {
-          report.kept.push({layer: `${layer.name}/${inner.name}`, reason: 'layers of nested models are not searched'});
-        }
-      }
-      continue;
-    }
-    const rule = ruleOf(layer);
-    if (!rule) continue;
-    const keep = (reason: string) => report.kept.push({layer: layer.name, reason});
-    if ('reason' in rule) { keep(rule.reason); continue; }
-    const nodes = inbound.get(layer.name)!;
-    if (nodes.length !== 1 || nodes[0].length !== 1) { keep('the layer is used more than once'); continue; }
-    const ref = nodes[0][0];
-    const producer = byName.get(ref[0]);
-    if (!producer) { keep('it reads the model input'); continue; }
-    const kind = producer.getClassName();
-    if (!(kind in PRODUCERS)) { keep(`it follows ${producer.name} (${kind}), not a conv or dense layer`); continue; }
-    if (inbound.get(producer.name)!.length !== 1) { keep(`${producer.name} is used more than once`); continue; }
-    if (consumers(ref[0], ref[1], ref[2]) !== 1) {
-      keep(`${producer.name}'s output also feeds other layers or is a model output`);
-      continue;
-    }
-    const activation = producer.getConfig().activation;
-    if (activation !== 'linear') { keep(`${producer.name} applies activation ${show(activation)} first`); continue; }
-    const rank = outputRank(producer);
-    const normAxis = rule.axis < 0 ? rule.axis + rank : rule.axis;
-    const channelAxis = producerChannelAxis(producer, rank);
-    if (normAxis !== channelAxis) {
-      keep(`its axis ${rule.axis} is not ${producer.name}'s channel axis ${channelAxis}`);
-      continue;
-    }
-    removed.set(layer.name, ref);
-    producers.set(producer.name, {norm: layer, epsilon: rule.epsilon});
-    report.folded.push({norm: layer.name, into: producer.name});
-  }
-
-  // The new topology: folded norms removed, their consumers rewired to the producer, producers with a bias.
-  config.layers = entries.filter(e => !removed.has(entryName(e)));
-  for (const e of config.layers as PyJsonDict[]) {
-    if (producers.has(entryName(e))) (e.config as PyJsonDict).use_bias = true;
-    if (!sequential) {
-      for (const refs of e.inbound_nodes as unknown as unknown[][][]) {
-        refs.forEach((r, i) => {
-          const src = removed.get(r[0] as string);
-          if (src && sameRef(r, r[0] as string)) refs[i] = [src[0], src[1], src[2], ...r.slice(3)];
-        });
-      }
-    }
-  }
-  if (!sequential) {
-    config.output_layers = outputs.map(r => {
-      const src = removed.get(r[0]);
-      return (src && sameRef(r, r[0]) ? [src[0], src[1], src[2]] : r) as unknown as PyJsonDict;
-    }) as unknown as PyJsonDict;
-  }
-  if (typeof config.name === 'string') config.name = `${config.name}_folded`;
-
-  const folded = await tf.models.modelFromJSON({modelTopology: topology});
+  const graph = readGraph(model);
+  const plan = decideFolds(model, graph);
+  const folded = await tf.models.modelFromJSON({modelTopology: rewriteTopology(graph, plan)});
   try {
-    for (const layer of folded.layers) {
-      const source = byName.get(layer.name)!;
-      const fold = producers.get(layer.name);
-      if (!fold) {
-        const values = source.getWeights().map(t => t.clone());
-        layer.setWeights(values);
-        tf.dispose(values);
-        continue;
-      }
-      const {kernel, bias} = await foldedWeights(source, fold.norm, fold.epsilon);
-      const kernelName = PRODUCERS[layer.getClassName()];
-      const values = layer.weights.map(w => {
-        const short = w.originalName.slice(w.originalName.lastIndexOf('/') + 1);
-        if (short === kernelName) return kernel;
-        if (short === 'bias') return bias;
-        return findWeight(source, short)!.read().clone();
-      });
-      layer.setWeights(values);
-      tf.dispose([...values, kernel, bias]);
-    }
+    await copyWeights(model, folded, plan);
   } catch (e) {
     folded.dispose();
     throw e;
   }
-  return {model: folded, report};
+  return {model: folded, report: plan.report};
 }

@@ -6,9 +6,10 @@
  * through the data.
  */
 import * as tf from '@tensorflow/tfjs';
-import {ValueError} from '../errors';
-import {show} from '../validate';
+import {fail, show} from '../validate';
 import {NormLayer, setRecomputingStats} from '../layers/base';
+
+const OWNER = 'recomputeBatchNormStats';
 
 /** Model inputs of one batch: a tensor, one tensor per model input, or a map by input name. */
 export type BatchInputs = tf.Tensor | tf.Tensor[] | tf.NamedTensorMap;
@@ -60,14 +61,13 @@ function inputsOf(model: tf.LayersModel, batch: StatsBatch): tf.Tensor | tf.Tens
     const named = xs as tf.NamedTensorMap;
     return model.inputNames.map(name => {
       if (!isTensor(named[name])) {
-        throw new ValueError(`recomputeBatchNormStats: a batch given by input name lacks input ${show(name)}. ` +
-                             `Received: keys=${show(Object.keys(named))}`);
+        fail(OWNER, `a batch given by input name lacks input ${show(name)}`, 'keys', Object.keys(named));
       }
       return named[name];
     });
   }
-  throw new ValueError('recomputeBatchNormStats: each batch must be a tensor, a list of tensors, a map of tensors ' +
-                       `by input name, or {xs, ys}. Received: batch=${show(batch)}`);
+  return fail(OWNER, 'each batch must be a tensor, a list of tensors, a map of tensors by input name, or {xs, ys}',
+              'batch', batch);
 }
 
 /**
@@ -99,17 +99,14 @@ function inputsOf(model: tf.LayersModel, batch: StatsBatch): tf.Tensor | tf.Tens
  */
 export async function recomputeBatchNormStats(model: tf.LayersModel, data: tf.data.Dataset<StatsBatch> | StatsBatch[],
                                               options: RecomputeStatsOptions = {}): Promise<RecomputeStatsResult> {
-  if (!(model instanceof tf.LayersModel)) {
-    throw new ValueError(`recomputeBatchNormStats expects a tf.LayersModel. Received: model=${show(model)}`);
-  }
+  if (!(model instanceof tf.LayersModel)) fail(OWNER, 'expects a tf.LayersModel', 'model', model);
   const limit = options.batches ?? Infinity;
   if (!(limit === Infinity || (Number.isInteger(limit) && limit > 0))) {
-    throw new ValueError(`recomputeBatchNormStats: \`batches\` must be a positive integer. Received: batches=${show(limit)}`);
+    fail(OWNER, '`batches` must be a positive integer', 'batches', limit);
   }
   const fromArray = Array.isArray(data);
   if (!fromArray && !(data instanceof tf.data.Dataset)) {
-    throw new ValueError('recomputeBatchNormStats: `data` must be a tf.data.Dataset or an array of batches. ' +
-                         `Received: data=${show(data)}`);
+    fail(OWNER, '`data` must be a tf.data.Dataset or an array of batches', 'data', data);
   }
   const layers: NormLayer[] = [];
   const skipped: string[] = [];
@@ -147,7 +144,7 @@ export async function recomputeBatchNormStats(model: tf.LayersModel, data: tf.da
         }
       }
     }
-    if (done === 0) throw new ValueError('recomputeBatchNormStats: `data` gave no batch');
+    if (done === 0) fail(OWNER, '`data` gave no batch', 'batches', 0);
   } catch (e) {
     layers.forEach((l, i) => [l.movingMean!, l.movingVariance!, l.numBatchesTracked!].forEach((v, j) => v.write(saved[i][j])));
     throw e;
