@@ -143,9 +143,15 @@ function withFused<T>(fused: boolean, fn: () => T): T {
 }
 
 /** LocalResponseNorm forward and gradient as arrays. */
-function runLrn(shape: number[], args: tfn.ops.LocalResponseNormOpArgs, seed: number): number[][] {
+function runLrn(shape: number[], args: tfn.ops.LocalResponseNormOpArgs, seed: number, poison = false): number[][] {
   return tf.tidy(() => {
-    const x = tf.randomNormal(shape, 0, 2, 'float32', seed);
+    let x = tf.randomNormal(shape, 0, 2, 'float32', seed);
+    if (poison) {
+      // NaN and +-Inf must stay within the windows that hold them (sliding sums recompute there).
+      const v = x.dataSync().slice();
+      [[5, NaN], [17, Infinity], [40, -Infinity], [41, NaN]].forEach(([i, e]) => { v[i] = e; });
+      x = tf.tensor(v, shape);
+    }
     const dy = tf.randomNormal(shape, 0, 1, 'float32', seed + 1);
     const f = (a: tf.Tensor) => tfn.ops.localResponseNorm(a, args);
     return [f(x), tf.grad(f)(x, dy)].map(t => Array.from(t.dataSync()));
@@ -220,6 +226,16 @@ for (const v of VARIANTS) {
         const ops = withFused(false, () => runLrn(shape, args, 3));
         expectClose(fused[0], ops[0], `LRN ${shape} ${JSON.stringify(args)} output`, 1e-5, 1e-4);
         expectClose(fused[1], ops[1], `LRN ${shape} ${JSON.stringify(args)} gradient`, 1e-5, 1e-4);
+        const bad = withFused(true, () => runLrn(shape, args, 3, true));
+        const badOps = withFused(false, () => runLrn(shape, args, 3, true));
+        const nanAt = (a: number[]) => a.map((e, i) => (Number.isNaN(e) ? i : -1)).filter(i => i >= 0).join(',');
+        expect(nanAt(bad[0])).toBe(nanAt(badOps[0]));
+        expect(nanAt(bad[1])).toBe(nanAt(badOps[1]));
+        const finite = (a: number[], b: number[]) => [a.filter((e, i) => Number.isFinite(b[i])),
+                                                      b.filter(e => Number.isFinite(e))];
+        expectClose(...finite(bad[0], badOps[0]) as [number[], number[]], `LRN ${shape} with NaN/Inf output`, 1e-5, 1e-4);
+        expectClose(...finite(bad[1], badOps[1]) as [number[], number[]], `LRN ${shape} with NaN/Inf gradient`, 1e-5,
+                    1e-4);
       }
     });
 

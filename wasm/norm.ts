@@ -609,6 +609,8 @@ export function bwdDx(dyp: usize, xp: usize, dxp: usize, r0: i32, r1: i32): void
 // with p = d^-beta and t_c = g_c a_c p_c / d_c. Window sums slide (add the entering plane, subtract the
 // leaving one) in float64: squares of float32 are exact in float64, so the sliding sum does not drift.
 // Channels-last (inner = 1) slides along each row; otherwise plane by plane, SIMD across the inner axis.
+// A sum that is not finite (a NaN or Inf entered the window; Inf - Inf when it leaves) is recomputed
+// directly over its window, so NaN and Inf stay local to the windows holding them, as in PyTorch.
 
 /**
  * JavaScript's Math.pow for exponents without a fast path: AssemblyScript's own
@@ -684,6 +686,32 @@ function slidePlane(acc: usize, plane: usize, inner: i32, sign: f64, square: boo
   }
 }
 
+/** The window sum of element i over planes [lo, hi] of a block (squared or not), directly. */
+function windowSum(base: usize, inner: i32, i: i32, lo: i32, hi: i32, square: bool): f64 {
+  let s: f64 = 0;
+  for (let j = lo; j <= hi; j++) {
+    const v = <f64>load<f32>(base + ((<usize>j * <usize>inner + <usize>i) << 2));
+    s += square ? v * v : v;
+  }
+  return s;
+}
+
+/** Whether any of the four float64 lanes at acc is not finite. */
+@inline function anyNonFinite(acc: usize): bool {
+  const a = v128.load(acc);
+  const b = v128.load(acc, 16);
+  const zero = f64x2.splat(0);
+  return v128.any_true(v128.or(f64x2.ne(f64x2.sub(a, a), zero), f64x2.ne(f64x2.sub(b, b), zero)));
+}
+
+/** Recomputes the non-finite window sums of lanes [i, i + n) for plane j directly. */
+function fixLanes(acc: usize, base: usize, inner: i32, i: i32, n: i32, lo: i32, hi: i32, square: bool): void {
+  for (let l = i; l < i + n; l++) {
+    const v = f64At(acc, l);
+    if (!isFinite<f64>(v)) store<f64>(acc + (<usize>l << 3), windowSum(base, inner, l, lo, hi, square));
+  }
+}
+
 /**
  * One block's p = d^-beta (into LRN_P when `keep`) and either y = a * p or, with dy,
  * t = dy * a * p / d (into LRN_T).
@@ -698,6 +726,7 @@ function lrnSweep(x: usize, dy: usize, y: usize, c: i32, inner: i32, before: i32
       s += v * v;
     }
     for (let j = 0; j < c; j++) {
+      if (!isFinite<f64>(s)) s = windowSum(x, 1, 0, max(0, j - before), min(c - 1, j + after), true);
       const d = <f32>(k + scale * s);
       const p = powScalar(d, beta);
       const a = f32At(x, j);
@@ -725,9 +754,12 @@ function lrnSweep(x: usize, dy: usize, y: usize, c: i32, inner: i32, before: i32
   for (let j = 0; j < c; j++) {
     const off = <usize>j * plane;
     let i = 0;
+    const lo = max(0, j - before);
+    const hi = min(c - 1, j + after);
     for (; i < i4; i += 4) {
       const o = <usize>i << 2;
       const acc = LRN_ACC + (<usize>i << 3);
+      if (anyNonFinite(acc)) fixLanes(LRN_ACC, x, inner, i, 4, lo, hi, true);
       const d = demote2(f64x2.add(vk, f64x2.mul(vs, v128.load(acc))), f64x2.add(vk, f64x2.mul(vs, v128.load(acc, 16))));
       const p = powVec(d, beta);
       const a = v128.load(x + off + o);
@@ -735,6 +767,7 @@ function lrnSweep(x: usize, dy: usize, y: usize, c: i32, inner: i32, before: i32
       if (dy) v128.store(LRN_T + off + o, f32x4.div(f32x4.mul(f32x4.mul(v128.load(dy + off + o), a), p), d));
       else v128.store(y + off + o, f32x4.mul(a, p));
     }
+    if (i < inner) fixLanes(LRN_ACC, x, inner, i, inner - i, lo, hi, true);
     for (; i < inner; i++) {
       const o = <usize>i << 2;
       const d = <f32>(k + scale * f64At(LRN_ACC, i));
@@ -782,6 +815,7 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
       let s: f64 = 0;
       for (let j = 0; j <= before && j < c; j++) s += <f64>f32At(LRN_T, j);
       for (let j = 0; j < c; j++) {
+        if (!isFinite<f64>(s)) s = windowSum(LRN_T, 1, 0, max(0, j - after), min(c - 1, j + before), false);
         const o = <usize>j << 2;
         store<f32>(dxb + o, load<f32>(dyb + o) * load<f32>(LRN_P + o) - coef * load<f32>(xb + o) * <f32>s);
         const enter = j + before + 1;
@@ -795,14 +829,18 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
     for (let j = 0; j <= before && j < c; j++) slidePlane(LRN_ACC, LRN_T + <usize>j * plane, inner, 1, false);
     for (let j = 0; j < c; j++) {
       const po = <usize>j * plane;
+      const lo = max(0, j - after);
+      const hi = min(c - 1, j + before);
       let i = 0;
       for (; i < i4; i += 4) {
         const o = po + (<usize>i << 2);
         const acc = LRN_ACC + (<usize>i << 3);
+        if (anyNonFinite(acc)) fixLanes(LRN_ACC, LRN_T, inner, i, 4, lo, hi, false);
         const u = demote2(v128.load(acc), v128.load(acc, 16));
         const gp = f32x4.mul(v128.load(dyb + o), v128.load(LRN_P + o));
         v128.store(dxb + o, f32x4.sub(gp, f32x4.mul(vcoef, f32x4.mul(v128.load(xb + o), u))));
       }
+      if (i < inner) fixLanes(LRN_ACC, LRN_T, inner, i, inner - i, lo, hi, false);
       for (; i < inner; i++) {
         const o = po + (<usize>i << 2);
         const u = <f32>f64At(LRN_ACC, i);

@@ -154,7 +154,23 @@ export const jsNorm: NormImpl = {
   },
 };
 
-/** d = k + scale * window sum of squares, for one [C, inner] block starting at `base`. */
+/** Sum over planes [lo, hi] of v[base + c * inner + i] (squared), directly. */
+function directSum(v: ArrayLike<number>, base: number, inner: number, i: number, lo: number, hi: number,
+                   square: boolean): number {
+  let s = 0;
+  for (let c = lo; c <= hi; c++) {
+    const e = v[base + c * inner + i];
+    s += square ? e * e : e;
+  }
+  return s;
+}
+
+/**
+ * d = k + scale * window sum of squares, for one [C, inner] block starting at
+ * `base`. The window sums slide; one that is not finite (NaN or Inf in the
+ * window, or Inf - Inf as it leaves) is recomputed directly, so non-finite
+ * values stay local to their windows as in PyTorch.
+ */
 function lrnDenominators(l: LrnGeometry, x: Float32Array, base: number, d: Float64Array): void {
   const {C, inner, before, after, scale, k} = l;
   const acc = new Float64Array(inner);
@@ -164,7 +180,10 @@ function lrnDenominators(l: LrnGeometry, x: Float32Array, base: number, d: Float
   }
   for (let c = 0; c < C; c++) {
     const o = c * inner;
-    for (let i = 0; i < inner; i++) d[o + i] = k + scale * acc[i];
+    for (let i = 0; i < inner; i++) {
+      if (!Number.isFinite(acc[i])) acc[i] = directSum(x, base, inner, i, Math.max(0, c - before), Math.min(C - 1, c + after), true);
+      d[o + i] = k + scale * acc[i];
+    }
     const enter = c + after + 1;
     const leave = c - before;
     if (enter < C) {
@@ -208,7 +227,10 @@ function lrnBackwardJs(l: LrnGeometry, x: Float32Array, dy: Float32Array, dx: Fl
     for (let c = 0; c <= before && c < C; c++) for (let i = 0; i < inner; i++) acc[i] += t[c * inner + i];
     for (let j = 0; j < C; j++) {
       const o = j * inner;
-      for (let i = 0; i < inner; i++) dx[base + o + i] = dy[base + o + i] * p[o + i] - coef * x[base + o + i] * acc[i];
+      for (let i = 0; i < inner; i++) {
+        if (!Number.isFinite(acc[i])) acc[i] = directSum(t, 0, inner, i, Math.max(0, j - after), Math.min(C - 1, j + before), false);
+        dx[base + o + i] = dy[base + o + i] * p[o + i] - coef * x[base + o + i] * acc[i];
+      }
       const enter = j + before + 1;
       const leave = j - after;
       if (enter < C) for (let i = 0; i < inner; i++) acc[i] += t[enter * inner + i];
