@@ -7,7 +7,7 @@
  * sums, the aux rows, the running statistics) are here once for both.
  */
 import {Geometry} from './geometry';
-import {applyAffine, backwardDx, backwardSums, statSums} from './loops';
+import {Stats64, applyAffine, backwardDx, backwardSums, statSums} from './loops';
 
 export interface ForwardIO {
   x: Float32Array;
@@ -98,12 +98,23 @@ export function finishForward(mean64: Float64Array, squares: Float64Array, n: nu
 }
 
 /** mean(g) (0 without centering) and mean(g * xhat) per statistic, from the backward's sums. */
-export function finishBackward(sumG: Float64Array, sumGX: Float64Array, n: number, center: boolean, c1: Float32Array,
-                               c2: Float32Array): void {
+export function finishBackward(sumG: Float64Array, sumGX: Float64Array, n: number, center: boolean,
+                               c1: Float32Array | Float64Array, c2: Float32Array | Float64Array): void {
   for (let s = 0; s < sumG.length; s++) {
     c1[s] = center ? sumG[s] / n : 0;
     c2[s] = sumGX[s] / n;
   }
+}
+
+/** float64 mean (hi + lo) and 1/std of the aux rows; zero means without centering. */
+function stats64(aux: Float32Array, S: number, center: boolean): Stats64 {
+  const mean = new Float64Array(S);
+  const invStd = new Float64Array(S);
+  for (let s = 0; s < S; s++) {
+    if (center) mean[s] = aux[s] + aux[S + s];
+    invStd[s] = aux[2 * S + s];
+  }
+  return {mean, invStd};
 }
 
 /** The JavaScript loops (loops.ts) as a NormImpl. */
@@ -119,34 +130,29 @@ export const jsNorm: NormImpl = {
     const squares = new Float64Array(S);
     statSums(g, io.x, mean64, squares);
     finishForward(mean64, squares, g.count, epsilon, io);
-    const {aux} = io;
-    applyAffine(g, io.x, io.y, {hi: aux.subarray(0, S), lo: aux.subarray(S, 2 * S), is: aux.subarray(2 * S, 3 * S)},
-                io.gamma, io.beta);
+    applyAffine(g, io.x, io.y, stats64(io.aux, S, center), io.gamma, io.beta);
   },
   backward(g, io, center) {
     const S = g.statSize;
     const P = g.paramSize;
-    const {aux} = io;
-    const zeros = new Float32Array(S);
-    const b = {hi: center ? aux.subarray(0, S) : zeros, lo: center ? aux.subarray(S, 2 * S) : zeros,
-               is: aux.subarray(2 * S, 3 * S)};
+    const st = stats64(io.aux, S, center);
     const sumG = new Float64Array(S);
     const sumGX = new Float64Array(S);
     const dgamma = new Float64Array(P);
     const dbeta = new Float64Array(P);
-    backwardSums(g, io.dy, io.x, b, io.gamma, sumG, sumGX, dgamma, dbeta);
-    const c1 = new Float32Array(S);
-    const c2 = new Float32Array(S);
+    backwardSums(g, io.dy, io.x, st, io.gamma, sumG, sumGX, dgamma, dbeta);
+    const c1 = new Float64Array(S);
+    const c2 = new Float64Array(S);
     finishBackward(sumG, sumGX, g.count, center, c1, c2);
-    backwardDx(g, io.dy, io.x, io.dx, b, c1, c2, io.gamma);
+    backwardDx(g, io.dy, io.x, io.dx, st, c1, c2, io.gamma);
     if (io.dgamma) io.dgamma.set(dgamma);
     if (io.dbeta) io.dbeta.set(dbeta);
   },
   scaleShift(g, io, epsilon) {
     const P = io.mean.length;
-    const is = new Float32Array(P);
-    for (let p = 0; p < P; p++) is[p] = 1 / Math.sqrt(io.variance[p] + epsilon);
-    applyAffine(g, io.x, io.y, {hi: io.mean, lo: new Float32Array(P), is}, io.gamma, io.beta);
+    const invStd = new Float64Array(P);
+    for (let p = 0; p < P; p++) invStd[p] = 1 / Math.sqrt(io.variance[p] + epsilon);
+    applyAffine(g, io.x, io.y, {mean: Float64Array.from(io.mean), invStd}, io.gamma, io.beta);
   },
   lrn(l, io) {
     if (io.dy) lrnBackwardJs(l, io.x, io.dy, io.out);
@@ -197,13 +203,22 @@ function lrnDenominators(l: LrnGeometry, x: Float32Array, base: number, d: Float
   }
 }
 
+/** d => d^-beta, with the common exponents without Math.pow (as the SIMD module). */
+function negPow(beta: number): (d: number) => number {
+  if (beta === 0.75) return d => 1 / (Math.sqrt(d) * Math.sqrt(Math.sqrt(d)));
+  if (beta === 0.5) return d => 1 / Math.sqrt(d);
+  if (beta === 1) return d => 1 / d;
+  return d => Math.pow(d, -beta);
+}
+
 function lrnForwardJs(l: LrnGeometry, x: Float32Array, y: Float32Array): void {
   const block = l.C * l.inner;
   const d = new Float64Array(block);
+  const pow = negPow(l.beta);
   for (let b = 0; b < l.outer; b++) {
     const base = b * block;
     lrnDenominators(l, x, base, d);
-    for (let i = 0; i < block; i++) y[base + i] = x[base + i] * Math.pow(d[i], -l.beta);
+    for (let i = 0; i < block; i++) y[base + i] = x[base + i] * pow(d[i]);
   }
 }
 
@@ -215,11 +230,12 @@ function lrnBackwardJs(l: LrnGeometry, x: Float32Array, dy: Float32Array, dx: Fl
   const t = new Float64Array(block);
   const acc = new Float64Array(inner);
   const coef = 2 * l.scale * beta;
+  const pow = negPow(beta);
   for (let b = 0; b < l.outer; b++) {
     const base = b * block;
     lrnDenominators(l, x, base, d);
     for (let i = 0; i < block; i++) {
-      p[i] = Math.pow(d[i], -beta);
+      p[i] = pow(d[i]);
       t[i] = dy[base + i] * x[base + i] * p[i] / d[i];
     }
     // Transposed window: sum of t over c in [j - after, j + before].
