@@ -608,6 +608,8 @@ export function bwdDx(dyp: usize, xp: usize, dxp: usize, r0: i32, r1: i32): void
 // y_c = a_c * d_c^-beta; backward dx_j = g_j p_j - 2 scale beta a_j sum_{c = j - after}^{j + before} t_c
 // with p = d^-beta and t_c = g_c a_c p_c / d_c. Window sums slide (add the entering plane, subtract the
 // leaving one) in float64: squares of float32 are exact in float64, so the sliding sum does not drift.
+// Channels-last rows with windows of at most 16 channels sum each window directly instead, in float32
+// four channels at a time (the window's squares are positive: a relative error of a few ulp).
 // Channels-last (inner = 1) slides along each row; otherwise plane by plane, SIMD across the inner axis.
 // A sum that is not finite (a NaN or Inf entered the window; Inf - Inf when it leaves) is recomputed
 // directly over its window, so NaN and Inf stay local to the windows holding them, as in PyTorch.
@@ -620,7 +622,10 @@ export function bwdDx(dyp: usize, xp: usize, dxp: usize, r0: i32, r1: i32): void
 @external("env", "pow")
 declare function jsPow(x: f64, y: f64): f64;
 
-/** f64[inner] window sums; f32[C * inner] p and t of one block (backward). */
+/** Windows up to this size are summed directly in the channels-last path (longer ones slide). */
+const SHORT_WINDOW: i32 = 16;
+
+/** f64[inner] window sums (channels-last: f32[C + window + 4]); f32[C * inner] d or p, and t, of one block. */
 let LRN_ACC: usize = 0;
 let LRN_P: usize = 0;
 let LRN_T: usize = 0;
@@ -719,7 +724,58 @@ function fixLanes(acc: usize, base: usize, inner: i32, i: i32, n: i32, lo: i32, 
 function lrnSweep(x: usize, dy: usize, y: usize, c: i32, inner: i32, before: i32, after: i32, scale: f64, k: f64,
                   beta: f64, keep: bool): void {
   const plane = <usize>inner << 2;
+  if (inner == 1 && before + after < SHORT_WINDOW) {
+    // Channels-last, short window: squares into a zero-padded row, then each d is a direct sum
+    // of the window's (at most 16) squares, four channels at a time (float32: positive terms).
+    const pad = LRN_ACC;
+    const w = before + after + 1;
+    memory.fill(pad, 0, <usize>(c + w + 4) << 2);
+    const c4 = c & ~3;
+    let j = 0;
+    for (; j < c4; j += 4) {
+      const v = v128.load(x + (<usize>j << 2));
+      v128.store(pad + (<usize>(j + before) << 2), f32x4.mul(v, v));
+    }
+    for (; j < c; j++) {
+      const v = f32At(x, j);
+      store<f32>(pad + (<usize>(j + before) << 2), v * v);
+    }
+    const vk = f32x4.splat(<f32>k);
+    const vs = f32x4.splat(<f32>scale);
+    for (j = 0; j < c; j += 4) {
+      let sum = f32x4.splat(0);
+      for (let o = 0; o < w; o++) sum = f32x4.add(sum, v128.load(pad + (<usize>(j + o) << 2)));
+      const d = f32x4.add(vk, f32x4.mul(vs, sum));
+      const p = powVec(d, beta);
+      const o = <usize>j << 2;
+      if (j + 4 <= c) {
+        const a = v128.load(x + o);
+        if (dy) {
+          v128.store(LRN_P + o, p);
+          v128.store(LRN_T + o, f32x4.div(f32x4.mul(f32x4.mul(v128.load(dy + o), a), p), d));
+        } else {
+          v128.store(y + o, f32x4.mul(a, p));
+        }
+      } else {
+        for (let l = 0; l < c - j; l++) {
+          const ol = o + (<usize>l << 2);
+          const dl = k + scale * <f64>windowSum(pad, 1, 0, j + l, j + l + w - 1, false);
+          const pl = powScalar(<f32>dl, beta);
+          const al = load<f32>(x + ol);
+          if (dy) {
+            store<f32>(LRN_P + ol, pl);
+            store<f32>(LRN_T + ol, load<f32>(dy + ol) * al * pl / <f32>dl);
+          } else {
+            store<f32>(y + ol, al * pl);
+          }
+        }
+      }
+    }
+    return;
+  }
   if (inner == 1) {
+    // Channels-last: the window sums slide along the row (scalar, cheap), into LRN_P as d;
+    // then d^-beta and the products four channels at a time.
     let s: f64 = 0;
     for (let j = 0; j <= after && j < c; j++) {
       const v = <f64>f32At(x, j);
@@ -727,12 +783,7 @@ function lrnSweep(x: usize, dy: usize, y: usize, c: i32, inner: i32, before: i32
     }
     for (let j = 0; j < c; j++) {
       if (!isFinite<f64>(s)) s = windowSum(x, 1, 0, max(0, j - before), min(c - 1, j + after), true);
-      const d = <f32>(k + scale * s);
-      const p = powScalar(d, beta);
-      const a = f32At(x, j);
-      if (keep) store<f32>(LRN_P + (<usize>j << 2), p);
-      if (dy) store<f32>(LRN_T + (<usize>j << 2), f32At(dy, j) * a * p / d);
-      else store<f32>(y + (<usize>j << 2), a * p);
+      store<f32>(LRN_P + (<usize>j << 2), <f32>(k + scale * s));
       const enter = j + after + 1;
       const leave = j - before;
       if (enter < c) {
@@ -742,6 +793,33 @@ function lrnSweep(x: usize, dy: usize, y: usize, c: i32, inner: i32, before: i32
       if (leave >= 0) {
         const v = <f64>f32At(x, leave);
         s -= v * v;
+      }
+    }
+    const c4 = c & ~3;
+    let j = 0;
+    if (dy) {
+      for (; j < c4; j += 4) {
+        const o = <usize>j << 2;
+        const d = v128.load(LRN_P + o);
+        const p = powVec(d, beta);
+        v128.store(LRN_P + o, p);
+        v128.store(LRN_T + o, f32x4.div(f32x4.mul(f32x4.mul(v128.load(dy + o), v128.load(x + o)), p), d));
+      }
+      for (; j < c; j++) {
+        const o = <usize>j << 2;
+        const d = load<f32>(LRN_P + o);
+        const p = powScalar(d, beta);
+        store<f32>(LRN_P + o, p);
+        store<f32>(LRN_T + o, load<f32>(dy + o) * load<f32>(x + o) * p / d);
+      }
+    } else {
+      for (; j < c4; j += 4) {
+        const o = <usize>j << 2;
+        v128.store(y + o, f32x4.mul(v128.load(x + o), powVec(v128.load(LRN_P + o), beta)));
+      }
+      for (; j < c; j++) {
+        const o = <usize>j << 2;
+        store<f32>(y + o, load<f32>(x + o) * powScalar(load<f32>(LRN_P + o), beta));
       }
     }
     return;
@@ -811,17 +889,50 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
     const dxb = dx + off;
     lrnSweep(xb, dyb, 0, c, inner, before, after, scale, k, beta, true);
     // Transposed window: U_j = sum of t over c in [j - after, j + before].
+    if (inner == 1 && before + after < SHORT_WINDOW) {
+      // Short window: t zero-padded (after in front), each transposed sum direct, four channels at a time.
+      const pad = LRN_ACC;
+      const w = before + after + 1;
+      memory.fill(pad, 0, <usize>(c + w + 4) << 2);
+      memory.copy(pad + (<usize>after << 2), LRN_T, <usize>c << 2);
+      let j = 0;
+      const c4 = c & ~3;
+      for (; j < c4; j += 4) {
+        let u = f32x4.splat(0);
+        for (let o = 0; o < w; o++) u = f32x4.add(u, v128.load(pad + (<usize>(j + o) << 2)));
+        const o = <usize>j << 2;
+        const gp = f32x4.mul(v128.load(dyb + o), v128.load(LRN_P + o));
+        v128.store(dxb + o, f32x4.sub(gp, f32x4.mul(vcoef, f32x4.mul(v128.load(xb + o), u))));
+      }
+      for (; j < c; j++) {
+        const u = <f32>windowSum(pad, 1, 0, j, j + w - 1, false);
+        const o = <usize>j << 2;
+        store<f32>(dxb + o, load<f32>(dyb + o) * load<f32>(LRN_P + o) - coef * (load<f32>(xb + o) * u));
+      }
+      continue;
+    }
     if (inner == 1) {
+      // The transposed window sums of t slide into LRN_ACC (float32 per channel), then dx four at a time.
       let s: f64 = 0;
       for (let j = 0; j <= before && j < c; j++) s += <f64>f32At(LRN_T, j);
       for (let j = 0; j < c; j++) {
         if (!isFinite<f64>(s)) s = windowSum(LRN_T, 1, 0, max(0, j - after), min(c - 1, j + before), false);
-        const o = <usize>j << 2;
-        store<f32>(dxb + o, load<f32>(dyb + o) * load<f32>(LRN_P + o) - coef * load<f32>(xb + o) * <f32>s);
+        store<f32>(LRN_ACC + (<usize>j << 2), <f32>s);
         const enter = j + before + 1;
         const leave = j - after;
         if (enter < c) s += <f64>f32At(LRN_T, enter);
         if (leave >= 0) s -= <f64>f32At(LRN_T, leave);
+      }
+      const c4 = c & ~3;
+      let j = 0;
+      for (; j < c4; j += 4) {
+        const o = <usize>j << 2;
+        const gp = f32x4.mul(v128.load(dyb + o), v128.load(LRN_P + o));
+        v128.store(dxb + o, f32x4.sub(gp, f32x4.mul(vcoef, f32x4.mul(v128.load(xb + o), v128.load(LRN_ACC + o)))));
+      }
+      for (; j < c; j++) {
+        const o = <usize>j << 2;
+        store<f32>(dxb + o, load<f32>(dyb + o) * load<f32>(LRN_P + o) - coef * (load<f32>(xb + o) * load<f32>(LRN_ACC + o)));
       }
       continue;
     }

@@ -206,7 +206,7 @@ export class SimdRunner implements NormImpl {
   lrnReserve(l: LrnGeometry): void {
     const block = l.C * l.inner;
     const r = new Regions();
-    const acc = r.take(l.inner * 8);
+    const acc = r.take(Math.max(l.inner * 8, (l.C + l.before + l.after + 8) * 4));
     const p = r.take(block * 4);
     const t = r.take(block * 4);
     const blocks = this.streamed ? Math.max(1, Math.floor(CHUNK / block)) : 0;
