@@ -2,7 +2,10 @@
  * Benchmark of every layer against tfjs' own layers, naive op compositions,
  * a plain-JS loop and PyTorch (issue 7). Not a test: run it with
  *
- *   npm run bench                 full run: cpu and wasm, issue shapes, median of >= 10 runs
+ *   npm run bench                 full run: cpu and wasm, issue shapes, median of >= 10 runs; also our
+ *                                 layers alone on cpu-js (cpu with the JavaScript loops: TFJS_NORM_SIMD
+ *                                 off) and wasm-copy (the SIMD module copying through its own memory
+ *                                 instead of working on the tfjs heap)
  *   npm run bench -- --quick      short run: small shapes, 3 runs (labelled QUICK)
  *   npm run bench -- --backends cpu --only BatchNorm
  *   npm run bench -- --merge a.json b.json   one result from runs started separately (e.g. cpu and
@@ -21,6 +24,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tfn from '../src';
+import {simdOptions} from '../src/engine/backends/simd/select';
 
 type Mode = 'infer' | 'trainFwd' | 'fwdBwd' | 'fit';
 const MODES: Mode[] = ['infer', 'trainFwd', 'fwdBwd', 'fit'];
@@ -31,7 +35,9 @@ const argOf = (name: string) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-const BACKENDS = (argOf('--backends') ?? 'cpu,wasm').split(',');
+/** Backends, and variants of ours on them (`cpu-js`, `wasm-copy`: our layers only, no anchors but plain JS). */
+const BACKENDS = (argOf('--backends') ?? 'cpu,wasm,cpu-js,wasm-copy').split(',');
+const tfBackend = (b: string) => b.split('-')[0];
 const ONLY = argOf('--only');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
 /** Raw results: git-ignored unless --out says otherwise. */
@@ -101,13 +107,13 @@ function cases(): Case[] {
   } else {
     console.log('RMSNorm: absent from src/layers, skipped (the case list above is the hook).');
   }
-  if (has('LocalResponseNorm') && (QUICK || argv.includes('--with-lrn'))) {
-    out.push({name: 'LocalResponseNorm(5) cl', layer: 'LocalResponseNorm', shape: S.cl, layout: 'cl',
-              make: () => new layerClasses.LocalResponseNorm({size: 5}),
-              anchors: ['tfjsBN cl', 'plainJS cl', 'torch'], torch: {layer: 'LocalResponseNorm', layout: 'cl', size: 5}});
-  } else {
-    console.log(has('LocalResponseNorm') ? 'LocalResponseNorm: in --quick or with --with-lrn only (its cpu op path takes ~40 s per full-size call).'
-                                         : 'LocalResponseNorm: absent from src/layers, skipped.');
+  if (has('LocalResponseNorm')) {
+    // tf.localResponseNormalization is channels-last only: the cf row is compared with it on the cl twin.
+    for (const layout of ['cl', 'cf'] as Layout[]) {
+      out.push({name: `LocalResponseNorm(5) ${layout}`, layer: 'LocalResponseNorm', shape: S[layout], layout,
+                make: () => new layerClasses.LocalResponseNorm({size: 5, axis: layout === 'cl' ? -1 : 1}),
+                anchors: ['tfjsLRN cl', 'torch'], torch: {layer: 'LocalResponseNorm', layout, size: 5}});
+    }
   }
   return out.filter(c => !ONLY || c.name.includes(ONLY));
 }
@@ -171,6 +177,16 @@ function naiveSubject(kind: 'GN' | 'IN' | 'RMS', shape: number[], layout: Layout
   };
 }
 
+/** tf.localResponseNormalization (depth radius 2 = PyTorch's size 5), autodiff through its LRNGrad kernel. */
+function lrnSubject(): Subject {
+  return {
+    forward: x => tf.localResponseNormalization(x as tf.Tensor4D, 2, 1, 1e-4, 0.75),
+    weights: () => [],
+    layer: null,
+    dispose: () => undefined,
+  };
+}
+
 /** The tensor an anchor runs on: its key's tag names a shape of S. */
 function anchorShape(key: string): number[] {
   return S[key.split(' ')[1] as keyof typeof S];
@@ -182,6 +198,7 @@ function anchorSubject(key: string, shape: number[]): Subject | null {
   switch (kind) {
     case 'tfjsBN': return layerSubject(tf.layers.batchNormalization({axis: layout === 'cl' ? -1 : 1}), shape);
     case 'tfjsLN': return layerSubject(tf.layers.layerNormalization({axis: -1}), shape);
+    case 'tfjsLRN': return lrnSubject();
     case 'naiveGN': return naiveSubject('GN', shape, layout);
     case 'naiveIN': return naiveSubject('IN', shape, layout);
     case 'naiveRMS': return naiveSubject('RMS', shape, layout);
@@ -404,9 +421,12 @@ async function main() {
     console.log(torch.version ? `PyTorch ${torch.version} (1 thread)` : `PyTorch: absent (${torch.why})`);
   }
   for (const backend of BACKENDS) {
-    await tf.setBackend(backend);
+    await tf.setBackend(tfBackend(backend));
     await tf.ready();
     tf.enableProdMode();
+    tf.env().set('TFJS_NORM_SIMD', !backend.endsWith('-js'));
+    simdOptions.wasmHeap = backend.endsWith('-copy') ? 'copy' : 'direct';
+    const variant = backend !== tfBackend(backend);
     const anchorCache = new Map<string, Partial<Record<Mode, Measure>>>();
     for (const c of list) {
       console.log(`[${backend}] ${c.name} ${JSON.stringify(c.shape)} ${((performance.now() - T0) / 1000).toFixed(0)} s`);
@@ -415,10 +435,10 @@ async function main() {
       sub.dispose();
       const anchors: Row['anchors'] = {};
       for (const key of c.anchors) {
-        if (key === 'torch') continue;
+        if (key === 'torch' || (variant && !key.startsWith('plainJS'))) continue;
         if (!anchorCache.has(key)) {
           if (key.startsWith('plainJS')) {
-            anchorCache.set(key, backend === 'cpu' ? await measurePlainJS(anchorShape(key)) : {});
+            anchorCache.set(key, tfBackend(backend) === 'cpu' ? await measurePlainJS(anchorShape(key)) : {});
           } else {
             const shape = anchorShape(key);
             const a = anchorSubject(key, shape)!;
@@ -542,8 +562,11 @@ function summaryMarkdown(raw: RawResults): string {
     'Times in ms. fwd+bwd: a training step, the vector-Jacobian product with a given dy (gradients w.r.t. x, ' +
     'gamma, beta). k: kernels per fwd+bwd call (`tf.profile`). mem: peak extra bytes of that step over the ' +
     "input's, as `tf.memory().numBytes` (counts views) / unique buffers. Anchors are fwd+bwd times; " +
-    '(Nx) = anchor time / ours, higher is better. tfjs layer: `batchNormalization` for BatchNorm, InstanceNorm ' +
-    'and GroupNorm rows, `layerNormalization` for LayerNorm and RMSNorm.',
+    '(Nx) = anchor time / ours, higher is better (plain JS 0.8x: ours takes 1.25x as long). tfjs layer: ' +
+    '`batchNormalization` for BatchNorm, InstanceNorm and GroupNorm rows, `layerNormalization` for LayerNorm and ' +
+    'RMSNorm, `localResponseNormalization` (channels-last) for LocalResponseNorm. cpu-js: cpu with the ' +
+    'JavaScript loops (`TFJS_NORM_SIMD` off); wasm-copy: the SIMD module copying through its own memory instead ' +
+    'of working on the tfjs heap in place.',
     '',
     '| backend | layer | shape | infer | train fwd | fwd+bwd | k | mem | fit | tfjs layer | naive ops | plain JS | PyTorch |',
     '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -554,7 +577,7 @@ function summaryMarkdown(raw: RawResults): string {
     const mem = fb?.peakX != null ? `${fb.peakX.toFixed(1)}x / ${fb.bufX?.toFixed(1)}x` : '-';
     lines.push(`| ${r.backend} | ${r.name} | [${r.shape.join(',')}] | ${ms(o.infer)} | ${ms(o.trainFwd)} | ${ms(fb)} | ` +
                `${fb?.kernels ?? '-'} | ${mem} | ${ms(o.fit)} | ${anchor(r, 'tfjs', true)} | ${anchor(r, 'naive', true)} | ` +
-               `${anchor(r, 'plainJS', false)} | ${anchor(r, 'torch', false)} |`);
+               `${anchor(r, 'plainJS', true)} | ${anchor(r, 'torch', true)} |`);
   }
   return lines.join('\n') + '\n';
 }

@@ -1,11 +1,14 @@
 /**
  * The tfjs internals and flags the engine depends on (src/engine/environment.ts):
  * fails if tfjs changes the private gradient-depth counter, and checks the
- * TFJS_NORM_FUSED flag is a real tfjs flag that switches the kernel dispatch.
+ * TFJS_NORM_FUSED flag is a real tfjs flag that switches the kernel dispatch,
+ * and TFJS_NORM_SIMD one that switches the kernels between the SIMD module
+ * and the JavaScript loops.
  */
 import * as tf from '@tensorflow/tfjs';
-import '../src';
-import {FUSED_FLAG, tapeDepth} from '../src/engine/environment';
+import * as tfn from '../src';
+import {implUsage} from '../src/engine/backends/simd/select';
+import {FUSED_FLAG, SIMD_FLAG, tapeDepth} from '../src/engine/environment';
 import {FORWARD_KERNEL, usesKernel} from '../src/engine/kernels';
 import {axesPlan} from '../src/engine/plan';
 
@@ -38,6 +41,23 @@ describe('engine environment', () => {
       expect(usesKernel(FORWARD_KERNEL, plan)).toBe(false);
     } finally {
       tf.env().set(FUSED_FLAG, previous);
+    }
+  });
+
+  it('TFJS_NORM_SIMD is a tfjs flag that switches the kernels to the JavaScript loops', () => {
+    expect(tf.env().getBool(SIMD_FLAG)).toBe(process.env.TFJS_NORM_SIMD !== '0');
+    const previous = tf.env().getBool(SIMD_FLAG);
+    const ran = (simd: boolean) => {
+      tf.env().set(SIMD_FLAG, simd);
+      const before = {...implUsage};
+      tf.tidy(() => tfn.ops.layerNorm(tf.randomNormal([2, 8])));
+      return {js: implUsage.js - before.js, simd: implUsage.simdStreamed - before.simdStreamed};
+    };
+    try {
+      expect(ran(true)).toEqual({js: 0, simd: 1});
+      expect(ran(false)).toEqual({js: 1, simd: 0});
+    } finally {
+      tf.env().set(SIMD_FLAG, previous);
     }
   });
 

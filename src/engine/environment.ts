@@ -15,9 +15,28 @@ import * as tf from '@tensorflow/tfjs';
  */
 export const FUSED_FLAG = 'TFJS_NORM_FUSED';
 
+/**
+ * The tfjs flag that lets the fused kernels of the cpu and wasm backends run
+ * on the package's SIMD WebAssembly module (default, where WebAssembly with
+ * SIMD is available) or, off, on their JavaScript loops:
+ * `tf.env().set('TFJS_NORM_SIMD', false)`, or `TFJS_NORM_SIMD=0` in Node.
+ * Same numbers either way (tests compare them); the loops are the fallback.
+ */
+export const SIMD_FLAG = 'TFJS_NORM_SIMD';
+
+function envOff(name: string): boolean {
+  return typeof process !== 'undefined' && process.env?.[name] === '0';
+}
+
 /** Registers the package's tfjs flags (re-registering keeps a value already set). */
 export function registerFlags(): void {
-  tf.env().registerFlag(FUSED_FLAG, () => !(typeof process !== 'undefined' && process.env?.TFJS_NORM_FUSED === '0'));
+  tf.env().registerFlag(FUSED_FLAG, () => !envOff(FUSED_FLAG));
+  tf.env().registerFlag(SIMD_FLAG, () => !envOff(SIMD_FLAG));
+}
+
+/** Whether the SIMD module may be used (the flag). */
+export function simdEnabled(): boolean {
+  return tf.env().getBool(SIMD_FLAG);
 }
 
 /** Whether the fused kernels may be used (the flag). */

@@ -1,17 +1,26 @@
 /**
  * The fused kernels' names and attributes, shared by every backend that
- * implements them (backends/cpu.ts today), and the dispatch: a plan runs on a
- * fused kernel when one is registered for the active backend, the
- * `TFJS_NORM_FUSED` flag is on, and the canonical view has rank <= 4;
+ * implements them (backends/cpu.ts, backends/wasm.ts), and the dispatch: a
+ * plan runs on a fused kernel when one is registered for the active backend,
+ * the `TFJS_NORM_FUSED` flag is on, and the canonical view has rank <= 4;
  * otherwise on the op composition (op_path.ts), which every backend runs.
  *
- *   TfjsNormForward     x, [gamma], [beta] -> y, mean, variance, aux
- *   TfjsNormBackward    dy, x, aux, [gamma] -> dx, [dgamma], [dbeta]
- *   TfjsNormScaleShift  x, mean, variance, [gamma], [beta] -> y
+ *   TfjsNormForward      x, [gamma], [beta], [runningMean, runningVariance, numBatchesTracked]
+ *                          -> y, mean, variance, aux, [runningMean', runningVariance', numBatchesTracked']
+ *   TfjsNormBackward     dy, x, aux, [gamma] -> dx, [dgamma], [dbeta]
+ *   TfjsNormScaleShift   x, mean, variance, [gamma], [beta] -> y
+ *   TfjsNormLrnForward   x -> y                      (LocalResponseNorm)
+ *   TfjsNormLrnBackward  dy, x -> dx
  *
- * mean/variance are in plan.statShape (ScaleShift: paramShape); `aux`
+ * Forward and backward take x, dy, gamma and beta in any shape of the right
+ * size (the attributes carry the canonical view) and return y, dx, dgamma
+ * and dbeta in the shapes of x, dy, gamma and `betaShape`: no reshapes around
+ * them, which on a gradient tape cost a kernel and a saved clone each.
+ * mean/variance are in plan.statShape (ScaleShift: all in paramShape); `aux`
  * ([3, statSize]) carries what the backward needs beyond x: the mean split into
- * two float32 halves (hi + lo) and 1/sqrt(var + eps).
+ * two float32 halves (hi + lo) and 1/sqrt(var + eps). With the running
+ * statistics as inputs, the forward also returns them updated by PyTorch's
+ * rule (norm_impl.ts updateRunning): off the gradient tape, in the same kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import {fusedKernelsEnabled} from './environment';
@@ -20,8 +29,10 @@ import {NormPlan} from './plan';
 export const FORWARD_KERNEL = 'TfjsNormForward';
 export const BACKWARD_KERNEL = 'TfjsNormBackward';
 export const SCALE_SHIFT_KERNEL = 'TfjsNormScaleShift';
+export const LRN_FORWARD_KERNEL = 'TfjsNormLrnForward';
+export const LRN_BACKWARD_KERNEL = 'TfjsNormLrnBackward';
 
-/** Attributes every kernel takes: the canonical view (see plan.ts). */
+/** Attributes every normalization kernel takes: the canonical view (see plan.ts). */
 export interface LayoutAttrs {
   /** plan.shape */
   shape: number[];
@@ -36,18 +47,39 @@ export interface ForwardAttrs extends LayoutAttrs {
   epsilon: number;
   /** Subtract the mean (false: RMSNorm). */
   center: boolean;
+  /**
+   * With running-statistics inputs: PyTorch's momentum, or null for the
+   * cumulative average (1 / num_batches_tracked).
+   */
+  momentum?: number | null;
 }
 
 export interface BackwardAttrs extends LayoutAttrs {
   center: boolean;
-  /** Return dgamma (paramShape). */
+  /** Return dgamma (in gamma's shape). */
   withGamma: boolean;
-  /** Return dbeta (paramShape). */
+  /** Return dbeta, in this shape. */
   withBeta: boolean;
+  betaShape?: number[];
 }
 
 export interface ScaleShiftAttrs extends LayoutAttrs {
   epsilon: number;
+}
+
+/** LocalResponseNorm on the [outer, C, inner] view of x (ops/local_response_norm.ts). */
+export interface LrnAttrs {
+  outer: number;
+  C: number;
+  inner: number;
+  /** Window [c - before, c + after]. */
+  before: number;
+  after: number;
+  /** alpha / size. */
+  scale: number;
+  k: number;
+  beta: number;
+  [key: string]: unknown;
 }
 
 /** The canonical view the kernels loop over. */
@@ -55,12 +87,13 @@ export function layoutAttrs(plan: NormPlan): LayoutAttrs {
   return {shape: plan.shape, statShape: plan.statShape, paramShape: plan.paramShape};
 }
 
-/** Whether `kernelName` should run for `plan` on the active backend. */
-export function usesKernel(kernelName: string, plan: NormPlan): boolean {
-  return fusedKernelsEnabled() && plan.shape.length <= 4 && tf.getKernel(kernelName, tf.getBackend()) != null;
+/** Whether `kernelName` should run for `plan` (none: LocalResponseNorm) on the active backend. */
+export function usesKernel(kernelName: string, plan: NormPlan | null): boolean {
+  return fusedKernelsEnabled() && (plan == null || plan.shape.length <= 4) &&
+         tf.getKernel(kernelName, tf.getBackend()) != null;
 }
 
 /** Runs a kernel with plain-object attributes. */
-export function runKernel(kernelName: string, inputs: tf.NamedTensorMap, attrs: LayoutAttrs): tf.Tensor | tf.Tensor[] {
+export function runKernel(kernelName: string, inputs: tf.NamedTensorMap, attrs: object): tf.Tensor | tf.Tensor[] {
   return tf.engine().runKernel(kernelName, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
 }

@@ -11,7 +11,9 @@ import * as tf from '@tensorflow/tfjs';
 import {checkParamTensor} from '../validate';
 import {ClosedForm, withClosedFormGrad} from './custom_grad';
 import {tapeDepth} from './environment';
-import {BACKWARD_KERNEL, FORWARD_KERNEL, SCALE_SHIFT_KERNEL, layoutAttrs, runKernel, usesKernel} from './kernels';
+import {
+  BACKWARD_KERNEL, BackwardAttrs, FORWARD_KERNEL, ForwardAttrs, SCALE_SHIFT_KERNEL, layoutAttrs, runKernel, usesKernel,
+} from './kernels';
 import {backwardOps, forwardOps, scaleShiftBackwardOps, scaleShiftOps} from './op_path';
 import {NormPlan} from './plan';
 
@@ -48,80 +50,158 @@ function paramOf(spec: NormSpec, t: tf.Tensor | null | undefined, name: string):
   return checked ? tf.reshape(checked, spec.plan.paramShape) : null;
 }
 
-/** One batch-statistics forward (inputs x, [gamma], [beta]) and its closed-form backward, plus the statistics. */
-type Path = (spec: NormSpec, hasGamma: boolean, hasBeta: boolean, withStats: boolean) =>
-    (x: tf.Tensor, ...params: tf.Tensor[]) => ClosedForm & {mean: tf.Tensor | null; variance: tf.Tensor};
+/** Running statistics to update from this batch's (layers with trackRunningStats). */
+export interface RunningStats {
+  /** Per parameter (the public paramShape). */
+  mean: tf.Tensor;
+  variance: tf.Tensor;
+  /** int32 scalar: batches seen before this one. */
+  numBatchesTracked: tf.Tensor;
+  /** PyTorch's momentum (weight of the new batch), or null for the cumulative average. */
+  momentum: number | null;
+}
 
-const fusedPath: Path = (spec, hasGamma, hasBeta) => (x, ...params) => {
+/** The running statistics after this batch, as new tensors (the caller writes them to its variables). */
+export interface UpdatedRunningStats {
+  mean: tf.Tensor;
+  variance: tf.Tensor;
+  numBatchesTracked: tf.Tensor;
+}
+
+/**
+ * PyTorch's running-statistics update from one batch's mean and biased
+ * variance (statShape): the variance enters unbiased (count / (count - 1));
+ * statistics of one parameter (InstanceNorm's per-instance ones) are averaged;
+ * factor = momentum, or 1 / num_batches_tracked after counting this batch.
+ * All on tensors: no read-back. The fused forward kernels do the same inside.
+ */
+export function runningUpdateOps(plan: NormPlan, mean: tf.Tensor, variance: tf.Tensor,
+                                 r: RunningStats): UpdatedRunningStats {
+  const count = plan.reduceSize;
+  const perParam = (t: tf.Tensor) => {
+    const axes = plan.statShape.map((d, i) => (d > 1 && plan.paramShape[i] === 1 ? i : -1)).filter(i => i >= 0);
+    return tf.reshape(axes.length ? tf.mean(t, axes) : t, r.mean.shape);
+  };
+  const batchMean = perParam(mean);
+  const unbiasedVariance = perParam(tf.mul(variance, count / (count - 1)));
+  const batches = tf.add(r.numBatchesTracked, tf.scalar(1, 'int32'));
+  const factor = r.momentum === null ? tf.div(1, tf.cast(batches, 'float32')) : tf.scalar(r.momentum);
+  const blend = (old: tf.Tensor, batch: tf.Tensor) => tf.add(old, tf.mul(tf.sub(batch, old), factor));
+  return {mean: blend(r.mean, batchMean), variance: blend(r.variance, unbiasedVariance), numBatchesTracked: batches};
+}
+
+export interface Normalized {
+  /** The output, in the input's shape. */
+  output: tf.Tensor;
+  /** Batch mean in the plan's statShape; null without withStats or when center = false. */
+  mean: tf.Tensor | null;
+  /** Biased batch variance (mean square when center = false) in statShape; null without withStats. */
+  variance: tf.Tensor | null;
+  /** The running statistics after this batch; null without `running` (or for an empty batch). */
+  running: UpdatedRunningStats | null;
+}
+
+/** What a batch-statistics forward returns beyond the closed form. */
+type Forward = ClosedForm & {mean: tf.Tensor | null; variance: tf.Tensor; running: UpdatedRunningStats | null};
+
+/**
+ * One batch-statistics forward on the inputs as given (x, [gamma], [beta] in
+ * their own shapes) with its closed-form backward, the statistics and the
+ * updated running statistics (both computed with the tape off: customGrad's
+ * forward records nothing).
+ */
+type Path = (spec: NormSpec, hasGamma: boolean, hasBeta: boolean, withStats: boolean,
+             running: RunningStats | null) => (x: tf.Tensor, ...params: tf.Tensor[]) => Forward;
+
+/** The fused kernels (kernels.ts): they take and return tensors in their own shapes, so no reshapes. */
+const fusedPath: Path = (spec, hasGamma, hasBeta, withStats, running) => (x, ...params) => {
   const inputs: tf.NamedTensorMap = {x};
   if (hasGamma) inputs.gamma = params[0];
   if (hasBeta) inputs.beta = params[hasGamma ? 1 : 0];
-  const attrs = {...layoutAttrs(spec.plan), epsilon: spec.epsilon, center: spec.center};
-  const [y, mean, variance, aux] = runKernel(FORWARD_KERNEL, inputs, attrs) as tf.Tensor[];
+  const betaShape = hasBeta ? inputs.beta.shape : undefined;
+  const attrs: ForwardAttrs = {...layoutAttrs(spec.plan), epsilon: spec.epsilon, center: spec.center};
+  if (running) {
+    inputs.runningMean = running.mean;
+    inputs.runningVariance = running.variance;
+    inputs.numBatchesTracked = running.numBatchesTracked;
+    attrs.momentum = running.momentum;
+  }
+  const [y, mean, variance, aux, ...updated] = runKernel(FORWARD_KERNEL, inputs, attrs) as tf.Tensor[];
   return {
     value: y, mean: spec.center ? mean : null, variance,
+    running: running ? {mean: updated[0], variance: updated[1], numBatchesTracked: updated[2]} : null,
     saved: [aux],
     backward: (dy, [xS, gammaS], [auxS]) => {
       const backInputs: tf.NamedTensorMap = {dy, x: xS, aux: auxS};
       if (hasGamma) backInputs.gamma = gammaS;
-      const backAttrs = {...layoutAttrs(spec.plan), center: spec.center, withGamma: hasGamma, withBeta: hasBeta};
+      const backAttrs: BackwardAttrs = {...layoutAttrs(spec.plan), center: spec.center, withGamma: hasGamma,
+                                        withBeta: hasBeta, betaShape};
       return runKernel(BACKWARD_KERNEL, backInputs, backAttrs) as tf.Tensor[];
     },
   };
 };
 
-const opPath: Path = (spec, hasGamma, hasBeta, withStats) => (x, ...params) => {
-  const gamma = hasGamma ? params[0] : null;
-  const beta = hasBeta ? params[hasGamma ? 1 : 0] : null;
-  const f = forwardOps(x, spec.plan, spec.epsilon, spec.center, gamma, beta, withStats);
+/** The op composition (op_path.ts) on the canonical view, reshaped in and out. */
+const opPath: Path = (spec, hasGamma, hasBeta, withStats, running) => (x, ...params) => {
+  const {plan} = spec;
+  const gamma = hasGamma ? tf.reshape(params[0], plan.paramShape) : null;
+  const beta = hasBeta ? tf.reshape(params[hasGamma ? 1 : 0], plan.paramShape) : null;
+  const f = forwardOps(tf.reshape(x, plan.shape), plan, spec.epsilon, spec.center, gamma, beta,
+                       withStats || (running != null && spec.center));
+  const shapes = [x.shape, ...params.map(p => p.shape)];
   return {
-    value: f.y, mean: f.mean, variance: f.variance,
+    value: tf.reshape(f.y, x.shape), mean: f.mean, variance: f.variance,
+    running: running ? runningUpdateOps(plan, f.mean!, f.variance, running) : null,
     saved: [f.xhat, f.invStd],
     backward: (dy, [, gammaS], [xhat, invStd]) =>
-      backwardOps(dy, xhat, invStd, hasGamma ? gammaS : null, spec.plan, spec.center, hasBeta),
+      backwardOps(tf.reshape(dy, plan.shape), xhat, invStd, hasGamma ? tf.reshape(gammaS, plan.paramShape) : null,
+                  plan, spec.center, hasBeta).map((g, i) => tf.reshape(g, shapes[i])),
   };
 };
 
 /**
  * Normalizes `x` with batch statistics over the plan's reduced axes, then
  * scales and shifts. Differentiable w.r.t. x, gamma and beta. With
- * `withStats`, also returns the statistics (statShape) for running-stat updates.
+ * `withStats`, also returns the statistics (statShape); with `running`, the
+ * running statistics updated from this batch (off the gradient tape).
  */
-export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, withStats = false): Normalized {
+export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, withStats = false,
+                          running: RunningStats | null = null): Normalized {
   const {plan} = spec;
-  let stats: tf.Tensor[] = [];
+  let kept: Array<tf.Tensor | null> = [];
   const output = tf.tidy(() => {
-    const gamma = paramOf(spec, affine.gamma, 'gamma');
-    const beta = paramOf(spec, affine.beta, 'beta');
+    const gamma = checkParamTensor(spec.owner, affine.gamma, spec.paramShape, 'gamma');
+    const beta = checkParamTensor(spec.owner, affine.beta, spec.paramShape, 'beta');
+    const params = [gamma, beta].filter((t): t is tf.Tensor => t != null);
     if (x.size === 0) {
       // An empty batch: an empty output (PyTorch's) and zero gradients for gamma/beta; no statistics.
       // (tfjs' own broadcast gradients fail on empty tensors, hence the explicit ones.)
-      const params = [gamma, beta].filter((t): t is tf.Tensor => t != null);
       return withClosedFormGrad([x, ...params], (...ins) => ({
         value: tf.clone(ins[0]), saved: [], backward: (dy, inputs) => inputs.map(t => tf.zerosLike(t)),
       }));
     }
     const path = usesKernel(FORWARD_KERNEL, plan) && usesKernel(BACKWARD_KERNEL, plan) ? fusedPath : opPath;
-    const forward = path(spec, gamma != null, beta != null, withStats);
-    const inputs = [tf.reshape(x, plan.shape), ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
-    const y = withClosedFormGrad(inputs, (...ins) => {
+    const forward = path(spec, gamma != null, beta != null, withStats, running);
+    return withClosedFormGrad([x, ...params], (...ins) => {
       const f = forward(ins[0], ...ins.slice(1));
       // The statistics leave the custom gradient's scope: keep them, then adopt them below.
-      if (withStats) stats = [f.mean, f.variance].filter((t): t is tf.Tensor => t != null).map(t => tf.keep(t));
+      kept = [withStats ? f.mean : null, withStats ? f.variance : null, f.running?.mean ?? null,
+              f.running?.variance ?? null, f.running?.numBatchesTracked ?? null].map(t => (t ? tf.keep(t) : null));
       return f;
-    }, (xIn, ...params) => opPath(spec, gamma != null, beta != null, false)(xIn, ...params));
-    return tf.reshape(y, x.shape);
+    }, (xIn, ...ps) => opPath(spec, gamma != null, beta != null, false, null)(xIn, ...ps));
   });
-  // Hand the kept statistics to the caller's scope (a clone is tracked; the kept originals are freed).
-  const owned = stats.map(t => {
+  // Hand the kept tensors to the caller's scope (a clone is tracked; the kept originals are freed).
+  const [mean, variance, rMean, rVariance, rBatches] = kept.map(t => {
+    if (!t) return null;
     const c = tf.clone(t);
     t.dispose();
     return c;
   });
   return {
     output,
-    mean: spec.center && owned.length === 2 ? owned[0] : null,
-    variance: owned.length ? owned[owned.length - 1] : null,
+    mean: spec.center ? mean : null,
+    variance,
+    running: rMean && rVariance && rBatches ? {mean: rMean, variance: rVariance, numBatchesTracked: rBatches} : null,
   };
 }
 

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
+import type {RunningStats, UpdatedRunningStats} from '../engine/normalize';
 import {batchNorm} from '../ops/batch_norm';
 import {frozenByEnclosingModel} from './freezing';
 import {checkBoolean, checkEpsilon, checkFloatDtype, checkMomentum, knownDim, resolveChannelAxis} from '../validate';
@@ -69,15 +70,13 @@ interface BaseDefaults {
   betaArgs?: boolean;
 }
 
+export type {RunningStats};
+
 /** The result of a normalization with batch statistics. */
 export interface BatchNormalized {
   output: tf.Tensor;
-  /** Batch mean [C] (per instance [N, C]), when asked for the running update. */
-  mean?: tf.Tensor | null;
-  /** Biased batch variance, as mean. */
-  variance?: tf.Tensor | null;
-  /** Values per statistic. */
-  count?: number;
+  /** The running statistics after this batch, when asked for. */
+  running?: UpdatedRunningStats | null;
 }
 
 /** Layers in a recomputeBatchNormStats pass (tools/recompute_stats.ts): an internal mode, not public state. */
@@ -173,10 +172,10 @@ export abstract class NormLayer extends tf.layers.Layer {
 
   /**
    * The normalization with batch statistics (training, or any mode without
-   * running statistics) through an op; with `withStats`, also the statistics
-   * for the running update.
+   * running statistics) through an op; with `running`, also those statistics
+   * updated from the batch (layers with running statistics).
    */
-  protected abstract normalizeBatch(x: tf.Tensor, withStats: boolean): BatchNormalized;
+  protected abstract normalizeBatch(x: tf.Tensor, running: RunningStats | null): BatchNormalized;
 
   /** The channel axis argument of layers with running statistics (their statistics are per channel). */
   protected runningStatsAxis(): number {
@@ -190,8 +189,13 @@ export abstract class NormLayer extends tf.layers.Layer {
                            variance: this.movingVariance!.read(), ...this.affineTensors(), epsilon: this.epsilon});
     }
     const update = training && this.trackRunningStats;
-    const r = this.normalizeBatch(x, update);
-    if (update && r.mean && r.variance) this.updateRunningStats(r.mean, r.variance, r.count!);
+    const r = this.normalizeBatch(x, update ? this.runningStats() : null);
+    if (r.running) {
+      // Computed with the tape off (inside the forward kernel, or the op path's custom-gradient forward).
+      this.movingMean!.write(r.running.mean);
+      this.movingVariance!.write(r.running.variance);
+      this.numBatchesTracked!.write(r.running.numBatchesTracked);
+    }
     return r.output;
   }
 
@@ -232,28 +236,14 @@ export abstract class NormLayer extends tf.layers.Layer {
   }
 
   /**
-   * PyTorch's running-statistics update from one batch's mean and biased
-   * variance ([C], or per instance [N, C], averaged over the batch as PyTorch
-   * does), `count` values each: the variance enters unbiased (count / (count - 1));
-   * factor = momentum, or 1/num_batches_tracked when momentum is null. All on
-   * tensors: no GPU read-back.
+   * The running statistics for this batch's update (PyTorch's rule:
+   * engine/normalize.ts runningUpdateOps, or inside the fused forward kernel);
+   * a statistics recomputation (tools/recompute_stats.ts) takes the cumulative average.
    */
-  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {
-    tf.tidy(() => {
-      const perChannel = (t: tf.Tensor) => (t.rank > 1 ? tf.mean(t, 0) : t);
-      const batchMean = perChannel(mean);
-      const unbiasedVariance = perChannel(tf.mul(variance, count / (count - 1)));
-      const batches = tf.add(this.numBatchesTracked!.read(), tf.scalar(1, 'int32'));
-      const momentum = recomputing.has(this) ? null : this.momentum;
-      const factor = momentum === null ? tf.div(1, tf.cast(batches, 'float32')) : tf.scalar(momentum);
-      const blend = (v: LayerVariable, batch: tf.Tensor) => {
-        const old = v.read();
-        v.write(tf.add(old, tf.mul(tf.sub(batch, old), factor)));
-      };
-      blend(this.movingMean!, batchMean);
-      blend(this.movingVariance!, unbiasedVariance);
-      this.numBatchesTracked!.write(batches);
-    });
+  private runningStats(): RunningStats {
+    return {mean: this.movingMean!.read(), variance: this.movingVariance!.read(),
+            numBatchesTracked: this.numBatchesTracked!.read(),
+            momentum: recomputing.has(this) ? null : this.momentum};
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {batchNormWithStats} from '../ops/batch_norm';
 import {checkChannelAxisArg, checkLayerArgs, checkRank} from '../validate';
-import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BatchNormalized, BuildSpec, NormLayer, RunningStatsArgs, channelSpec} from './base';
+import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BatchNormalized, BuildSpec, NormLayer, RunningStats, RunningStatsArgs, channelSpec} from './base';
 
 export interface BatchNormArgs extends AffineArgs, RunningStatsArgs {
   /** Channel axis: -1 channels-last (tfjs layout, default), 1 channels-first (PyTorch layout). */
@@ -47,8 +47,9 @@ export class BatchNorm extends NormLayer {
     return this.axis;
   }
 
-  protected normalizeBatch(x: tf.Tensor, withStats: boolean): BatchNormalized {
-    return batchNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon}, withStats, 'BatchNorm');
+  protected normalizeBatch(x: tf.Tensor, running: RunningStats | null): BatchNormalized {
+    return batchNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon}, false, 'BatchNorm',
+                              running);
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {instanceNormWithStats} from '../ops/instance_norm';
 import {checkChannelAxisArg, checkLayerArgs, checkRank} from '../validate';
-import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BatchNormalized, BuildSpec, NormLayer, RunningStatsArgs, channelSpec} from './base';
+import {AFFINE_KEYS, RUNNING_STATS_KEYS, AffineArgs, BatchNormalized, BuildSpec, NormLayer, RunningStats, RunningStatsArgs, channelSpec} from './base';
 
 export interface InstanceNormArgs extends AffineArgs, RunningStatsArgs {
   /** Channel axis: -1 channels-last (tfjs layout, default), 1 channels-first (PyTorch layout). */
@@ -48,9 +48,9 @@ export class InstanceNorm extends NormLayer {
     return this.axis;
   }
 
-  protected normalizeBatch(x: tf.Tensor, withStats: boolean): BatchNormalized {
-    return instanceNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon}, withStats,
-                                 'InstanceNorm');
+  protected normalizeBatch(x: tf.Tensor, running: RunningStats | null): BatchNormalized {
+    return instanceNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon}, false,
+                                 'InstanceNorm', running);
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import {NormSpec, normalize, normalizeWithStats} from '../engine/normalize';
+import {NormSpec, RunningStats, UpdatedRunningStats, normalize, normalizeWithStats} from '../engine/normalize';
 import {NormPlan, planFromRoles} from '../engine/plan';
 import {checkEpsilon, checkInput, fail, resolveChannelAxis} from '../validate';
 
@@ -30,6 +30,8 @@ export interface WithStats {
   variance: tf.Tensor | null;
   /** Number of values each statistic was computed from. */
   count: number;
+  /** The running statistics updated from this batch, when given. */
+  running?: UpdatedRunningStats | null;
 }
 
 /** BatchNorm's plan: statistics over every axis but the channel axis; params along it. */
@@ -44,17 +46,22 @@ function batchSpec(owner: string, x: tf.Tensor, args: BatchNormOpArgs): NormSpec
           center: true};
 }
 
-/** BatchNorm forward with batch statistics; also returns them ([C]) when asked (running-stat updates). */
-export function batchNormWithStats(x: tf.Tensor, args: BatchNormOpArgs, withStats: boolean, owner = 'batchNorm'): WithStats {
+/**
+ * BatchNorm forward with batch statistics; also returns them ([C]) when asked,
+ * and updates `running` statistics from them (off the gradient tape; layers).
+ */
+export function batchNormWithStats(x: tf.Tensor, args: BatchNormOpArgs, withStats: boolean, owner = 'batchNorm',
+                                   running: RunningStats | null = null): WithStats {
   const spec = batchSpec(owner, x, args);
   const count = spec.plan.reduceSize;
   if (count <= 1 && x.size > 0) {
     fail(owner, 'Expected more than 1 value per channel when training (batch statistics need at least 2 values)',
          'input shape', x.shape);
   }
-  const r = normalize(x, spec, args, withStats);
+  const r = normalize(x, spec, args, withStats, running);
   const C = spec.paramShape;
-  return {output: r.output, mean: r.mean && tf.reshape(r.mean, C), variance: r.variance && tf.reshape(r.variance, C), count};
+  return {output: r.output, mean: r.mean && tf.reshape(r.mean, C), variance: r.variance && tf.reshape(r.variance, C), count,
+          running: r.running};
 }
 
 /**

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import {normalize} from '../engine/normalize';
+import {RunningStats, normalize} from '../engine/normalize';
 import {NormPlan, planFromRoles} from '../engine/plan';
 import {checkEpsilon, checkInput, fail, resolveChannelAxis} from '../validate';
 import {WithStats} from './batch_norm';
@@ -22,9 +22,12 @@ export function instancePlan(shape: number[], channelAxis: number): NormPlan {
                        shape);
 }
 
-/** InstanceNorm forward with instance statistics; also returns them ([N, C]) when asked. */
+/**
+ * InstanceNorm forward with instance statistics; also returns them ([N, C])
+ * when asked, and updates `running` statistics ([C], averaged over the batch).
+ */
 export function instanceNormWithStats(x: tf.Tensor, args: InstanceNormOpArgs, withStats: boolean,
-                                      owner = 'instanceNorm'): WithStats {
+                                      owner = 'instanceNorm', running: RunningStats | null = null): WithStats {
   checkInput(owner, x, 3);
   const axis = resolveChannelAxis(owner, args.axis ?? -1, x.rank);
   const plan = instancePlan(x.shape, axis);
@@ -34,10 +37,10 @@ export function instanceNormWithStats(x: tf.Tensor, args: InstanceNormOpArgs, wi
   }
   const C = x.shape[axis];
   const r = normalize(x, {owner, plan, paramShape: [C], epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true},
-                      args, withStats);
+                      args, withStats, running);
   const NC = [x.shape[0], C];
   return {output: r.output, mean: r.mean && tf.reshape(r.mean, NC), variance: r.variance && tf.reshape(r.variance, NC),
-          count: plan.reduceSize};
+          count: plan.reduceSize, running: r.running};
 }
 
 /**

@@ -6,11 +6,13 @@
  *   da_j = g_j d_j^(-beta) - 2 alpha beta / size * a_j * sum_{c: j in W(c)} g_c a_c d_c^(-beta-1)
  * where the transposed window sum swaps the padding. Window sums are
  * pad + shifted slices + addN on a rank-3 [outer, C, inner] view: no tile, no
- * transposes. (tf.localResponseNormalization differs: alpha not divided by
+ * transposes. Backends with the fused LocalResponseNorm kernels (cpu, wasm:
+ * engine/kernels.ts) run those instead, with sliding window sums. (tf.localResponseNormalization differs: alpha not divided by
  * size, symmetric radius, channels-last 4-D only, no wasm kernel.)
  */
 import * as tf from '@tensorflow/tfjs';
-import {withClosedFormGrad} from '../engine/custom_grad';
+import {ClosedForm, withClosedFormGrad} from '../engine/custom_grad';
+import {LRN_BACKWARD_KERNEL, LRN_FORWARD_KERNEL, LrnAttrs, runKernel, usesKernel} from '../engine/kernels';
 import {checkFinite, checkInput, checkPositiveInt, checkPositiveNumber, resolveChannelAxis} from '../validate';
 
 /** Arguments of {@link localResponseNorm}. */
@@ -60,7 +62,7 @@ export function localResponseNorm(x: tf.Tensor, args: LocalResponseNormOpArgs): 
   const hi = Math.floor((size - 1) / 2);
   const scale = alpha / size;
 
-  return withClosedFormGrad([x], xIn => {
+  const ops = (xIn: tf.Tensor): ClosedForm => {
     const a = tf.reshape(xIn, [outer, C, inner]) as tf.Tensor3D;
     const d = tf.add(tf.mul(windowSum(tf.square(a), lo, hi), scale), k);
     const dPow = tf.pow(d, -beta);
@@ -74,5 +76,16 @@ export function localResponseNorm(x: tf.Tensor, args: LocalResponseNormOpArgs): 
         return tf.reshape(tf.sub(tf.mul(g, dPowS), back), x.shape);
       },
     };
-  });
+  };
+  if (!(usesKernel(LRN_FORWARD_KERNEL, null) && usesKernel(LRN_BACKWARD_KERNEL, null))) {
+    return withClosedFormGrad([x], ops);
+  }
+  // Fused kernels (cpu, wasm): one pass forward; the backward recomputes the window sums from x
+  // rather than keeping them, so a training step holds no tensor beyond y and dx.
+  const attrs: LrnAttrs = {outer, C, inner, before: lo, after: hi, scale, k, beta};
+  return withClosedFormGrad([x], xIn => ({
+    value: runKernel(LRN_FORWARD_KERNEL, {x: xIn}, attrs) as tf.Tensor,
+    saved: [],
+    backward: (dy, [xS]) => runKernel(LRN_BACKWARD_KERNEL, {dy, x: xS}, attrs) as tf.Tensor,
+  }), ops);
 }
