@@ -14,7 +14,7 @@ import type {AddressInfo} from 'net';
 const ROOT = path.resolve(__dirname, '..', '..');
 
 /** The only URL prefixes served (repository-relative folders). */
-const SERVED = ['/dist/', '/examples/browser/', '/test/browser/', '/test/fixtures/',
+const SERVED = ['/dist/', '/examples/browser/', '/test/browser/', '/test/fixtures/', '/bench/browser/',
                 '/node_modules/@tensorflow/'];
 
 const TYPES: Record<string, string> = {

@@ -1,0 +1,337 @@
+/**
+ * The in-page part of `npm run bench:browser` (bundled by bench/browser/run.ts,
+ * loaded by bench/browser/index.html after the page's tf.min.js, the wasm and
+ * webgpu backends and the script-tag bundle dist/tfjs-norm.min.js).
+ *
+ * `window.runBench({backend, runs, only})` starts the backend and measures,
+ * per case (the layers, shapes and anchors of issue 14), a training step
+ * (forward + backward with a given dy: `tf.engine().gradients`, every
+ * gradient's data() awaited) and an inference call, for:
+ *   - ours: the layer as users get it (fused kernels where registered);
+ *   - op path: the same layer with the `TFJS_NORM_FUSED` flag off;
+ *   - the tfjs layer anchor (batchNormalization / layerNormalization /
+ *     localResponseNormalization) and the naive composition with autodiff.
+ * Each time is the median of >= `runs` calls after a warm-up; a warm-up over
+ * SLOW_MS is the only sample (starred in the table). Each subject's training
+ * step is also profiled once: kernels (tf.profile) and GPU programs run
+ * (calls of the backend's runWebGLProgram / runWebGPUProgram).
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as tfn from '../../src';
+
+export interface BenchOptions {
+  backend: string;
+  /** Samples per median (>= 10 for the committed summary). */
+  runs: number;
+  /** Only cases whose name contains this. */
+  only?: string;
+  /** Smaller shapes (batch / 4): a smoke run, never committed. */
+  quick?: boolean;
+  wasmPath?: string;
+}
+
+export interface Timing {
+  ms: number;
+  /** Samples behind the median; 0 = one cold call (over SLOW_MS). */
+  runs: number;
+}
+
+export interface SubjectResult {
+  infer?: Timing;
+  train?: Timing;
+  /** Kernels of one training step (tf.profile). */
+  kernels?: number;
+  /** GPU programs of one training step (webgl / webgpu). */
+  programs?: number;
+  /** GPU programs of one inference call. */
+  inferPrograms?: number;
+  error?: string;
+}
+
+export interface BenchRow {
+  name: string;
+  shape: number[];
+  subjects: Record<string, SubjectResult>;
+}
+
+export interface BenchReport {
+  backend: string;
+  started: boolean;
+  reason?: string;
+  device?: string;
+  rows: BenchRow[];
+  ms: number;
+}
+
+const SLOW_MS = 8000;
+
+function log(msg: string): void {
+  // eslint-disable-next-line no-console
+  console.log(`[bench] ${msg}`);
+}
+
+function median(a: number[]): number {
+  const s = [...a].sort((p, q) => p - q);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function time(fn: () => Promise<void>, runs: number): Promise<Timing> {
+  const w = performance.now();
+  await fn();
+  const warm = performance.now() - w;
+  if (warm > SLOW_MS) return {ms: warm, runs: 0};
+  const times: number[] = [];
+  const t0 = performance.now();
+  while (times.length < runs || (times.length < 30 && performance.now() - t0 < 1500)) {
+    const t = performance.now();
+    await fn();
+    times.push(performance.now() - t);
+  }
+  return {ms: median(times), runs: times.length};
+}
+
+/** Counts the backend's GPU program runs during `fn` (0 on cpu / wasm). */
+async function countPrograms(fn: () => Promise<void>): Promise<number> {
+  const b = tf.backend() as unknown as Record<string, unknown>;
+  let n = 0;
+  const saved: [string, unknown][] = [];
+  for (const m of ['runWebGLProgram', 'runWebGPUProgram']) {
+    const orig = b[m];
+    if (typeof orig !== 'function') continue;
+    saved.push([m, orig]);
+    b[m] = function (this: unknown, ...args: unknown[]) {
+      n++;
+      return (orig as (...a: unknown[]) => unknown).apply(this, args);
+    };
+  }
+  try {
+    await fn();
+  } finally {
+    for (const [m, orig] of saved) b[m] = orig;
+  }
+  return n;
+}
+
+interface Subject {
+  forward: (x: tf.Tensor, training: boolean) => tf.Tensor;
+  weights: () => tf.Variable[];
+  dispose: () => void;
+  /** The TFJS_NORM_FUSED value to run with (ours: true, op path: false). */
+  fused?: boolean;
+}
+
+function layerSubject(layer: tf.layers.Layer, shape: number[], fused?: boolean): Subject {
+  layer.build(shape);
+  return {
+    forward: (x, training) => layer.apply(x, {training}) as tf.Tensor,
+    weights: () => layer.trainableWeights.map(w => w.read() as tf.Variable),
+    dispose: () => (layer as unknown as {disposeWeights(): void}).disposeWeights(),
+    fused,
+  };
+}
+
+type Layout = 'cl' | 'cf';
+
+/** Naive compositions with autodiff (what a user writes by hand). */
+function naiveSubject(kind: 'BN' | 'GN' | 'IN' | 'LN' | 'RMS', shape: number[], layout: Layout, groups = 32): Subject {
+  const rank = shape.length;
+  const C = kind === 'RMS' || kind === 'LN' || layout === 'cl' ? shape[rank - 1] : shape[1];
+  // tf.variable keeps its initial value's handle alive: made and released in a tidy.
+  const [gamma, beta] = tf.tidy(() => [tf.variable(tf.ones([C])), tf.variable(tf.zeros([C]))]);
+  const pshape = layout === 'cl' || kind === 'RMS' || kind === 'LN' ? [C] : [C, 1, 1];
+  const affine = (xn: tf.Tensor) => tf.add(tf.mul(xn, tf.reshape(gamma, pshape)), tf.reshape(beta, pshape));
+  const norm = (x: tf.Tensor, axes: number[]) => {
+    const {mean, variance} = tf.moments(x, axes, true);
+    return tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5)));
+  };
+  const forward = (x: tf.Tensor): tf.Tensor => {
+    switch (kind) {
+      case 'RMS':
+        return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1.1920928955078125e-7))), gamma);
+      case 'LN':
+        return affine(norm(x, [rank - 1]));
+      case 'BN':
+        return affine(norm(x, layout === 'cl' ? [0, 1, 2] : [0, 2, 3]));
+      case 'IN':
+        return affine(norm(x, layout === 'cl' ? [1, 2] : [2, 3]));
+      case 'GN': {
+        const [N] = shape;
+        const g = layout === 'cl' ? tf.reshape(x, [N, shape[1], shape[2], groups, C / groups])
+                                  : tf.reshape(x, [N, groups, C / groups, shape[2], shape[3]]);
+        return affine(tf.reshape(norm(g, layout === 'cl' ? [1, 2, 4] : [2, 3, 4]), shape));
+      }
+    }
+  };
+  return {
+    forward: x => forward(x),
+    weights: () => (kind === 'RMS' ? [gamma] : [gamma, beta]),
+    dispose: () => { gamma.dispose(); beta.dispose(); },
+  };
+}
+
+function lrnSubject(): Subject {
+  return {
+    forward: x => tf.localResponseNormalization(x as tf.Tensor4D, 2, 1, 1e-4, 0.75),
+    weights: () => [],
+    dispose: () => undefined,
+  };
+}
+
+interface Case {
+  name: string;
+  shape: number[];
+  subjects: Record<string, () => Subject>;
+}
+
+function cases(quick: boolean): Case[] {
+  const b = quick ? 2 : 8;
+  const cl = [b, 32, 32, 64];
+  const cf = [b, 64, 32, 32];
+  const seq = [b, 128, 768];
+  const ours = (make: () => tf.layers.Layer, shape: number[]) => ({
+    ours: () => layerSubject(make(), shape, true),
+    'op path': () => layerSubject(make(), shape, false),
+  });
+  const out: Case[] = [];
+  for (const layout of ['cl', 'cf'] as Layout[]) {
+    const shape = layout === 'cl' ? cl : cf;
+    const axis = layout === 'cl' ? -1 : 1;
+    out.push({name: `BatchNorm ${layout}`, shape, subjects: {
+      ...ours(() => new tfn.BatchNorm({axis}), shape),
+      // tfjs' batchNormalization gradient fails for axis 1: compared on the channels-last twin.
+      'tfjs layer': () => layerSubject(tf.layers.batchNormalization({axis: -1}), cl),
+      naive: () => naiveSubject('BN', shape, layout),
+    }});
+    out.push({name: `InstanceNorm ${layout}`, shape, subjects: {
+      ...ours(() => new tfn.InstanceNorm({axis, affine: true, trackRunningStats: true}), shape),
+      naive: () => naiveSubject('IN', shape, layout),
+    }});
+    out.push({name: `GroupNorm(32) ${layout}`, shape, subjects: {
+      ...ours(() => new tfn.GroupNorm({numGroups: 32, axis}), shape),
+      naive: () => naiveSubject('GN', shape, layout),
+    }});
+  }
+  out.push({name: 'LayerNorm', shape: seq, subjects: {
+    ...ours(() => new tfn.LayerNorm({axis: -1}), seq),
+    'tfjs layer': () => layerSubject(tf.layers.layerNormalization({axis: -1}), seq),
+    naive: () => naiveSubject('LN', seq, 'cl'),
+  }});
+  out.push({name: 'RMSNorm', shape: seq, subjects: {
+    ...ours(() => new tfn.RMSNorm({axis: -1}), seq),
+    'tfjs layer': () => layerSubject(tf.layers.layerNormalization({axis: -1}), seq),
+    naive: () => naiveSubject('RMS', seq, 'cl'),
+  }});
+  out.push({name: 'LocalResponseNorm(5) cl', shape: cl, subjects: {
+    ...ours(() => new tfn.LocalResponseNorm({size: 5, axis: -1}), cl),
+    'tfjs op': () => lrnSubject(),
+  }});
+  return out;
+}
+
+/** The shape a subject runs on (the tfjs BatchNorm anchor runs on the channels-last twin). */
+function subjectShape(c: Case, key: string): number[] {
+  return key === 'tfjs layer' && c.name.startsWith('BatchNorm') ? [c.shape[0], 32, 32, 64] : c.shape;
+}
+
+async function measure(sub: Subject, shape: number[], runs: number): Promise<SubjectResult> {
+  const x = tf.randomNormal(shape, 1, 2, 'float32', 1);
+  const dy = tf.randomNormal(shape, 0, 1, 'float32', 2);
+  const xVar = tf.variable(x, true);
+  const flagBefore = tf.env().getBool('TFJS_NORM_FUSED');
+  if (sub.fused != null) tf.env().set('TFJS_NORM_FUSED', sub.fused);
+  try {
+    const infer = async () => {
+      const y = tf.tidy(() => sub.forward(x, false));
+      await y.data();
+      y.dispose();
+    };
+    const train = async () => {
+      const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
+      await Promise.all(grads.map(g => g.data()));
+      value.dispose();
+      tf.dispose(grads);
+    };
+    const r: SubjectResult = {};
+    r.infer = await time(infer, runs);
+    r.inferPrograms = await countPrograms(infer);
+    r.train = await time(train, runs);
+    r.programs = await countPrograms(train);
+    if (r.train.runs > 0) r.kernels = (await tf.profile(train)).kernels.length;
+    return r;
+  } finally {
+    tf.env().set('TFJS_NORM_FUSED', flagBefore);
+    tf.dispose([x, dy, xVar]);
+  }
+}
+
+async function startBackend(backend: string): Promise<string | null> {
+  try {
+    if (backend === 'webgpu' && !(navigator as unknown as {gpu?: unknown}).gpu) return 'navigator.gpu is absent';
+    const ok = await tf.setBackend(backend);
+    await tf.ready();
+    if (!ok || tf.getBackend() !== backend) return `tf.setBackend('${backend}') failed (active: ${tf.getBackend()})`;
+    return null;
+  } catch (e) {
+    return `tf.setBackend('${backend}') threw: ${(e as Error).message ?? e}`;
+  }
+}
+
+async function deviceName(backend: string): Promise<string> {
+  const b = tf.backend() as unknown as {
+    gpgpu?: {gl: WebGL2RenderingContext};
+    adapterInfo?: {vendor?: string; architecture?: string; description?: string};
+  };
+  if (backend === 'webgl' && b.gpgpu) {
+    const gl = b.gpgpu.gl;
+    const ext = gl.getExtension('WEBGL_debug_renderer_info');
+    return String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  }
+  if (backend === 'webgpu' && b.adapterInfo) {
+    const i = b.adapterInfo;
+    return [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unknown adapter';
+  }
+  return backend === 'wasm' ? 'WebAssembly' : 'JavaScript';
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  const t0 = performance.now();
+  const report: BenchReport = {backend: opts.backend, started: false, rows: [], ms: 0};
+  if (opts.backend === 'wasm') {
+    (tf as unknown as {wasm?: {setWasmPaths(p: string): void}}).wasm
+      ?.setWasmPaths(opts.wasmPath ?? '/node_modules/@tensorflow/tfjs-backend-wasm/dist/');
+  }
+  const reason = await startBackend(opts.backend);
+  if (reason) {
+    report.reason = reason;
+    return report;
+  }
+  report.started = true;
+  report.device = await deviceName(opts.backend);
+  tf.enableProdMode();
+  log(`${opts.backend} on ${report.device}`);
+  for (const c of cases(!!opts.quick).filter(k => !opts.only || k.name.includes(opts.only))) {
+    const row: BenchRow = {name: c.name, shape: c.shape, subjects: {}};
+    for (const [key, make] of Object.entries(c.subjects)) {
+      const before = tf.memory().numTensors;
+      let sub: Subject | null = null;
+      try {
+        sub = make();
+        row.subjects[key] = await measure(sub, subjectShape(c, key), opts.runs);
+      } catch (e) {
+        row.subjects[key] = {error: String((e as Error).message ?? e).slice(0, 300)};
+      } finally {
+        sub?.dispose();
+      }
+      const r = row.subjects[key];
+      log(`${opts.backend} ${c.name} ${key}: train ${r.train?.ms.toFixed(1)} ms (${r.programs} programs, ` +
+          `${r.kernels} kernels), infer ${r.infer?.ms.toFixed(1)} ms${r.error ? ` ERROR ${r.error}` : ''}` +
+          `${tf.memory().numTensors !== before ? ` (tensors ${before} -> ${tf.memory().numTensors})` : ''}`);
+    }
+    report.rows.push(row);
+  }
+  report.ms = Math.round(performance.now() - t0);
+  return report;
+}
+
+(window as unknown as {runBench: typeof runBench}).runBench = runBench;
