@@ -1,0 +1,20 @@
+/**
+ * The fused kernels for tfjs-backend-webgpu (names and attributes:
+ * ../../kernels.ts), as WGSL compute programs run through the backend's
+ * program interface (program.ts): normalization forward/backward/scale-and-shift
+ * in norm.ts. register.ts registers them under 'webgpu' (whether or not the
+ * backend is loaded: a kernel only runs once the backend is active).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {BACKWARD_KERNEL, FORWARD_KERNEL, SCALE_SHIFT_KERNEL} from '../../kernels';
+import {backwardKernel, forwardKernel, scaleShiftKernel} from './norm';
+
+const kernel = (kernelName: string, kernelFunc: unknown): tf.KernelConfig =>
+  ({kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as tf.KernelFunc});
+
+/** The webgpu backend's kernels, registered by register.ts. */
+export const webgpuKernels: tf.KernelConfig[] = [
+  kernel(FORWARD_KERNEL, forwardKernel),
+  kernel(BACKWARD_KERNEL, backwardKernel),
+  kernel(SCALE_SHIFT_KERNEL, scaleShiftKernel),
+];
