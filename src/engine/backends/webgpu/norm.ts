@@ -4,8 +4,9 @@
  *
  * The canonical view (plan.ts), padded to rank 4, has kept axes (statistic s
  * varies along them), reduced axes (element e of a statistic) and parameter
- * axes; every index below is a sum of coordinates times strides, generated as
- * WGSL with the sizes baked in (indexFn).
+ * axes; every index below is a sum of coordinates times strides (program.ts
+ * idx4), with the sizes and strides as uniforms: one compiled pipeline per
+ * kind of layout (centered, affine, ...), whatever the shape.
  *
  * Statistics: one workgroup per statistic, or per chunk of a statistic when
  * there are few statistics over many elements (BatchNorm: 64 channels of 32k
@@ -34,7 +35,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs, ForwardAttrs, LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
-import {GpuBackend, MAIN, NormProgram, REDUCE, WG, WG_INDEX, copyOut, f32, indexFn, run, sizeOf} from './program';
+import {GpuBackend, IDX4, MAIN, NormProgram, REDUCE, Uniforms, WG, WG_INDEX, copyOut, run, sizeOf} from './program';
 
 interface KernelArgs {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -57,27 +58,31 @@ function strides(shape: number[]): number[] {
   return out;
 }
 
-/** Sizes of `shape` along `axes`, 1 elsewhere. */
+/** Sizes of `shape` where `keep`, 1 elsewhere. */
 const only = (shape: number[], keep: (d: number) => boolean) => shape.map((s, d) => (keep(d) ? s : 1));
+
+/** Below this many elements per parameter, dgamma/dbeta reduce with one thread per parameter (else a workgroup). */
+const THREAD_PER_PARAM = 256;
 
 /** The canonical view as the programs need it. */
 interface View {
-  key: string;
   s: number[];
   size: number;
   /** Statistics, elements per statistic, parameters. */
   S: number;
   count: number;
   P: number;
-  xs: number[];
-  ss: number[];
-  ps: number[];
-  kept: (d: number) => boolean;
   /** The parameters vary within a statistic (along a reduced axis: LayerNorm, GroupNorm). */
   paramInStat: boolean;
   chunks: number;
   chunkLen: number;
+  uniforms: (floats?: number[]) => Uniforms;
 }
+
+/** The uniforms every program of the view declares (the data: View.uniforms). */
+const VIEW_UNIFORMS = 'shp : vec4<i32>, keptSz : vec4<i32>, redSz : vec4<i32>, parSz : vec4<i32>, ' +
+  'othKeptSz : vec4<i32>, othSz : vec4<i32>, xs : vec4<i32>, ss : vec4<i32>, ps : vec4<i32>, dims : vec4<i32>, ' +
+  'dims2 : vec4<i32>, fl : vec4<f32>,';
 
 function viewOf(a: LayoutAttrs): View {
   if (a.shape.length > 4) throw new Error(`fused normalization kernels take rank <= 4. Received: shape [${a.shape}]`);
@@ -86,9 +91,9 @@ function viewOf(a: LayoutAttrs): View {
   const pa = pad4(a.paramShape);
   const size = sizeOf(s);
   const S = sizeOf(st);
+  const P = sizeOf(pa);
   const count = size / S;
   const kept = (d: number) => st[d] > 1;
-  const reduced = (d: number) => st[d] === 1 && s[d] > 1;
   const ps = strides(pa);
   // Few statistics over many elements: split each into chunks (aim: ~512 workgroups of >= 2048 elements).
   let chunks = 1;
@@ -96,83 +101,83 @@ function viewOf(a: LayoutAttrs): View {
   let chunkLen = Math.ceil(Math.ceil(count / chunks) / 4) * 4;
   chunks = Math.ceil(count / chunkLen);
   if (chunks === 1) chunkLen = count;
+  const ints = [
+    s, only(s, kept), only(s, d => !kept(d)), only(s, d => ps[d] !== 0), only(s, d => kept(d) && ps[d] === 0),
+    only(s, d => ps[d] === 0), strides(s), strides(st), ps, [S, count, P, chunks], [chunkLen, size, S / P, size / P],
+  ];
   return {
-    key: `${s.join('x')}_${st.join('x')}_${pa.join('x')}`,
-    s, size, S, count, P: sizeOf(pa), xs: strides(s).map((v, d) => (s[d] === 1 ? 0 : v)), ss: strides(st), ps,
-    kept, paramInStat: [0, 1, 2, 3].some(d => reduced(d) && ps[d] !== 0), chunks, chunkLen,
+    s, size, S, count, P, chunks, chunkLen,
+    paramInStat: [0, 1, 2, 3].some(d => !kept(d) && s[d] > 1 && ps[d] !== 0),
+    uniforms: (floats = []) => [
+      ...ints.map(data => ({type: 'int32' as const, data})),
+      {type: 'float32', data: [0, 1, 2, 3].map(i => floats[i] ?? 0)},
+    ],
   };
 }
 
-/**
- * Index functions of a view: statistic s -> its first element's offset
- * (statX) and parameter contribution (statP); element e of a statistic ->
- * offset (elemX) and parameter (elemP); flat element i -> statistic (iStat)
- * and parameter (iParam).
- */
-function viewFns(v: View): string {
-  const keptSizes = only(v.s, v.kept);
-  const redSizes = only(v.s, d => !v.kept(d));
-  return [
-    indexFn('statX', keptSizes, v.xs), indexFn('statP', keptSizes, v.ps), indexFn('elemX', redSizes, v.xs),
-    indexFn('elemP', redSizes, v.ps), indexFn('iStat', v.s, v.ss), indexFn('iParam', v.s, v.ps),
-  ].join('\n');
-}
-
-/**
- * statOfParam(p, j): the j-th statistic of parameter p, for views whose
- * parameters are constant within each statistic (S / P statistics each: the
- * kept axes the parameters do not vary along).
- */
-function statOfParamFn(v: View): string {
-  const paramSizes = only(v.s, d => v.ps[d] !== 0);
-  const otherSizes = only(v.s, d => v.kept(d) && v.ps[d] === 0);
-  return `${indexFn('paramStat', paramSizes, v.ss)}
-${indexFn('otherStat', otherSizes, v.ss)}
-fn statOfParam(p : i32, j : i32) -> i32 { return paramStat(p) + otherStat(j); }`;
-}
+/** The view's index functions (sizes and strides from the uniforms). */
+const VIEW_FNS = `${IDX4}
+fn statX(s : i32) -> i32 { return idx4(s, uniforms.keptSz, uniforms.xs); }
+fn statP(s : i32) -> i32 { return idx4(s, uniforms.keptSz, uniforms.ps); }
+fn elemX(e : i32) -> i32 { return idx4(e, uniforms.redSz, uniforms.xs); }
+fn elemP(e : i32) -> i32 { return idx4(e, uniforms.redSz, uniforms.ps); }
+fn iStat(i : i32) -> i32 { return idx4(i, uniforms.shp, uniforms.ss); }
+fn iParam(i : i32) -> i32 { return idx4(i, uniforms.shp, uniforms.ps); }
+// The j-th statistic of parameter p (parameters constant within statistics: S / P statistics each).
+fn statOfParam(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.ss) + idx4(j, uniforms.othKeptSz, uniforms.ss); }
+// Element j of parameter p (over the axes the parameters do not vary along) and its statistic.
+fn paramElemX(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.xs) + idx4(j, uniforms.othSz, uniforms.xs); }
+fn paramElemS(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.ss) + idx4(j, uniforms.othSz, uniforms.ss); }
+fn nS() -> i32 { return uniforms.dims.x; }
+fn nCount() -> i32 { return uniforms.dims.y; }
+fn nP() -> i32 { return uniforms.dims.z; }
+fn nChunks() -> i32 { return uniforms.dims.w; }
+fn chunkLen() -> i32 { return uniforms.dims2.x; }
+fn nSize() -> i32 { return uniforms.dims2.y; }
+fn wgTotal() -> i32 { return i32(numWorkgroups.x * numWorkgroups.y * numWorkgroups.z); }`;
 
 /** Chunk bounds of workgroup wg: statistic, first and last element (empty past the end). */
-function chunkCode(v: View): string {
-  return `let valid = wg < ${v.S * v.chunks};
-  let st = select(0, wg / ${v.chunks}, valid);
-  let start = (wg % ${v.chunks}) * ${v.chunkLen};
-  let end = select(start, min(start + ${v.chunkLen}, ${v.count}), valid);
+const CHUNK = `let valid = wg < nS() * nChunks();
+  let st = select(0, wg / nChunks(), valid);
+  let start = (wg % nChunks()) * chunkLen();
+  let end = select(start, min(start + chunkLen(), nCount()), valid);
   let n = f32(max(end - start, 1));
   let base = statX(st);
   let pbase = statP(st);`;
-}
 
-/** Chan's combination of the chunks' (mean, M2) of statistic s in `part`. */
-function combineCode(v: View, part: string): string {
-  return `var n = 0.0;
+/** Chan's combination of the chunks' (mean, M2) of statistic s from `part`: n, m, m2. */
+const COMBINE = `var n = 0.0;
     var m = 0.0;
     var m2 = 0.0;
-    for (var c = 0; c < ${v.chunks}; c = c + 1) {
-      let nc = f32(min(${v.chunkLen}, ${v.count} - c * ${v.chunkLen}));
-      let k = 2 * (s * ${v.chunks} + c);
-      let d = ${part}[k] - m;
+    for (var c = 0; c < nChunks(); c = c + 1) {
+      let nc = f32(min(chunkLen(), nCount() - c * chunkLen()));
+      let k = 2 * (s * nChunks() + c);
+      let d = part[k] - m;
       let tot = n + nc;
       m = m + d * (nc / tot);
-      m2 = m2 + ${part}[k + 1] + d * d * (n * nc / tot);
+      m2 = m2 + part[k + 1] + d * d * (n * nc / tot);
       n = tot;
     }`;
-}
+
+const program = (key: string, v: View, outputSize: number, names: string[], workgroups: number, code: string) =>
+  new NormProgram(key, outputSize, names, workgroups, `${VIEW_FNS}\n${code}`, VIEW_UNIFORMS);
 
 // ---------------------------------------------------------------- forward
 
-function statsProgram(v: View, center: boolean, finished: boolean, epsilon: number): NormProgram {
+/** Per chunk: mean and sum of squared deviations; `finished` (one chunk): the packed statistics directly. */
+function statsProgram(v: View, center: boolean, finished: boolean): NormProgram {
   const write = finished
     ? `result[st] = bitcast<i32>(m);
     let variance = r2.y / n;
-    result[${v.S} + st] = bitcast<i32>(variance);
-    result[${2 * v.S} + st] = bitcast<i32>(1.0 / sqrt(variance + ${f32(epsilon)}));`
+    result[nS() + st] = bitcast<i32>(variance);
+    result[2 * nS() + st] = bitcast<i32>(1.0 / sqrt(variance + uniforms.fl.x));`
     : `result[2 * wg] = m;
     result[2 * wg + 1] = r2.y;`;
-  const code = `${viewFns(v)}
+  return program(`stats_${center}_${finished}`, v, finished ? 3 * v.S : 2 * v.S * v.chunks, ['x'], v.S * v.chunks, `
 ${REDUCE}
 ${MAIN} {
   ${WG_INDEX}
-  ${chunkCode(v)}
+  ${CHUNK}
   var m = 0.0;
   ${center ? `var a = 0.0;
   for (var e = start + tid; e < end; e = e + ${WG}) { a = a + x[base + elemX(e)]; }
@@ -186,69 +191,60 @@ ${MAIN} {
   if (tid == 0 && valid) {
     ${write}
   }
-}`;
-  const key = `stats_${v.key}_${v.chunks}_${center}_${finished}_${finished ? epsilon : ''}`;
-  return new NormProgram(key, finished ? 3 * v.S : 2 * v.S * v.chunks, ['x'], v.S * v.chunks, code);
+}`);
 }
 
-/** Combines the chunks; with running statistics (one workgroup) also updates them. */
-function finishProgram(v: View, epsilon: number, running: boolean, momentum: number | null): NormProgram {
-  const S = v.S;
-  const P = v.P;
-  const per = S / P;
-  const unbias = v.count / (v.count - 1);
+/** Combines the chunks; with running statistics (one workgroup) also updates them (uniforms fl: eps, momentum, unbias). */
+function finishProgram(v: View, running: boolean, cumulative: boolean): NormProgram {
   const runningCode = running ? `
   storageBarrier();
   workgroupBarrier();
-  let factor = ${momentum == null ? '1.0 / f32(nbt[0] + 1)' : f32(momentum)};
-  for (var p = tid; p < ${P}; p = p + ${WG}) {
+  let factor = ${cumulative ? '1.0 / f32(nbt[0] + 1)' : 'uniforms.fl.y'};
+  let per = uniforms.dims2.z;
+  for (var p = tid; p < nP(); p = p + ${WG}) {
     var sm = 0.0;
     var sv = 0.0;
-    for (var j = 0; j < ${per}; j = j + 1) {
+    for (var j = 0; j < per; j = j + 1) {
       let s = statOfParam(p, j);
       sm = sm + bitcast<f32>(result[s]);
-      sv = sv + bitcast<f32>(result[${S} + s]) * ${f32(unbias)};
+      sv = sv + bitcast<f32>(result[nS() + s]) * uniforms.fl.z;
     }
-    let bm = sm / ${f32(per)};
-    let bv = sv / ${f32(per)};
+    let bm = sm / f32(per);
+    let bv = sv / f32(per);
     let rm = runningMean[p];
     let rv = runningVariance[p];
-    result[${3 * S} + p] = bitcast<i32>(rm + (bm - rm) * factor);
-    result[${3 * S + P} + p] = bitcast<i32>(rv + (bv - rv) * factor);
+    result[3 * nS() + p] = bitcast<i32>(rm + (bm - rm) * factor);
+    result[3 * nS() + nP() + p] = bitcast<i32>(rv + (bv - rv) * factor);
   }
-  if (tid == 0) { result[${3 * S + 2 * P}] = nbt[0] + 1; }` : '';
-  const code = `${running ? statOfParamFn(v) : ''}
+  if (tid == 0) { result[3 * nS() + 2 * nP()] = nbt[0] + 1; }` : '';
+  return program(`finish_${running}_${cumulative}`, v, 3 * v.S + (running ? 2 * v.P + 1 : 0),
+                 running ? ['part', 'runningMean', 'runningVariance', 'nbt'] : ['part'],
+                 running ? 1 : Math.ceil(v.S / WG), `
 ${MAIN} {
   ${WG_INDEX}
-  for (var s = ${running ? 'tid' : 'index'}; s < ${S}; s = s + ${running ? WG : 'numWorkgroupsTotal()'}) {
-    ${combineCode(v, 'part')}
-    let variance = m2 / ${f32(v.count)};
+  for (var s = ${running ? 'tid' : 'index'}; s < nS(); s = s + ${running ? WG : `${WG} * wgTotal()`}) {
+    ${COMBINE}
+    let variance = m2 / f32(nCount());
     result[s] = bitcast<i32>(m);
-    result[${S} + s] = bitcast<i32>(variance);
-    result[${2 * S} + s] = bitcast<i32>(1.0 / sqrt(variance + ${f32(epsilon)}));
+    result[nS() + s] = bitcast<i32>(variance);
+    result[2 * nS() + s] = bitcast<i32>(1.0 / sqrt(variance + uniforms.fl.x));
   }${runningCode}
-}
-fn numWorkgroupsTotal() -> i32 { return i32(numWorkgroups.x * numWorkgroups.y * numWorkgroups.z) * ${WG}; }`;
-  const key = `finish_${v.key}_${v.chunks}_${epsilon}_${running}_${momentum}`;
-  return new NormProgram(key, 3 * S + (running ? 2 * P + 1 : 0),
-                         running ? ['part', 'runningMean', 'runningVariance', 'nbt'] : ['part'],
-                         running ? 1 : Math.ceil(S / WG), code);
+}`);
 }
 
 function applyProgram(v: View, hasGamma: boolean, hasBeta: boolean): NormProgram {
   const names = ['x', 'stats', ...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])];
-  const code = `${viewFns(v)}
+  return program(`apply_${hasGamma}_${hasBeta}`, v, v.size, names, Math.ceil(v.size / WG), `
 ${MAIN} {
-  if (index < ${v.size}) {
+  if (index < nSize()) {
     let s = iStat(index);
-    var y = (x[index] - bitcast<f32>(stats[s])) * bitcast<f32>(stats[${2 * v.S} + s]);
+    var y = (x[index] - bitcast<f32>(stats[s])) * bitcast<f32>(stats[2 * nS() + s]);
     ${hasGamma || hasBeta ? 'let p = iParam(index);' : ''}
     ${hasGamma ? 'y = y * gamma[p];' : ''}
     ${hasBeta ? 'y = y + beta[p];' : ''}
     result[index] = y;
   }
-}`;
-  return new NormProgram(`apply_${v.key}_${hasGamma}_${hasBeta}`, v.size, names, Math.ceil(v.size / WG), code);
+}`);
 }
 
 export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
@@ -258,17 +254,19 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
   const {x, gamma, beta, runningMean, runningVariance, numBatchesTracked} = inputs;
   const running = runningMean != null;
   if (running && v.paramInStat) throw new Error('running statistics need parameters constant within each statistic');
+  const momentum = a.momentum ?? null;
+  const u = v.uniforms([a.epsilon, momentum ?? 0, v.count / (v.count - 1), v.count]);
   let packed: tf.TensorInfo;
   if (v.chunks === 1 && !running) {
-    packed = run(b, statsProgram(v, a.center, true, a.epsilon), [x!], 'int32');
+    packed = run(b, statsProgram(v, a.center, true), [x!], 'int32', u);
   } else {
-    const part = run(b, statsProgram(v, a.center, false, a.epsilon), [x!]);
+    const part = run(b, statsProgram(v, a.center, false), [x!], 'float32', u);
     const ins = running ? [part, runningMean!, runningVariance!, numBatchesTracked!] : [part];
-    packed = run(b, finishProgram(v, a.epsilon, running, a.momentum ?? null), ins, 'int32');
+    packed = run(b, finishProgram(v, running, momentum == null), ins, 'int32', u);
     b.disposeData(part.dataId);
   }
   const params = [gamma, beta].filter((t): t is tf.TensorInfo => t != null);
-  const y = run(b, applyProgram(v, gamma != null, beta != null), [x!, packed, ...params]);
+  const y = run(b, applyProgram(v, gamma != null, beta != null), [x!, packed, ...params], 'float32', u);
   const S = v.S;
   const outs = [
     {dataId: y.dataId, shape: x!.shape, dtype: 'float32' as tf.DataType},
@@ -293,13 +291,14 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
  * applied in the combine, which also needs the plain sums for dgamma/dbeta).
  */
 function backwardSumsProgram(v: View, gammaHere: boolean): NormProgram {
-  const code = `${viewFns(v)}
+  return program(`bsums_${gammaHere}`, v, 2 * v.S * v.chunks, ['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])],
+                 v.S * v.chunks, `
 ${REDUCE}
 ${MAIN} {
   ${WG_INDEX}
-  ${chunkCode(v)}
+  ${CHUNK}
   let mean = aux[st];
-  let inv = aux[${2 * v.S} + st];
+  let inv = aux[2 * nS() + st];
   var sg = 0.0;
   var sgx = 0.0;
   for (var e = start + tid; e < end; e = e + ${WG}) {
@@ -313,128 +312,132 @@ ${MAIN} {
     result[2 * wg] = r.x;
     result[2 * wg + 1] = r.y;
   }
-}`;
-  return new NormProgram(`bsums_${v.key}_${v.chunks}_${gammaHere}`, 2 * v.S * v.chunks,
-                         ['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])], v.S * v.chunks, code);
+}`);
 }
 
 /**
- * [c1, c2, dgamma, dbeta]. Parameters constant within statistics: thread per
- * statistic, then per parameter (over its statistics' sums). Otherwise the
- * first P workgroups reduce dgamma/dbeta over each parameter's elements, and
- * the statistics combine in the threads of every workgroup.
+ * [c1, c2, dgamma, dbeta]: the statistics' chunk sums combined, thread per
+ * statistic. dgamma/dbeta: where the parameters are constant within each
+ * statistic, thread per parameter over its statistics' sums; otherwise over
+ * each parameter's elements, a workgroup per parameter (a thread per
+ * parameter when it has few elements: LayerNorm on a small batch).
  */
 function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: boolean): NormProgram {
   const {S, P} = v;
   const gammaAfter = hasGamma && !v.paramInStat;
   const stat = `
-  for (var s = index; s < ${S}; s = s + ${WG} * wgs) {
+  for (var s = index; s < nS(); s = s + ${WG} * wgTotal()) {
     var a = 0.0;
     var bb = 0.0;
-    for (var c = 0; c < ${v.chunks}; c = c + 1) {
-      a = a + part[2 * (s * ${v.chunks} + c)];
-      bb = bb + part[2 * (s * ${v.chunks} + c) + 1];
+    for (var c = 0; c < nChunks(); c = c + 1) {
+      a = a + part[2 * (s * nChunks() + c)];
+      bb = bb + part[2 * (s * nChunks() + c) + 1];
     }
     ${gammaAfter ? 'let gm = gamma[statP(s)];' : 'let gm = 1.0;'}
-    result[s] = ${center ? `gm * a / ${f32(v.count)}` : '0.0'};
-    result[${S} + s] = gm * bb / ${f32(v.count)};
+    result[s] = ${center ? 'gm * a / f32(nCount())' : '0.0'};
+    result[nS() + s] = gm * bb / f32(nCount());
   }`;
   let params = '';
   let workgroups = Math.ceil(S / WG);
   let names = ['part', ...(gammaAfter ? ['gamma'] : [])];
-  let extra = '';
+  let mode = 'none';
+  const perElems = v.size / P;
   if (paramSums && !v.paramInStat) {
+    mode = 'stats';
     // dgamma[p] = sum of sum(dy * xhat), dbeta[p] = sum of sum(dy) over p's statistics.
-    extra = statOfParamFn(v);
     params = `
-  for (var p = index; p < ${P}; p = p + ${WG} * wgs) {
+  for (var p = index; p < nP(); p = p + ${WG} * wgTotal()) {
     var dg = 0.0;
     var db = 0.0;
-    for (var j = 0; j < ${S / P}; j = j + 1) {
+    for (var j = 0; j < uniforms.dims2.z; j = j + 1) {
       let s = statOfParam(p, j);
-      for (var c = 0; c < ${v.chunks}; c = c + 1) {
-        db = db + part[2 * (s * ${v.chunks} + c)];
-        dg = dg + part[2 * (s * ${v.chunks} + c) + 1];
+      for (var c = 0; c < nChunks(); c = c + 1) {
+        db = db + part[2 * (s * nChunks() + c)];
+        dg = dg + part[2 * (s * nChunks() + c) + 1];
       }
     }
-    result[${2 * S} + p] = dg;
-    result[${2 * S + P} + p] = db;
+    result[2 * nS() + p] = dg;
+    result[2 * nS() + nP() + p] = db;
+  }`;
+    workgroups = Math.max(workgroups, Math.ceil(P / WG));
+  } else if (paramSums && perElems <= THREAD_PER_PARAM) {
+    mode = 'thread';
+    names = [...names, 'dy', 'x', 'aux'];
+    params = `
+  for (var p = index; p < nP(); p = p + ${WG} * wgTotal()) {
+    var dg = 0.0;
+    var db = 0.0;
+    for (var j = 0; j < uniforms.dims2.w; j = j + 1) {
+      let o = paramElemX(p, j);
+      let s = paramElemS(p, j);
+      let g = dy[o];
+      db = db + g;
+      dg = dg + g * (x[o] - aux[s]) * aux[2 * nS() + s];
+    }
+    result[2 * nS() + p] = dg;
+    result[2 * nS() + nP() + p] = db;
   }`;
     workgroups = Math.max(workgroups, Math.ceil(P / WG));
   } else if (paramSums) {
-    // One workgroup per parameter over its elements: the other axes, kept or reduced.
-    const paramSizes = only(v.s, d => v.ps[d] !== 0);
-    const otherSizes = only(v.s, d => v.ps[d] === 0);
-    extra = `${indexFn('paramX', paramSizes, v.xs)}
-${indexFn('paramS', paramSizes, v.ss)}
-${indexFn('otherX', otherSizes, v.xs)}
-${indexFn('otherS', otherSizes, v.ss)}
-${REDUCE}`;
+    mode = 'workgroup';
     names = [...names, 'dy', 'x', 'aux'];
-    const per = v.size / P;
     params = `
-  let pv = wg < ${P};
+  let pv = wg < nP();
   let p = select(0, wg, pv);
-  let xb = paramX(p);
-  let sb = paramS(p);
   var dg = 0.0;
   var db = 0.0;
-  for (var j = select(${per}, tid, pv); j < ${per}; j = j + ${WG}) {
-    let o = xb + otherX(j);
-    let s = sb + otherS(j);
+  for (var j = select(uniforms.dims2.w, tid, pv); j < uniforms.dims2.w; j = j + ${WG}) {
+    let o = paramElemX(p, j);
+    let s = paramElemS(p, j);
     let g = dy[o];
     db = db + g;
-    dg = dg + g * (x[o] - aux[s]) * aux[${2 * S} + s];
+    dg = dg + g * (x[o] - aux[s]) * aux[2 * nS() + s];
   }
   let r = reduce2(tid, dg, db);
   if (tid == 0 && pv) {
-    result[${2 * S} + p] = r.x;
-    result[${2 * S + P} + p] = r.y;
+    result[2 * nS() + p] = r.x;
+    result[2 * nS() + nP() + p] = r.y;
   }`;
     workgroups = Math.max(workgroups, P);
   }
-  const code = `${viewFns(v)}
-${extra}
+  return program(`bcombine_${center}_${gammaAfter}_${mode}`, v, 2 * S + 2 * P, names, workgroups, `
+${mode === 'workgroup' ? REDUCE : ''}
 ${MAIN} {
   ${WG_INDEX}
-  let wgs = i32(numWorkgroups.x * numWorkgroups.y * numWorkgroups.z);
   ${stat}
   ${params}
-}`;
-  return new NormProgram(`bcombine_${v.key}_${v.chunks}_${center}_${hasGamma}_${paramSums}`, 2 * S + 2 * P, names,
-                         workgroups, code);
+}`);
 }
 
 function dxProgram(v: View, hasGamma: boolean): NormProgram {
-  const S = v.S;
-  const code = `${viewFns(v)}
+  return program(`dx_${hasGamma}`, v, v.size, ['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])],
+                 Math.ceil(v.size / WG), `
 ${MAIN} {
-  if (index < ${v.size}) {
+  if (index < nSize()) {
     let s = iStat(index);
-    let inv = aux[${2 * S} + s];
+    let inv = aux[2 * nS() + s];
     let xhat = (x[index] - aux[s]) * inv;
     let g = dy[index]${hasGamma ? ' * gamma[iParam(index)]' : ''};
-    result[index] = (g - coef[s] - xhat * coef[${S} + s]) * inv;
+    result[index] = (g - coef[s] - xhat * coef[nS() + s]) * inv;
   }
-}`;
-  return new NormProgram(`dx_${v.key}_${hasGamma}`, v.size, ['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])],
-                         Math.ceil(v.size / WG), code);
+}`);
 }
 
 export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const b = backend as GpuBackend;
   const a = attrs as unknown as BackwardAttrs;
   const v = viewOf(a);
+  const u = v.uniforms();
   const {dy, x, aux, gamma} = inputs;
   const hasGamma = gamma != null;
   const gammaHere = hasGamma && v.paramInStat;
-  const part = run(b, backwardSumsProgram(v, gammaHere), [dy!, x!, aux!, ...(gammaHere ? [gamma!] : [])]);
+  const part = run(b, backwardSumsProgram(v, gammaHere), [dy!, x!, aux!, ...(gammaHere ? [gamma!] : [])], 'float32', u);
   const paramSums = a.withGamma || a.withBeta;
   const gammaAfter = hasGamma && !v.paramInStat;
   const combineInputs = [part, ...(gammaAfter ? [gamma!] : []), ...(paramSums && v.paramInStat ? [dy!, x!, aux!] : [])];
-  const coef = run(b, combineProgram(v, a.center, hasGamma, paramSums), combineInputs);
+  const coef = run(b, combineProgram(v, a.center, hasGamma, paramSums), combineInputs, 'float32', u);
   b.disposeData(part.dataId);
-  const dx = run(b, dxProgram(v, hasGamma), [dy!, x!, aux!, coef, ...(hasGamma ? [gamma!] : [])]);
+  const dx = run(b, dxProgram(v, hasGamma), [dy!, x!, aux!, coef, ...(hasGamma ? [gamma!] : [])], 'float32', u);
   const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: dy!.shape, dtype: 'float32'}];
   if (a.withGamma) outs.push(copyOut(b, coef, 2 * v.S, gamma!.shape, 'float32'));
   if (a.withBeta) outs.push(copyOut(b, coef, 2 * v.S + v.P, a.betaShape ?? a.paramShape, 'float32'));
@@ -447,24 +450,21 @@ export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorI
 export function scaleShiftKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
   const b = backend as GpuBackend;
   const a = attrs as unknown as ScaleShiftAttrs;
-  const s = pad4(a.shape);
-  const ps = strides(pad4(a.paramShape));
+  // The statistics are per parameter here: the parameters' layout is the statistics' layout.
+  const v = viewOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape});
   const {x, mean, variance, gamma, beta} = inputs;
-  const size = sizeOf(s);
   const names = ['x', 'mean', 'variance', ...(gamma ? ['gamma'] : []), ...(beta ? ['beta'] : [])];
-  const code = `${indexFn('iParam', s, ps)}
+  const p = program(`scaleshift_${!!gamma}_${!!beta}`, v, v.size, names, Math.ceil(v.size / WG), `
 ${MAIN} {
-  if (index < ${size}) {
+  if (index < nSize()) {
     let p = iParam(index);
-    var y = (x[index] - mean[p]) * (1.0 / sqrt(variance[p] + ${f32(a.epsilon)}));
+    var y = (x[index] - mean[p]) * (1.0 / sqrt(variance[p] + uniforms.fl.x));
     ${gamma ? 'y = y * gamma[p];' : ''}
     ${beta ? 'y = y + beta[p];' : ''}
     result[index] = y;
   }
-}`;
-  const program = new NormProgram(`scaleshift_${s.join('x')}_${pad4(a.paramShape).join('x')}_${a.epsilon}_${!!gamma}_${!!beta}`,
-                                  size, names, Math.ceil(size / WG), code);
+}`);
   const ins = [x!, mean!, variance!, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
-  const y = run(b, program, ins);
+  const y = run(b, p, ins, 'float32', v.uniforms([a.epsilon]));
   return {dataId: y.dataId, shape: x!.shape, dtype: 'float32'};
 }

@@ -55,8 +55,13 @@ export class NormProgram {
   private code: string;
 
   /** `key` must identify `code` (every baked constant). */
-  constructor(key: string, outputSize: number, variableNames: string[], workgroups: number, code: string) {
+  /** Fields of the uniforms struct (after tfjs' own: NAN, INFINITY, shapes), in the order of the data `run` passes. */
+  uniforms?: string;
+
+  constructor(key: string, outputSize: number, variableNames: string[], workgroups: number, code: string,
+              uniforms?: string) {
     this.outputShape = [outputSize];
+    this.uniforms = uniforms;
     this.shaderKey = `tfjsnorm_${key}`;
     this.variableNames = variableNames;
     this.dispatch = [Math.max(1, workgroups), 1, 1];
@@ -134,11 +139,31 @@ fn reduce2(t : i32, a : f32, b : f32) -> vec2<f32> {
   return vec2<f32>(redA[0], redB[0]);
 }`;
 
+/** Uniform data as the backend takes it (one entry per field of NormProgram.uniforms). */
+export type Uniforms = Array<{type: 'int32' | 'float32'; data: number[]}>;
+
 /** Runs `program` on flat views of `inputs`; the output (flat) must be disposed or returned by the caller. */
 export function run(backend: GpuBackend, program: NormProgram, inputs: tf.TensorInfo[],
-                    dtype: 'float32' | 'int32' = 'float32'): tf.TensorInfo {
-  return backend.runWebGPUProgram(program, inputs.map(flat), dtype);
+                    dtype: 'float32' | 'int32' = 'float32', uniforms?: Uniforms): tf.TensorInfo {
+  return backend.runWebGPUProgram(program, inputs.map(flat), dtype, uniforms);
 }
+
+/**
+ * idx4(i, sizes, strides): index i, row-major over the 4 axes of `sizes`, to
+ * the sum of its coordinates times `strides` (axes of size 1 add nothing).
+ * Sizes and strides are uniforms, so one compiled pipeline serves every shape.
+ */
+export const IDX4 = `
+fn idx4(i : i32, sz : vec4<i32>, st : vec4<i32>) -> i32 {
+  var r = i;
+  var o = (r % sz.w) * st.w;
+  r = r / sz.w;
+  o = o + (r % sz.z) * st.z;
+  r = r / sz.z;
+  o = o + (r % sz.y) * st.y;
+  r = r / sz.y;
+  return o + r * st.x;
+}`;
 
 /** Counts copies done without a program (tests read it). */
 export const copyStats = {direct: 0, program: 0};
