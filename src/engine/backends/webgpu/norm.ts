@@ -64,6 +64,9 @@ const only = (shape: number[], keep: (d: number) => boolean) => shape.map((s, d)
 /** Below this many elements per parameter, dgamma/dbeta reduce with one thread per parameter (else a workgroup). */
 const THREAD_PER_PARAM = 256;
 
+/** Statistics of at most this many elements are reduced by one thread each (else by a workgroup). */
+const SHORT_STAT = 128;
+
 /** The canonical view as the programs need it. */
 interface View {
   s: number[];
@@ -76,6 +79,8 @@ interface View {
   paramInStat: boolean;
   chunks: number;
   chunkLen: number;
+  /** Short statistics: one thread each, no shared memory (LayerNorm over 16 channels of 16k rows). */
+  perThread: boolean;
   uniforms: (floats?: number[]) => Uniforms;
 }
 
@@ -106,7 +111,7 @@ function viewOf(a: LayoutAttrs): View {
     only(s, d => ps[d] === 0), strides(s), strides(st), ps, [S, count, P, chunks], [chunkLen, size, S / P, size / P],
   ];
   return {
-    s, size, S, count, P, chunks, chunkLen,
+    s, size, S, count, P, chunks, chunkLen, perThread: count <= SHORT_STAT,
     paramInStat: [0, 1, 2, 3].some(d => !kept(d) && s[d] > 1 && ps[d] !== 0),
     uniforms: (floats = []) => [
       ...ints.map(data => ({type: 'int32' as const, data})),
@@ -145,6 +150,17 @@ const CHUNK = `let valid = wg < nS() * nChunks();
   let base = statX(st);
   let pbase = statP(st);`;
 
+/** The same for one thread per statistic (one chunk, all its elements). */
+const PER_THREAD = `let st = index;
+  if (st >= nS()) { return; }
+  let wg = st;
+  let valid = true;
+  let start = 0;
+  let end = nCount();
+  let n = f32(end);
+  let base = statX(st);
+  let pbase = statP(st);`;
+
 /** Chan's combination of the chunks' (mean, M2) of statistic s from `part`: n, m, m2. */
 const COMBINE = `var n = 0.0;
     var m = 0.0;
@@ -173,22 +189,25 @@ function statsProgram(v: View, center: boolean, finished: boolean): NormProgram 
     result[2 * nS() + st] = bitcast<i32>(1.0 / sqrt(variance + uniforms.fl.x));`
     : `result[2 * wg] = m;
     result[2 * wg + 1] = r2.y;`;
-  return program(`stats_${center}_${finished}`, v, finished ? 3 * v.S : 2 * v.S * v.chunks, ['x'], v.S * v.chunks, `
-${REDUCE}
+  const t = v.perThread;
+  return program(`stats_${center}_${finished}_${t}`, v, finished ? 3 * v.S : 2 * v.S * v.chunks, ['x'],
+                 t ? Math.ceil(v.S / WG) : v.S * v.chunks, `
+${t ? '' : REDUCE}
 ${MAIN} {
-  ${WG_INDEX}
-  ${CHUNK}
+  ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
+  let first = start + ${t ? '0' : 'tid'};
+  let step = ${t ? 1 : WG};
   var m = 0.0;
   ${center ? `var a = 0.0;
-  for (var e = start + tid; e < end; e = e + ${WG}) { a = a + x[base + elemX(e)]; }
-  m = reduce2(tid, a, 0.0).x / n;` : ''}
+  for (var e = first; e < end; e = e + step) { a = a + x[base + elemX(e)]; }
+  m = ${t ? 'a' : 'reduce2(tid, a, 0.0).x'} / n;` : ''}
   var q = 0.0;
-  for (var e = start + tid; e < end; e = e + ${WG}) {
+  for (var e = first; e < end; e = e + step) {
     let d = x[base + elemX(e)] - m;
     q = q + d * d;
   }
-  let r2 = reduce2(tid, 0.0, q);
-  if (tid == 0 && valid) {
+  let r2 = ${t ? 'vec2<f32>(0.0, q)' : 'reduce2(tid, 0.0, q)'};
+  if (${t ? 'true' : 'tid == 0 && valid'}) {
     ${write}
   }
 }`);
@@ -291,24 +310,24 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
  * applied in the combine, which also needs the plain sums for dgamma/dbeta).
  */
 function backwardSumsProgram(v: View, gammaHere: boolean): NormProgram {
-  return program(`bsums_${gammaHere}`, v, 2 * v.S * v.chunks, ['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])],
-                 v.S * v.chunks, `
-${REDUCE}
+  const t = v.perThread;
+  return program(`bsums_${gammaHere}_${t}`, v, 2 * v.S * v.chunks, ['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])],
+                 t ? Math.ceil(v.S / WG) : v.S * v.chunks, `
+${t ? '' : REDUCE}
 ${MAIN} {
-  ${WG_INDEX}
-  ${CHUNK}
+  ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
   let mean = aux[st];
   let inv = aux[2 * nS() + st];
   var sg = 0.0;
   var sgx = 0.0;
-  for (var e = start + tid; e < end; e = e + ${WG}) {
+  for (var e = start + ${t ? '0' : 'tid'}; e < end; e = e + ${t ? 1 : WG}) {
     let o = base + elemX(e);
     let g = dy[o]${gammaHere ? ' * gamma[pbase + elemP(e)]' : ''};
     sg = sg + g;
     sgx = sgx + g * (x[o] - mean) * inv;
   }
-  let r = reduce2(tid, sg, sgx);
-  if (tid == 0 && valid) {
+  let r = ${t ? 'vec2<f32>(sg, sgx)' : 'reduce2(tid, sg, sgx)'};
+  if (${t ? 'true' : 'tid == 0 && valid'}) {
     result[2 * wg] = r.x;
     result[2 * wg + 1] = r.y;
   }
