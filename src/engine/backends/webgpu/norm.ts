@@ -251,19 +251,63 @@ ${MAIN} {
 }`);
 }
 
-function applyProgram(v: View, hasGamma: boolean, hasBeta: boolean): NormProgram {
-  const names = ['x', 'stats', ...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])];
-  return program(`apply_${hasGamma}_${hasBeta}`, v, v.size, names, Math.ceil(v.size / WG), `
+/**
+ * Elementwise programs read and write 4 consecutive elements as one vec4 when
+ * the innermost axis is a multiple of 4 long (the 4 share a row: statistic and
+ * parameter indices step by the innermost strides), else one element.
+ */
+function vectorized(v: View): boolean {
+  return v.s[3] % 4 === 0;
+}
+
+/** Statistic / parameter of component k of a vec4 whose first element has s, p. */
+const lane = (k: number, what: 's' | 'p') => (k === 0 ? what : `${what} + ${k} * uniforms.${what}s.w`);
+
+/** An elementwise program over 1 or 4 elements per thread: `body(k, xv, ...)` gives component k's value. */
+function elementwise(v: View, key: string, names: string[], vecNames: string[],
+                     body: (k: number, at: (name: string) => string) => string, prelude = ''): NormProgram {
+  const vec = vectorized(v);
+  const n = vec ? v.size / 4 : v.size;
+  const at = (k: number) => (name: string) => (vec && vecNames.includes(name) ? `${name}[index][${k}]` : `${name}[index]`);
+  const code = vec ? `
+${MAIN} {
+  if (index < nSize() / 4) {
+    let s = iStat(4 * index);
+    let p = iParam(4 * index);
+    ${prelude}
+    result[index] = vec4<f32>(${[0, 1, 2, 3].map(k => `comp${k}(${lane(k, 's')}, ${lane(k, 'p')}, ${at(k)('x')})`).join(', ')});
+  }
+}` : `
 ${MAIN} {
   if (index < nSize()) {
     let s = iStat(index);
-    var y = (x[index] - bitcast<f32>(stats[s])) * bitcast<f32>(stats[2 * nS() + s]);
-    ${hasGamma || hasBeta ? 'let p = iParam(index);' : ''}
-    ${hasGamma ? 'y = y * gamma[p];' : ''}
-    ${hasBeta ? 'y = y + beta[p];' : ''}
-    result[index] = y;
+    let p = iParam(index);
+    ${prelude}
+    result[index] = comp0(s, p, x[index]);
   }
-}`);
+}`;
+  const comps = (vec ? [0, 1, 2, 3] : [0]).map(k => `
+fn comp${k}(s : i32, p : i32, xv : f32) -> f32 {
+  let index = getGlobalIndex();
+  ${body(k, at(k))}
+}`).join('');
+  const prog = program(`${key}_${vec}`, v, v.size, names, Math.ceil(n / WG), `
+${comps}
+${code}`);
+  if (vec) {
+    prog.outputComponent = 4;
+    prog.variableComponents = names.map(name => (vecNames.includes(name) ? 4 : 1));
+  }
+  return prog;
+}
+
+function applyProgram(v: View, hasGamma: boolean, hasBeta: boolean): NormProgram {
+  const names = ['x', 'stats', ...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])];
+  return elementwise(v, `apply_${hasGamma}_${hasBeta}`, names, ['x'], () => `
+  var y = (xv - bitcast<f32>(stats[s])) * bitcast<f32>(stats[2 * nS() + s]);
+  ${hasGamma ? 'y = y * gamma[p];' : ''}
+  ${hasBeta ? 'y = y + beta[p];' : ''}
+  return y;`);
 }
 
 export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
@@ -429,17 +473,12 @@ ${MAIN} {
 }
 
 function dxProgram(v: View, hasGamma: boolean): NormProgram {
-  return program(`dx_${hasGamma}`, v, v.size, ['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])],
-                 Math.ceil(v.size / WG), `
-${MAIN} {
-  if (index < nSize()) {
-    let s = iStat(index);
-    let inv = aux[2 * nS() + s];
-    let xhat = (x[index] - aux[s]) * inv;
-    let g = dy[index]${hasGamma ? ' * gamma[iParam(index)]' : ''};
-    result[index] = (g - coef[s] - xhat * coef[nS() + s]) * inv;
-  }
-}`);
+  return elementwise(v, `dx_${hasGamma}`, ['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])], ['dy', 'x'],
+                     (k, at) => `
+  let inv = aux[2 * nS() + s];
+  let xhat = (xv - aux[s]) * inv;
+  let g = ${at('dy')}${hasGamma ? ' * gamma[p]' : ''};
+  return (g - coef[s] - xhat * coef[nS() + s]) * inv;`);
 }
 
 export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {

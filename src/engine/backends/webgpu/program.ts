@@ -52,6 +52,9 @@ export class NormProgram {
   variableNames: string[];
   workgroupSize: [number, number, number] = [WG, 1, 1];
   size = false;
+  /** Components per element of the output and of each input (4: vec4<f32> arrays). */
+  outputComponent?: number;
+  variableComponents?: number[];
   private code: string;
 
   /** `key` must identify `code` (every baked constant). */
