@@ -10,11 +10,14 @@
  *
  * Statistics: one workgroup per statistic, or per chunk of a statistic when
  * there are few statistics over many elements (BatchNorm: 64 channels of 32k
- * values run as 8 chunks each), so the GPU has enough workgroups. A workgroup
- * reads its elements twice: the sum (shared-memory tree reduction) gives its
- * mean, then the sum of squared deviations from that mean: shifted two-pass
- * statistics in float32, exact for large common offsets. Chunks combine with
- * Chan's parallel formula.
+ * values run as 8 chunks each), so the GPU has enough workgroups; one thread
+ * per statistic when statistics are short (<= 128 values: LayerNorm over a
+ * few channels). A workgroup reads its elements twice: the sum (shared-memory
+ * tree reduction) gives its mean, then the sum of squared deviations from
+ * that mean: shifted two-pass statistics in float32, exact for large common
+ * offsets. Chunks combine with Chan's parallel formula. The elementwise
+ * passes (y, dx) handle 4 elements a thread as vec4 when the innermost axis
+ * is a multiple of 4.
  *
  * Programs per call (copies out of a packed buffer are buffer copies, not programs):
  *   forward   1. statistics (per chunk)  2. finish: combine chunks, 1/std and
@@ -23,9 +26,13 @@
  *   backward  1. per-statistic sums of g = dy*gamma and g*xhat (per chunk)
  *             2. combine them, and dgamma/dbeta (from the sums of 1 where the
  *             parameters are constant within each statistic: BatchNorm,
- *             InstanceNorm; else one workgroup per parameter)  3. dx, elementwise
+ *             InstanceNorm; else a workgroup per parameter, or a thread per
+ *             parameter when each has <= 256 values)  3. dx, elementwise
  *   scale-and-shift (inference with running statistics): 1 program
- * A training step (forward + backward) is 5 or 6 programs.
+ * A training step (forward + backward) is 5 programs (GroupNorm, LayerNorm,
+ * RMSNorm; BatchNorm/InstanceNorm without running statistics and one chunk)
+ * or 6 (with running statistics, or chunked statistics), plus buffer copies
+ * for the small outputs (mean, variance, aux, running statistics, dgamma, dbeta).
  *
  * Packed buffers: the forward's [mean (S), variance (S), 1/std (S),
  * runningMean' (P), runningVariance' (P), numBatchesTracked' (1)] as int32
