@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {cpuKernels} from './engine/backends/cpu';
 import {wasmKernels} from './engine/backends/wasm';
+import {webgpuKernels} from './engine/backends/webgpu';
 import {registerFlags} from './engine/environment';
 import {
   AddonsGroupNormalization, AddonsInstanceNormalization, GroupNormalization, InstanceNormalization, RMSNormalization,
@@ -30,7 +31,7 @@ import {LocalResponseNorm} from './layers/local_response_norm';
 import {RMSNorm} from './layers/rms_norm';
 
 /** Every backend's kernels (one file per backend under engine/backends/). */
-const KERNELS: tf.KernelConfig[] = [...cpuKernels, ...wasmKernels];
+const KERNELS: tf.KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webgpuKernels];
 
 registerFlags();
 

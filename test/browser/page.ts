@@ -286,6 +286,139 @@ async function zeroVarianceTest(): Promise<Partial<TestReport>> {
   return {notes: [`0 + [1e-3, 1e-5, 1.19e-7, 1e-8] reads back as [${k.map(e => e.toPrecision(4)).join(', ')}]`]};
 }
 
+/** Shader programs run during `fn`: all, and the package's own (shader key or class name containing `tfjsnorm`). */
+interface ProgramCount {
+  all: number;
+  own: number;
+}
+
+/** Runs `fn` counting the active backend's shader programs (webgpu: runWebGPUProgram, webgl: runWebGLProgram); null on cpu/wasm. */
+async function countPrograms(fn: () => Promise<void>): Promise<ProgramCount | null> {
+  const b = tf.backend() as unknown as Record<string, unknown>;
+  const name = ['runWebGPUProgram', 'runWebGLProgram'].find(n => typeof b[n] === 'function');
+  if (!name) {
+    await fn();
+    return null;
+  }
+  const count = {all: 0, own: 0};
+  const original = b[name] as (...args: unknown[]) => unknown;
+  b[name] = function(this: unknown, ...args: unknown[]) {
+    const program = args[0] as {shaderKey?: string; constructor?: {name?: string}};
+    count.all++;
+    if (/tfjsnorm/i.test(`${program.shaderKey ?? ''} ${program.constructor?.name ?? ''}`)) count.own++;
+    return original.apply(this, args);
+  };
+  try {
+    await fn();
+  } finally {
+    delete b[name];
+    if (b[name] !== original) b[name] = original;
+  }
+  return count;
+}
+
+/** One layer's training step (forward, running statistics, gradients of x and the weights) and inference. */
+interface StepResult {
+  values: Record<string, number[]>;
+  trainKernels: string[];
+  inferKernels: string[];
+  trainPrograms: ProgramCount | null;
+}
+
+async function layerStep(info: (typeof CATALOG)[number], args: Record<string, unknown>, shape: number[],
+                         fused: boolean): Promise<StepResult> {
+  const previous = tf.env().getBool('TFJS_NORM_FUSED');
+  tf.env().set('TFJS_NORM_FUSED', fused);
+  const layer = makeLayer(info, args);
+  const x = tf.tidy(() => tf.variable(tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 7), 2), 3)));
+  const dy = tf.randomNormal(shape, 0, 1, 'float32', 8);
+  try {
+    layer.build(shape);
+    // Weights away from their initial ones/zeros, the same for both paths (the same seeds).
+    const initial = tf.tidy(() => layer.weights.map((w, i) => {
+      const v = w.read();
+      if (v.dtype !== 'float32') return tf.clone(v);
+      const r = tf.randomNormal(v.shape, 0, 0.5, 'float32', 100 + i);
+      return /variance/i.test(w.name) ? tf.add(tf.abs(r), 0.5) : tf.add(r, 1);
+    }));
+    layer.setWeights(initial);
+    tf.dispose(initial);
+    const values: Record<string, number[]> = {};
+    const vars = [x, ...layer.trainableWeights.map(w => w.read() as tf.Variable)];
+    let trainKernels: string[] = [];
+    const trainPrograms = await countPrograms(async () => {
+      const prof = await tf.profile(() => tf.tidy(() => {
+        const {grads} = tf.variableGrads(
+            () => tf.sum(tf.mul(layer.apply(x, {training: true}) as tf.Tensor, dy)) as tf.Scalar, vars);
+        return tf.concat(vars.map(v => tf.reshape(grads[v.name], [-1])));
+      }));
+      trainKernels = [...prof.kernelNames];
+      // tf.profile keeps the function's result: read it back and free it.
+      const out = prof.result as unknown as tf.Tensor;
+      values.grads = Array.from(await out.data());
+      out.dispose();
+    });
+    for (const [i, w] of layer.weights.entries()) values[`weight ${i} ${w.originalName.replace(/^.*\//, '')}`] = Array.from(await w.read().data());
+    const prof = await tf.profile(() => layer.apply(x, {training: false}) as tf.Tensor);
+    const inferKernels = [...prof.kernelNames];
+    const y = prof.result as unknown as tf.Tensor;
+    values.inference = Array.from(await y.data());
+    y.dispose();
+    return {values, trainKernels, inferKernels, trainPrograms};
+  } finally {
+    tf.env().set('TFJS_NORM_FUSED', previous);
+    tf.dispose([x, dy]);
+    (layer as unknown as {disposeWeights(): void}).disposeWeights();
+  }
+}
+
+/**
+ * Every catalog layer on the page's backend with TFJS_NORM_FUSED on and off:
+ * a training step (gradients of x and the weights, running statistics) and
+ * inference give the same numbers, and the fused run really ran the fused
+ * kernels registered for this backend (tf.profile's kernel names), so a silent
+ * fallback to the op composition fails. Notes: shader programs per training step.
+ */
+async function fusedVsOpTest(backend: string): Promise<Partial<TestReport>> {
+  const registered = (name: string) => tf.getKernel(name, backend) != null;
+  const tol = {atol: 1e-4, rtol: 1e-4};
+  const bad: string[] = [];
+  const notes: string[] = [];
+  let checked = 0;
+  for (const info of CATALOG) {
+    // Small, and large enough for split reductions (BatchNorm: 5120 values per channel).
+    for (const shape of [[3, 5, 6, 8], [16, 16, 20, 8]]) {
+      const args = {...info.inModel};
+      const kind = info.reference(args, shape).kind;
+      const want = kind === 'normalize' ? ['TfjsNormForward', 'TfjsNormBackward'] : ['TfjsNormLrnForward', 'TfjsNormLrnBackward'];
+      const expectFused = want.every(registered);
+      const wantInfer = kind === 'normalize' && info.tracksRunningStats(args) ? ['TfjsNormScaleShift'] : [];
+      const what = `${info.name} [${shape}]`;
+      const f = await layerStep(info, args, shape, true);
+      const o = await layerStep(info, args, shape, false);
+      for (const k of want) {
+        if (expectFused && !f.trainKernels.includes(k)) bad.push(`${what}: the fused training step did not run ${k} (ran ${f.trainKernels.join(', ')})`);
+        if (o.trainKernels.includes(k)) bad.push(`${what}: ${k} ran with TFJS_NORM_FUSED off`);
+      }
+      for (const k of wantInfer) {
+        if (registered(k) && !f.inferKernels.includes(k)) bad.push(`${what}: fused inference did not run ${k} (ran ${f.inferKernels.join(', ')})`);
+      }
+      for (const [q, expected] of Object.entries(o.values)) {
+        const r = compareArrays(f.values[q] ?? [], expected, tol);
+        if (r.ratio > 1) bad.push(`${what} ${q}: fused ${f.values[q]?.[r.worstIndex]} vs op path ${expected[r.worstIndex]} at ${r.worstIndex} ${r.why}`);
+        checked++;
+      }
+      if (f.trainPrograms && o.trainPrograms && shape[0] === 16) {
+        notes.push(`${info.name}: ${f.trainPrograms.all} programs per training step fused (${f.trainPrograms.own} the ` +
+                   `fused kernels'), ${o.trainPrograms.all} op path (the loss and its gradient included)`);
+      }
+    }
+  }
+  if (bad.length) throw new Error(bad.join('\n'));
+  notes.unshift(`${checked} quantities equal within ${tol.atol} + ${tol.rtol}|e|`);
+  return {notes};
+}
+
 /** The GPU the backend runs on (SwiftShader here), or the CPU backends' name. */
 async function deviceName(backend: string): Promise<string> {
   try {
@@ -384,6 +517,10 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
     await runTest(report, 'zero-variance input stays finite (epsilon survives float16)', zeroVarianceTest);
   }
   if (opts.grid ?? GRID_BACKENDS.includes(backend)) await runGrid(report, tol, f16, filter);
+  if (!f16 && !opts.gridOnly) {
+    // Every op a shader (forwarding off), so the program counts are those of real-sized inputs.
+    await runTest(report, 'fused kernels and op path give the same training step', () => fusedVsOpTest(backend));
+  }
   if (forwardFlag) tf.env().set(forwardFlag, forwardDefault!);
   if (!f16 && !opts.gridOnly) {
     await runTest(report, 'Sequential fit with every layer', fitTest);

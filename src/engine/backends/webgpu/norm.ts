@@ -1,0 +1,535 @@
+/**
+ * Forward, backward and scale-and-shift of the normalizations as WebGPU
+ * programs (names and attributes: ../../kernels.ts; program plumbing: program.ts).
+ *
+ * The canonical view (plan.ts), padded to rank 4, has kept axes (statistic s
+ * varies along them), reduced axes (element e of a statistic) and parameter
+ * axes; every index below is a sum of coordinates times strides (program.ts
+ * idx4), with the sizes and strides as uniforms: one compiled pipeline per
+ * kind of layout (centered, affine, ...), whatever the shape.
+ *
+ * Statistics: one workgroup per statistic, or per chunk of a statistic when
+ * there are few statistics over many elements (BatchNorm: 64 channels of 32k
+ * values run as 8 chunks each), so the GPU has enough workgroups; one thread
+ * per statistic when statistics are short (<= 128 values: LayerNorm over a
+ * few channels). A workgroup reads its elements twice: the sum (shared-memory
+ * tree reduction) gives its mean, then the sum of squared deviations from
+ * that mean: shifted two-pass statistics in float32, exact for large common
+ * offsets. Chunks combine with Chan's parallel formula. The elementwise
+ * passes (y, dx) handle 4 elements a thread as vec4 when the innermost axis
+ * is a multiple of 4.
+ *
+ * Programs per call (copies out of a packed buffer are buffer copies, not programs):
+ *   forward   1. statistics (per chunk)  2. finish: combine chunks, 1/std and
+ *             the running statistics (skipped with one chunk and no running
+ *             statistics: 1 writes the finished ones)  3. y, elementwise
+ *   backward  1. per-statistic sums of g = dy*gamma and g*xhat (per chunk)
+ *             2. combine them, and dgamma/dbeta (from the sums of 1 where the
+ *             parameters are constant within each statistic: BatchNorm,
+ *             InstanceNorm; else a workgroup per parameter, or a thread per
+ *             parameter when each has <= 256 values)  3. dx, elementwise
+ *   scale-and-shift (inference with running statistics): 1 program
+ * A training step (forward + backward) is 5 programs (GroupNorm, LayerNorm,
+ * RMSNorm; BatchNorm/InstanceNorm without running statistics and one chunk)
+ * or 6 (with running statistics, or chunked statistics), plus buffer copies
+ * for the small outputs (mean, variance, aux, running statistics, dgamma, dbeta).
+ *
+ * Packed buffers: the forward's [mean (S), variance (S), 1/std (S),
+ * runningMean' (P), runningVariance' (P), numBatchesTracked' (1)] as int32
+ * (floats stored with bitcast, so the int32 count fits); aux = its first 3S
+ * elements. The backward's [c1 (S), c2 (S), dgamma (P), dbeta (P)], where
+ * dx = (g - c1 - xhat * c2) / std.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {BackwardAttrs, ForwardAttrs, LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
+import {GpuBackend, IDX4, MAIN, NormProgram, REDUCE, Uniforms, WG, WG_INDEX, copyOut, run, sizeOf} from './program';
+
+interface KernelArgs {
+  inputs: Record<string, tf.TensorInfo | undefined>;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}
+
+function pad4(s: number[]): number[] {
+  return [1, 1, 1, 1].slice(s.length).concat(s);
+}
+
+/** Row-major strides with 0 along axes of size 1 (broadcast). */
+function strides(shape: number[]): number[] {
+  const out = [0, 0, 0, 0];
+  let acc = 1;
+  for (let i = 3; i >= 0; i--) {
+    out[i] = shape[i] === 1 ? 0 : acc;
+    acc *= shape[i];
+  }
+  return out;
+}
+
+/** Sizes of `shape` where `keep`, 1 elsewhere. */
+const only = (shape: number[], keep: (d: number) => boolean) => shape.map((s, d) => (keep(d) ? s : 1));
+
+/** Below this many elements per parameter, dgamma/dbeta reduce with one thread per parameter (else a workgroup). */
+const THREAD_PER_PARAM = 256;
+
+/** Statistics of at most this many elements are reduced by one thread each (else by a workgroup). */
+const SHORT_STAT = 128;
+
+/** The canonical view as the programs need it. */
+interface View {
+  s: number[];
+  size: number;
+  /** Statistics, elements per statistic, parameters. */
+  S: number;
+  count: number;
+  P: number;
+  /** The parameters vary within a statistic (along a reduced axis: LayerNorm, GroupNorm). */
+  paramInStat: boolean;
+  chunks: number;
+  chunkLen: number;
+  /** Short statistics: one thread each, no shared memory (LayerNorm over 16 channels of 16k rows). */
+  perThread: boolean;
+  uniforms: (floats?: number[]) => Uniforms;
+}
+
+/** The uniforms every program of the view declares (the data: View.uniforms). */
+const VIEW_UNIFORMS = 'shp : vec4<i32>, keptSz : vec4<i32>, redSz : vec4<i32>, parSz : vec4<i32>, ' +
+  'othKeptSz : vec4<i32>, othSz : vec4<i32>, xs : vec4<i32>, ss : vec4<i32>, ps : vec4<i32>, dims : vec4<i32>, ' +
+  'dims2 : vec4<i32>, fl : vec4<f32>,';
+
+function viewOf(a: LayoutAttrs): View {
+  if (a.shape.length > 4) throw new Error(`fused normalization kernels take rank <= 4. Received: shape [${a.shape}]`);
+  const s = pad4(a.shape);
+  const st = pad4(a.statShape);
+  const pa = pad4(a.paramShape);
+  const size = sizeOf(s);
+  const S = sizeOf(st);
+  const P = sizeOf(pa);
+  const count = size / S;
+  const kept = (d: number) => st[d] > 1;
+  const ps = strides(pa);
+  // Few statistics over many elements: split each into chunks (aim: ~512 workgroups of >= 2048 elements).
+  let chunks = 1;
+  if (count > 4096 && S < 512) chunks = Math.min(64, Math.ceil(512 / S), Math.ceil(count / 2048));
+  let chunkLen = Math.ceil(Math.ceil(count / chunks) / 4) * 4;
+  chunks = Math.ceil(count / chunkLen);
+  if (chunks === 1) chunkLen = count;
+  const ints = [
+    s, only(s, kept), only(s, d => !kept(d)), only(s, d => ps[d] !== 0), only(s, d => kept(d) && ps[d] === 0),
+    only(s, d => ps[d] === 0), strides(s), strides(st), ps, [S, count, P, chunks], [chunkLen, size, S / P, size / P],
+  ];
+  return {
+    s, size, S, count, P, chunks, chunkLen, perThread: count <= SHORT_STAT,
+    paramInStat: [0, 1, 2, 3].some(d => !kept(d) && s[d] > 1 && ps[d] !== 0),
+    uniforms: (floats = []) => [
+      ...ints.map(data => ({type: 'int32' as const, data})),
+      {type: 'float32', data: [0, 1, 2, 3].map(i => floats[i] ?? 0)},
+    ],
+  };
+}
+
+/** The view's index functions (sizes and strides from the uniforms). */
+const VIEW_FNS = `${IDX4}
+fn statX(s : i32) -> i32 { return idx4(s, uniforms.keptSz, uniforms.xs); }
+fn statP(s : i32) -> i32 { return idx4(s, uniforms.keptSz, uniforms.ps); }
+fn elemX(e : i32) -> i32 { return idx4(e, uniforms.redSz, uniforms.xs); }
+fn elemP(e : i32) -> i32 { return idx4(e, uniforms.redSz, uniforms.ps); }
+fn iStat(i : i32) -> i32 { return idx4(i, uniforms.shp, uniforms.ss); }
+fn iParam(i : i32) -> i32 { return idx4(i, uniforms.shp, uniforms.ps); }
+// The j-th statistic of parameter p (parameters constant within statistics: S / P statistics each).
+fn statOfParam(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.ss) + idx4(j, uniforms.othKeptSz, uniforms.ss); }
+// Element j of parameter p (over the axes the parameters do not vary along) and its statistic.
+fn paramElemX(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.xs) + idx4(j, uniforms.othSz, uniforms.xs); }
+fn paramElemS(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.ss) + idx4(j, uniforms.othSz, uniforms.ss); }
+fn nS() -> i32 { return uniforms.dims.x; }
+fn nCount() -> i32 { return uniforms.dims.y; }
+fn nP() -> i32 { return uniforms.dims.z; }
+fn nChunks() -> i32 { return uniforms.dims.w; }
+fn chunkLen() -> i32 { return uniforms.dims2.x; }
+fn nSize() -> i32 { return uniforms.dims2.y; }
+fn wgTotal() -> i32 { return i32(numWorkgroups.x * numWorkgroups.y * numWorkgroups.z); }`;
+
+/** Chunk bounds of workgroup wg: statistic, first and last element (empty past the end). */
+const CHUNK = `let valid = wg < nS() * nChunks();
+  let st = select(0, wg / nChunks(), valid);
+  let start = (wg % nChunks()) * chunkLen();
+  let end = select(start, min(start + chunkLen(), nCount()), valid);
+  let n = f32(max(end - start, 1));
+  let base = statX(st);
+  let pbase = statP(st);`;
+
+/** The same for one thread per statistic (one chunk, all its elements). */
+const PER_THREAD = `let st = index;
+  if (st >= nS()) { return; }
+  let wg = st;
+  let valid = true;
+  let start = 0;
+  let end = nCount();
+  let n = f32(end);
+  let base = statX(st);
+  let pbase = statP(st);`;
+
+/** Chan's combination of the chunks' (mean, M2) of statistic s from `part`: n, m, m2. */
+const COMBINE = `var n = 0.0;
+    var m = 0.0;
+    var m2 = 0.0;
+    for (var c = 0; c < nChunks(); c = c + 1) {
+      let nc = f32(min(chunkLen(), nCount() - c * chunkLen()));
+      let k = 2 * (s * nChunks() + c);
+      let d = part[k] - m;
+      let tot = n + nc;
+      m = m + d * (nc / tot);
+      m2 = m2 + part[k + 1] + d * d * (n * nc / tot);
+      n = tot;
+    }`;
+
+const program = (key: string, v: View, outputSize: number, names: string[], workgroups: number, code: string) =>
+  new NormProgram(key, outputSize, names, workgroups, `${VIEW_FNS}\n${code}`, VIEW_UNIFORMS);
+
+// ---------------------------------------------------------------- forward
+
+/** Per chunk: mean and sum of squared deviations; `finished` (one chunk): the packed statistics directly. */
+function statsProgram(v: View, center: boolean, finished: boolean): NormProgram {
+  const write = finished
+    ? `result[st] = bitcast<i32>(m);
+    let variance = r2.y / n;
+    result[nS() + st] = bitcast<i32>(variance);
+    result[2 * nS() + st] = bitcast<i32>(1.0 / sqrt(variance + uniforms.fl.x));`
+    : `result[2 * wg] = m;
+    result[2 * wg + 1] = r2.y;`;
+  const t = v.perThread;
+  return program(`stats_${center}_${finished}_${t}`, v, finished ? 3 * v.S : 2 * v.S * v.chunks, ['x'],
+                 t ? Math.ceil(v.S / WG) : v.S * v.chunks, `
+${t ? '' : REDUCE}
+${MAIN} {
+  ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
+  let first = start + ${t ? '0' : 'tid'};
+  let step = ${t ? 1 : WG};
+  var m = 0.0;
+  ${center ? `var a = 0.0;
+  for (var e = first; e < end; e = e + step) { a = a + x[base + elemX(e)]; }
+  m = ${t ? 'a' : 'reduce2(tid, a, 0.0).x'} / n;` : ''}
+  var q = 0.0;
+  for (var e = first; e < end; e = e + step) {
+    let d = x[base + elemX(e)] - m;
+    q = q + d * d;
+  }
+  let r2 = ${t ? 'vec2<f32>(0.0, q)' : 'reduce2(tid, 0.0, q)'};
+  if (${t ? 'true' : 'tid == 0 && valid'}) {
+    ${write}
+  }
+}`);
+}
+
+/** Combines the chunks; with running statistics (one workgroup) also updates them (uniforms fl: eps, momentum, unbias). */
+function finishProgram(v: View, running: boolean, cumulative: boolean): NormProgram {
+  const runningCode = running ? `
+  storageBarrier();
+  workgroupBarrier();
+  let factor = ${cumulative ? '1.0 / f32(nbt[0] + 1)' : 'uniforms.fl.y'};
+  let per = uniforms.dims2.z;
+  for (var p = tid; p < nP(); p = p + ${WG}) {
+    var sm = 0.0;
+    var sv = 0.0;
+    for (var j = 0; j < per; j = j + 1) {
+      let s = statOfParam(p, j);
+      sm = sm + bitcast<f32>(result[s]);
+      sv = sv + bitcast<f32>(result[nS() + s]) * uniforms.fl.z;
+    }
+    let bm = sm / f32(per);
+    let bv = sv / f32(per);
+    let rm = runningMean[p];
+    let rv = runningVariance[p];
+    result[3 * nS() + p] = bitcast<i32>(rm + (bm - rm) * factor);
+    result[3 * nS() + nP() + p] = bitcast<i32>(rv + (bv - rv) * factor);
+  }
+  if (tid == 0) { result[3 * nS() + 2 * nP()] = nbt[0] + 1; }` : '';
+  return program(`finish_${running}_${cumulative}`, v, 3 * v.S + (running ? 2 * v.P + 1 : 0),
+                 running ? ['part', 'runningMean', 'runningVariance', 'nbt'] : ['part'],
+                 running ? 1 : Math.ceil(v.S / WG), `
+${MAIN} {
+  ${WG_INDEX}
+  for (var s = ${running ? 'tid' : 'index'}; s < nS(); s = s + ${running ? WG : `${WG} * wgTotal()`}) {
+    ${COMBINE}
+    let variance = m2 / f32(nCount());
+    result[s] = bitcast<i32>(m);
+    result[nS() + s] = bitcast<i32>(variance);
+    result[2 * nS() + s] = bitcast<i32>(1.0 / sqrt(variance + uniforms.fl.x));
+  }${runningCode}
+}`);
+}
+
+/**
+ * Elementwise programs read and write 4 consecutive elements as one vec4 when
+ * the innermost axis is a multiple of 4 long (the 4 share a row: statistic and
+ * parameter indices step by the innermost strides), else one element.
+ */
+function vectorized(v: View): boolean {
+  return v.s[3] % 4 === 0;
+}
+
+/** Statistic / parameter of component k of a vec4 whose first element has s, p. */
+const lane = (k: number, what: 's' | 'p') => (k === 0 ? what : `${what} + ${k} * uniforms.${what}s.w`);
+
+/** An elementwise program over 1 or 4 elements per thread: `body(k, xv, ...)` gives component k's value. */
+function elementwise(v: View, key: string, names: string[], vecNames: string[],
+                     body: (k: number, at: (name: string) => string) => string, prelude = ''): NormProgram {
+  const vec = vectorized(v);
+  const n = vec ? v.size / 4 : v.size;
+  const at = (k: number) => (name: string) => (vec && vecNames.includes(name) ? `${name}[index][${k}]` : `${name}[index]`);
+  const code = vec ? `
+${MAIN} {
+  if (index < nSize() / 4) {
+    let s = iStat(4 * index);
+    let p = iParam(4 * index);
+    ${prelude}
+    result[index] = vec4<f32>(${[0, 1, 2, 3].map(k => `comp${k}(${lane(k, 's')}, ${lane(k, 'p')}, ${at(k)('x')})`).join(', ')});
+  }
+}` : `
+${MAIN} {
+  if (index < nSize()) {
+    let s = iStat(index);
+    let p = iParam(index);
+    ${prelude}
+    result[index] = comp0(s, p, x[index]);
+  }
+}`;
+  const comps = (vec ? [0, 1, 2, 3] : [0]).map(k => `
+fn comp${k}(s : i32, p : i32, xv : f32) -> f32 {
+  let index = getGlobalIndex();
+  ${body(k, at(k))}
+}`).join('');
+  const prog = program(`${key}_${vec}`, v, v.size, names, Math.ceil(n / WG), `
+${comps}
+${code}`);
+  if (vec) {
+    prog.outputComponent = 4;
+    prog.variableComponents = names.map(name => (vecNames.includes(name) ? 4 : 1));
+  }
+  return prog;
+}
+
+function applyProgram(v: View, hasGamma: boolean, hasBeta: boolean): NormProgram {
+  const names = ['x', 'stats', ...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])];
+  return elementwise(v, `apply_${hasGamma}_${hasBeta}`, names, ['x'], () => `
+  var y = (xv - bitcast<f32>(stats[s])) * bitcast<f32>(stats[2 * nS() + s]);
+  ${hasGamma ? 'y = y * gamma[p];' : ''}
+  ${hasBeta ? 'y = y + beta[p];' : ''}
+  return y;`);
+}
+
+export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
+  const b = backend as GpuBackend;
+  const a = attrs as unknown as ForwardAttrs;
+  const v = viewOf(a);
+  const {x, gamma, beta, runningMean, runningVariance, numBatchesTracked} = inputs;
+  const running = runningMean != null;
+  if (running && v.paramInStat) throw new Error('running statistics need parameters constant within each statistic');
+  const momentum = a.momentum ?? null;
+  const u = v.uniforms([a.epsilon, momentum ?? 0, v.count / (v.count - 1), v.count]);
+  let packed: tf.TensorInfo;
+  if (v.chunks === 1 && !running) {
+    packed = run(b, statsProgram(v, a.center, true), [x!], 'int32', u);
+  } else {
+    const part = run(b, statsProgram(v, a.center, false), [x!], 'float32', u);
+    const ins = running ? [part, runningMean!, runningVariance!, numBatchesTracked!] : [part];
+    packed = run(b, finishProgram(v, running, momentum == null), ins, 'int32', u);
+    b.disposeData(part.dataId);
+  }
+  const params = [gamma, beta].filter((t): t is tf.TensorInfo => t != null);
+  const y = run(b, applyProgram(v, gamma != null, beta != null), [x!, packed, ...params], 'float32', u);
+  const S = v.S;
+  const outs = [
+    {dataId: y.dataId, shape: x!.shape, dtype: 'float32' as tf.DataType},
+    copyOut(b, packed, 0, a.statShape, 'float32'),
+    copyOut(b, packed, S, a.statShape, 'float32'),
+    copyOut(b, packed, 0, [3, S], 'float32'),
+  ];
+  if (running) {
+    outs.push(copyOut(b, packed, 3 * S, runningMean!.shape, 'float32'),
+              copyOut(b, packed, 3 * S + v.P, runningVariance!.shape, 'float32'),
+              copyOut(b, packed, 3 * S + 2 * v.P, [], 'int32'));
+  }
+  b.disposeData(packed.dataId);
+  return outs;
+}
+
+// --------------------------------------------------------------- backward
+
+/**
+ * Per (statistic, chunk): sums of g and g * xhat, where g = dy * gamma when
+ * the parameters vary within the statistic, else dy (gamma, constant, is
+ * applied in the combine, which also needs the plain sums for dgamma/dbeta).
+ */
+function backwardSumsProgram(v: View, gammaHere: boolean): NormProgram {
+  const t = v.perThread;
+  return program(`bsums_${gammaHere}_${t}`, v, 2 * v.S * v.chunks, ['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])],
+                 t ? Math.ceil(v.S / WG) : v.S * v.chunks, `
+${t ? '' : REDUCE}
+${MAIN} {
+  ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
+  let mean = aux[st];
+  let inv = aux[2 * nS() + st];
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var e = start + ${t ? '0' : 'tid'}; e < end; e = e + ${t ? 1 : WG}) {
+    let o = base + elemX(e);
+    let g = dy[o]${gammaHere ? ' * gamma[pbase + elemP(e)]' : ''};
+    sg = sg + g;
+    sgx = sgx + g * (x[o] - mean) * inv;
+  }
+  let r = ${t ? 'vec2<f32>(sg, sgx)' : 'reduce2(tid, sg, sgx)'};
+  if (${t ? 'true' : 'tid == 0 && valid'}) {
+    result[2 * wg] = r.x;
+    result[2 * wg + 1] = r.y;
+  }
+}`);
+}
+
+/**
+ * [c1, c2, dgamma, dbeta]: the statistics' chunk sums combined, thread per
+ * statistic. dgamma/dbeta: where the parameters are constant within each
+ * statistic, thread per parameter over its statistics' sums; otherwise over
+ * each parameter's elements, a workgroup per parameter (a thread per
+ * parameter when it has few elements: LayerNorm on a small batch).
+ */
+function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: boolean): NormProgram {
+  const {S, P} = v;
+  const gammaAfter = hasGamma && !v.paramInStat;
+  const stat = `
+  for (var s = index; s < nS(); s = s + ${WG} * wgTotal()) {
+    var a = 0.0;
+    var bb = 0.0;
+    for (var c = 0; c < nChunks(); c = c + 1) {
+      a = a + part[2 * (s * nChunks() + c)];
+      bb = bb + part[2 * (s * nChunks() + c) + 1];
+    }
+    ${gammaAfter ? 'let gm = gamma[statP(s)];' : 'let gm = 1.0;'}
+    result[s] = ${center ? 'gm * a / f32(nCount())' : '0.0'};
+    result[nS() + s] = gm * bb / f32(nCount());
+  }`;
+  let params = '';
+  let workgroups = Math.ceil(S / WG);
+  let names = ['part', ...(gammaAfter ? ['gamma'] : [])];
+  let mode = 'none';
+  const perElems = v.size / P;
+  if (paramSums && !v.paramInStat) {
+    mode = 'stats';
+    // dgamma[p] = sum of sum(dy * xhat), dbeta[p] = sum of sum(dy) over p's statistics.
+    params = `
+  for (var p = index; p < nP(); p = p + ${WG} * wgTotal()) {
+    var dg = 0.0;
+    var db = 0.0;
+    for (var j = 0; j < uniforms.dims2.z; j = j + 1) {
+      let s = statOfParam(p, j);
+      for (var c = 0; c < nChunks(); c = c + 1) {
+        db = db + part[2 * (s * nChunks() + c)];
+        dg = dg + part[2 * (s * nChunks() + c) + 1];
+      }
+    }
+    result[2 * nS() + p] = dg;
+    result[2 * nS() + nP() + p] = db;
+  }`;
+    workgroups = Math.max(workgroups, Math.ceil(P / WG));
+  } else if (paramSums && perElems <= THREAD_PER_PARAM) {
+    mode = 'thread';
+    names = [...names, 'dy', 'x', 'aux'];
+    params = `
+  for (var p = index; p < nP(); p = p + ${WG} * wgTotal()) {
+    var dg = 0.0;
+    var db = 0.0;
+    for (var j = 0; j < uniforms.dims2.w; j = j + 1) {
+      let o = paramElemX(p, j);
+      let s = paramElemS(p, j);
+      let g = dy[o];
+      db = db + g;
+      dg = dg + g * (x[o] - aux[s]) * aux[2 * nS() + s];
+    }
+    result[2 * nS() + p] = dg;
+    result[2 * nS() + nP() + p] = db;
+  }`;
+    workgroups = Math.max(workgroups, Math.ceil(P / WG));
+  } else if (paramSums) {
+    mode = 'workgroup';
+    names = [...names, 'dy', 'x', 'aux'];
+    params = `
+  let pv = wg < nP();
+  let p = select(0, wg, pv);
+  var dg = 0.0;
+  var db = 0.0;
+  for (var j = select(uniforms.dims2.w, tid, pv); j < uniforms.dims2.w; j = j + ${WG}) {
+    let o = paramElemX(p, j);
+    let s = paramElemS(p, j);
+    let g = dy[o];
+    db = db + g;
+    dg = dg + g * (x[o] - aux[s]) * aux[2 * nS() + s];
+  }
+  let r = reduce2(tid, dg, db);
+  if (tid == 0 && pv) {
+    result[2 * nS() + p] = r.x;
+    result[2 * nS() + nP() + p] = r.y;
+  }`;
+    workgroups = Math.max(workgroups, P);
+  }
+  return program(`bcombine_${center}_${gammaAfter}_${mode}`, v, 2 * S + 2 * P, names, workgroups, `
+${mode === 'workgroup' ? REDUCE : ''}
+${MAIN} {
+  ${WG_INDEX}
+  ${stat}
+  ${params}
+}`);
+}
+
+function dxProgram(v: View, hasGamma: boolean): NormProgram {
+  return elementwise(v, `dx_${hasGamma}`, ['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])], ['dy', 'x'],
+                     (k, at) => `
+  let inv = aux[2 * nS() + s];
+  let xhat = (xv - aux[s]) * inv;
+  let g = ${at('dy')}${hasGamma ? ' * gamma[p]' : ''};
+  return (g - coef[s] - xhat * coef[nS() + s]) * inv;`);
+}
+
+export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
+  const b = backend as GpuBackend;
+  const a = attrs as unknown as BackwardAttrs;
+  const v = viewOf(a);
+  const u = v.uniforms();
+  const {dy, x, aux, gamma} = inputs;
+  const hasGamma = gamma != null;
+  const gammaHere = hasGamma && v.paramInStat;
+  const part = run(b, backwardSumsProgram(v, gammaHere), [dy!, x!, aux!, ...(gammaHere ? [gamma!] : [])], 'float32', u);
+  const paramSums = a.withGamma || a.withBeta;
+  const gammaAfter = hasGamma && !v.paramInStat;
+  const combineInputs = [part, ...(gammaAfter ? [gamma!] : []), ...(paramSums && v.paramInStat ? [dy!, x!, aux!] : [])];
+  const coef = run(b, combineProgram(v, a.center, hasGamma, paramSums), combineInputs, 'float32', u);
+  b.disposeData(part.dataId);
+  const dx = run(b, dxProgram(v, hasGamma), [dy!, x!, aux!, coef, ...(hasGamma ? [gamma!] : [])], 'float32', u);
+  const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: dy!.shape, dtype: 'float32'}];
+  if (a.withGamma) outs.push(copyOut(b, coef, 2 * v.S, gamma!.shape, 'float32'));
+  if (a.withBeta) outs.push(copyOut(b, coef, 2 * v.S + v.P, a.betaShape ?? a.paramShape, 'float32'));
+  b.disposeData(coef.dataId);
+  return outs;
+}
+
+// -------------------------------------------------------- scale and shift
+
+export function scaleShiftKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo {
+  const b = backend as GpuBackend;
+  const a = attrs as unknown as ScaleShiftAttrs;
+  // The statistics are per parameter here: the parameters' layout is the statistics' layout.
+  const v = viewOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape});
+  const {x, mean, variance, gamma, beta} = inputs;
+  const names = ['x', 'mean', 'variance', ...(gamma ? ['gamma'] : []), ...(beta ? ['beta'] : [])];
+  const p = program(`scaleshift_${!!gamma}_${!!beta}`, v, v.size, names, Math.ceil(v.size / WG), `
+${MAIN} {
+  if (index < nSize()) {
+    let p = iParam(index);
+    var y = (x[index] - mean[p]) * (1.0 / sqrt(variance[p] + uniforms.fl.x));
+    ${gamma ? 'y = y * gamma[p];' : ''}
+    ${beta ? 'y = y + beta[p];' : ''}
+    result[index] = y;
+  }
+}`);
+  const ins = [x!, mean!, variance!, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+  const y = run(b, p, ins, 'float32', v.uniforms([a.epsilon]));
+  return {dataId: y.dataId, shape: x!.shape, dtype: 'float32'};
+}
