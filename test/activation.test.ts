@@ -165,8 +165,8 @@ describeBackends(`activation and add-norm: PyTorch ${FIXTURES.torchVersion} fixt
         const input = t.residual ? [t.x, t.residual] : t.x;
         const training = c.args.training === true || c.op !== 'batchNorm';
         tf.tidy(() => {
-          if (c.gamma) weight(layer, 'gamma')!.write(tf.reshape(t.gamma!, weight(layer, 'gamma')!.shape));
-          if (c.beta) weight(layer, 'beta')!.write(tf.reshape(t.beta!, weight(layer, 'beta')!.shape));
+          if (c.gamma) weight(layer, 'gamma')!.write(tf.reshape(t.gamma!, weight(layer, 'gamma')!.shape as number[]));
+          if (c.beta) weight(layer, 'beta')!.write(tf.reshape(t.beta!, weight(layer, 'beta')!.shape as number[]));
           if (c.mean) weight(layer, 'moving_mean')!.write(t.mean!);
           if (c.variance) weight(layer, 'moving_variance')!.write(t.variance!);
         });

@@ -57,7 +57,7 @@ export interface LayoutAttrs {
 export type KernelActivation = 'relu' | 'silu' | 'gelu';
 
 /** Backends whose TfjsNorm* kernels implement the epilogues (`activation`, `residual`). */
-export const FUSED_EPILOGUE_BACKENDS: Set<string> = new Set<string>([]);
+export const FUSED_EPILOGUE_BACKENDS: Set<string> = new Set<string>(['cpu', 'wasm']);
 
 export interface ForwardAttrs extends LayoutAttrs {
   epsilon: number;

@@ -11,8 +11,8 @@ import {
   BackwardAttrs, ForwardAttrs, LayoutAttrs, LrnAttrs, ScaleShiftAttrs,
 } from '../kernels';
 import {geometryOf, statToParam} from './geometry';
-import {updateRunning} from './norm_impl';
-import {Selected} from './simd/select';
+import {jsEpilogue, updateRunning} from './norm_impl';
+import {Selected, epilogueImpl} from './simd/select';
 
 type TypedArray = Float32Array | Int32Array;
 
@@ -51,14 +51,25 @@ export function forwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tensor
     outs.push(st.output(inputs.runningMean.shape, 'float32'), st.output(inputs.runningVariance.shape, 'float32'),
               st.output([], 'int32'));
   }
-  const sel = st.select();
+  const residual = inputs.residual != null;
+  if (residual) {
+    if (size(inputs.residual.shape) !== size(inputs.x.shape)) throw new Error('TfjsNormForward: residual size mismatch');
+    outs.push(st.output(inputs.x.shape, 'float32'));
+  }
+  const epilogue = residual || a.activation != null;
+  const sel = epilogue ? epilogueImpl() : st.select();
   sel.runner?.reserve(g);
   try {
     const io = {
       x: f32(st, inputs.x)!, gamma: f32(st, inputs.gamma), beta: f32(st, inputs.beta), y: f32(st, outs[0])!,
       mean: f32(st, outs[1])!, variance: f32(st, outs[2])!, aux: f32(st, outs[3])!,
     };
-    sel.impl.forward(g, io, a.epsilon, a.center);
+    if (epilogue) {
+      jsEpilogue.forward(g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual),
+                         residual ? f32(st, outs[outs.length - 1]) : null);
+    } else {
+      sel.impl.forward(g, io, a.epsilon, a.center);
+    }
     if (running) {
       const batches = st.view(inputs.numBatchesTracked)[0];
       updateRunning({
@@ -80,14 +91,17 @@ export function backwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tenso
   const outs = [st.output(inputs.dy.shape, 'float32')];
   if (a.withGamma) outs.push(st.output(inputs.gamma.shape, 'float32'));
   if (a.withBeta) outs.push(st.output(a.betaShape ?? a.paramShape, 'float32'));
-  const sel = st.select();
+  const act = a.activation ?? null;
+  const sel = act ? epilogueImpl() : st.select();
   sel.runner?.reserve(g);
   try {
-    sel.impl.backward(g, {
+    const io = {
       dy: f32(st, inputs.dy)!, x: f32(st, inputs.x)!, aux: f32(st, inputs.aux)!, gamma: f32(st, inputs.gamma),
       dx: f32(st, outs[0])!, dgamma: a.withGamma ? f32(st, outs[1]) : null,
       dbeta: a.withBeta ? f32(st, outs[outs.length - 1]) : null,
-    }, a.center);
+    };
+    if (act) jsEpilogue.backward(g, io, a.center, act, f32(st, inputs.beta));
+    else sel.impl.backward(g, io, a.center);
   } finally {
     sel.runner?.release();
   }
@@ -99,13 +113,16 @@ export function scaleShiftBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Ten
   // Statistics vary along the param axes here: the parameters' layout is the statistics' layout.
   const g = geometryOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape} as LayoutAttrs);
   const y = st.output(inputs.x.shape, 'float32');
-  const sel = st.select();
+  const act = a.activation ?? null;
+  const sel = act ? epilogueImpl() : st.select();
   sel.runner?.reserve(g);
   try {
-    sel.impl.scaleShift(g, {
+    const io = {
       x: f32(st, inputs.x)!, mean: f32(st, inputs.mean)!, variance: f32(st, inputs.variance)!,
       gamma: f32(st, inputs.gamma), beta: f32(st, inputs.beta), y: f32(st, y)!,
-    }, a.epsilon);
+    };
+    if (act) jsEpilogue.scaleShift(g, io, a.epsilon, act);
+    else sel.impl.scaleShift(g, io, a.epsilon);
   } finally {
     sel.runner?.release();
   }
