@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tfn from '../src';
 import {implUsage} from '../src/engine/backends/simd/select';
-import {FUSED_EPILOGUE_BACKENDS} from '../src/engine/kernels';
+import {EPILOGUE_AS_OPS_WITH_SIMD, FUSED_EPILOGUE_BACKENDS} from '../src/engine/kernels';
 import {describeBackends, disposeLayer, expectClose, expectValueError, noLeak, weight} from './harness';
 import {toleranceFor} from './fixture_runner';
 
@@ -45,6 +45,38 @@ interface ActCase {
 
 const FIXTURES: {torchVersion: string; cases: ActCase[]} =
     JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'activation.json'), 'utf8'));
+
+/** Kernel calls so far, on any implementation. */
+const kernelCalls = () => implUsage.js + implUsage.simdDirect + implUsage.simdStreamed;
+
+/**
+ * The implementations an epilogue runs on: inside the kernels around the SIMD
+ * module's passes, inside the kernels on the JS loops (SIMD flag off), and as
+ * ops around the plain SIMD kernels (EPILOGUE_AS_OPS_WITH_SIMD).
+ */
+type Mode = 'around SIMD' | 'JS loops' | 'ops around SIMD';
+const MODES: Mode[] = ['around SIMD', 'JS loops', 'ops around SIMD'];
+
+/** Runs `f` in `mode`, restoring the flags after; asserts the implementation that ran. */
+function inMode<T>(mode: Mode, f: () => T): T {
+  const backend = tf.getBackend();
+  const simd = tf.env().getBool('TFJS_NORM_SIMD');
+  const asOps = EPILOGUE_AS_OPS_WITH_SIMD.has(backend);
+  tf.env().set('TFJS_NORM_SIMD', mode !== 'JS loops');
+  if (mode === 'ops around SIMD') EPILOGUE_AS_OPS_WITH_SIMD.add(backend);
+  else EPILOGUE_AS_OPS_WITH_SIMD.delete(backend);
+  const before = {...implUsage};
+  try {
+    const r = f();
+    if (mode === 'JS loops') expect(implUsage.js).toBeGreaterThan(before.js);
+    else expect(implUsage.js).toBe(before.js);
+    return r;
+  } finally {
+    tf.env().set('TFJS_NORM_SIMD', simd);
+    if (asOps) EPILOGUE_AS_OPS_WITH_SIMD.add(backend);
+    else EPILOGUE_AS_OPS_WITH_SIMD.delete(backend);
+  }
+}
 
 function setFused(on: boolean): boolean {
   const prev = tf.env().getBool('TFJS_NORM_FUSED');
@@ -139,11 +171,11 @@ describeBackends(`activation and add-norm: PyTorch ${FIXTURES.torchVersion} fixt
         try {
           await noLeak(() => {
             const t = tensorsOf(c);
-            const js0 = implUsage.js;
+            const calls0 = kernelCalls();
             const r = valueAndGrads(c.op, c.args, t, t.dy, t.dsum);
-            // The path that ran: the JS loops run every epilogue call on cpu and wasm.
-            if (fused && FUSED_EPILOGUE_BACKENDS.has(backend)) expect(implUsage.js).toBeGreaterThan(js0);
-            if (!fused) expect(implUsage.js).toBe(js0);
+            // The path that ran: kernels where fused (cpu, wasm), none on the op composition.
+            if (fused && FUSED_EPILOGUE_BACKENDS.has(backend)) expect(kernelCalls()).toBeGreaterThan(calls0);
+            if (!fused) expect(kernelCalls()).toBe(calls0);
             expectClose(r.y, c.y, 'y', tol.atol, tol.rtol);
             if (c.sum) expectClose(r.sum!, c.sum, 'sum', tol.atol, tol.rtol);
             expectClose(r.grads.x, c.dx, 'dx', tol.atol, tol.rtol);
@@ -246,18 +278,18 @@ function randomInputs(c: RandomCase, seed: number): Inputs & {dy: tf.Tensor; dsu
   };
 }
 
-describeBackends('activation and add-norm: fused kernels == op composition', backend => {
-  RANDOM_CASES.forEach((c, idx) => {
-    it(c.name, async () => {
+describeBackends('activation and add-norm: fused kernels == op composition', () => {
+  RANDOM_CASES.forEach((c, idx) => MODES.forEach(mode => {
+    it(`${c.name} (${mode})`, async () => {
       await noLeak(() => {
         const t = randomInputs(c, 1000 + idx * 17);
         const prev = setFused(true);
         let fused;
         let ops;
         try {
-          const js0 = implUsage.js;
-          fused = valueAndGrads(c.op, c.args, t, t.dy, t.dsum);
-          if (FUSED_EPILOGUE_BACKENDS.has(backend)) expect(implUsage.js).toBeGreaterThan(js0);
+          const calls0 = kernelCalls();
+          fused = inMode(mode, () => valueAndGrads(c.op, c.args, t, t.dy, t.dsum));
+          expect(kernelCalls()).toBeGreaterThan(calls0);
           setFused(false);
           ops = valueAndGrads(c.op, c.args, t, t.dy, t.dsum);
         } finally {
@@ -270,7 +302,7 @@ describeBackends('activation and add-norm: fused kernels == op composition', bac
         tf.dispose(Object.values(t).filter((v): v is tf.Tensor => v instanceof tf.Tensor));
       }, c.name);
     });
-  });
+  }));
 });
 
 describeBackends('activation and add-norm: finite-difference gradients', () => {

@@ -33,7 +33,7 @@
  * path, which implements both).
  */
 import * as tf from '@tensorflow/tfjs';
-import {fusedKernelsEnabled} from './environment';
+import {fusedKernelsEnabled, simdEnabled} from './environment';
 import {NormPlan} from './plan';
 
 export const FORWARD_KERNEL = 'TfjsNormForward';
@@ -58,6 +58,21 @@ export type KernelActivation = 'relu' | 'silu' | 'gelu';
 
 /** Backends whose TfjsNorm* kernels implement the epilogues (`activation`, `residual`). */
 export const FUSED_EPILOGUE_BACKENDS: Set<string> = new Set<string>(['cpu', 'wasm']);
+
+/**
+ * Backends of FUSED_EPILOGUE_BACKENDS where, while the SIMD module is on
+ * (TFJS_NORM_SIMD), an epilogue runs as tfjs ops around the plain SIMD kernels
+ * instead of inside the kernels (where it is JavaScript passes around the SIMD
+ * passes, or the JS loops): on wasm, XNNPACK's elementwise ops are faster than
+ * JavaScript on the heap (bench/epilogue.ts; README). On cpu the in-kernel
+ * epilogue beats tfjs' cpu ops.
+ */
+export const EPILOGUE_AS_OPS_WITH_SIMD: Set<string> = new Set<string>(['wasm']);
+
+/** Whether an epilogue on the active backend runs inside the kernels (else as ops around them). */
+export function epilogueInKernel(): boolean {
+  return !(EPILOGUE_AS_OPS_WITH_SIMD.has(tf.getBackend()) && simdEnabled());
+}
 
 export interface ForwardAttrs extends LayoutAttrs {
   epsilon: number;

@@ -13,7 +13,7 @@ import {Activation, activationGradOps, activationOps} from './activation';
 import {ClosedForm, withClosedFormGrad} from './custom_grad';
 import {tapeDepth} from './environment';
 import {
-  BACKWARD_KERNEL, BackwardAttrs, FORWARD_KERNEL, ForwardAttrs, SCALE_SHIFT_KERNEL, ScaleShiftAttrs, layoutAttrs, runKernel,
+  BACKWARD_KERNEL, BackwardAttrs, FORWARD_KERNEL, ForwardAttrs, epilogueInKernel, SCALE_SHIFT_KERNEL, ScaleShiftAttrs, layoutAttrs, runKernel,
   usesKernel,
 } from './kernels';
 import {backwardOps, forwardOps, scaleShiftBackwardOps, scaleShiftOps} from './op_path';
@@ -128,17 +128,24 @@ function spreadResidual(grads: tf.Tensor[], hasResidual: boolean): tf.Tensor[] {
   return hasResidual ? [grads[0], tf.clone(grads[0]), ...grads.slice(1)] : grads;
 }
 
-/** The fused kernels (kernels.ts): they take and return tensors in their own shapes, so no reshapes. */
-const fusedPath: Path = (spec, hasGamma, hasBeta, withStats, running, hasResidual) => (x, ...rest) => {
+/**
+ * The fused kernels (kernels.ts): they take and return tensors in their own
+ * shapes, so no reshapes. An epilogue (activation, residual) runs inside the
+ * kernels (`inKernel`), or as tfjs ops around the plain kernels: the sum
+ * before, act(z) after, dz = dy * act'(z) before the backward kernel.
+ */
+const fusedPath = (inKernel: boolean): Path => (spec, hasGamma, hasBeta, withStats, running, hasResidual) =>
+    (x, ...rest) => {
   const params = hasResidual ? rest.slice(1) : rest;
-  const inputs: tf.NamedTensorMap = {x};
+  const opSum = hasResidual && !inKernel ? tf.add(x, rest[0]) : null;
+  const inputs: tf.NamedTensorMap = {x: opSum ?? x};
   if (hasGamma) inputs.gamma = params[0];
   if (hasBeta) inputs.beta = params[hasGamma ? 1 : 0];
-  if (hasResidual) inputs.residual = rest[0];
+  if (hasResidual && inKernel) inputs.residual = rest[0];
   const betaShape = hasBeta ? inputs.beta.shape : undefined;
   const act = spec.activation ?? undefined;
   const attrs: ForwardAttrs = {...layoutAttrs(spec.plan), epsilon: spec.epsilon, center: spec.center};
-  if (act) attrs.activation = act;
+  if (act && inKernel) attrs.activation = act;
   if (running) {
     inputs.runningMean = running.mean;
     inputs.runningVariance = running.variance;
@@ -148,19 +155,24 @@ const fusedPath: Path = (spec, hasGamma, hasBeta, withStats, running, hasResidua
   const outs = runKernel(FORWARD_KERNEL, inputs, attrs) as tf.Tensor[];
   const [y, mean, variance, aux] = outs;
   const updated = running ? outs.slice(4, 7) : [];
-  const sum = hasResidual ? outs[outs.length - 1] : null;
+  const sum = opSum ?? (hasResidual ? outs[outs.length - 1] : null);
+  // Epilogue as ops: z (the kernel's y) is kept for act'(z).
+  const zOut = act && !inKernel ? y : null;
   return {
-    value: y, mean: spec.center ? mean : null, variance,
+    value: zOut ? activationOps(zOut, act!) : y, mean: spec.center ? mean : null, variance,
     running: running ? {mean: updated[0], variance: updated[1], numBatchesTracked: updated[2]} : null,
     sum,
-    saved: sum ? [aux, sum] : [aux],
-    backward: (dy, savedInputs, [auxS, sumS]) => {
-      const [xS, ...paramsS] = hasResidual ? [sumS, ...savedInputs.slice(2)] : savedInputs;
+    saved: [aux, ...(sum ? [sum] : []), ...(zOut ? [zOut] : [])],
+    backward: (dy, savedInputs, [auxS, ...more]) => {
+      const sumS = sum ? more[0] : null;
+      const zS = zOut ? more[more.length - 1] : null;
+      const [xS, ...paramsS] = hasResidual ? [sumS!, ...savedInputs.slice(2)] : savedInputs;
+      if (zS) dy = activationGradOps(dy, zS, act!);
       const backInputs: tf.NamedTensorMap = {dy, x: xS, aux: auxS};
       if (hasGamma) backInputs.gamma = paramsS[0];
       const backAttrs: BackwardAttrs = {...layoutAttrs(spec.plan), center: spec.center, withGamma: hasGamma,
                                         withBeta: hasBeta, betaShape};
-      if (act) {
+      if (act && inKernel) {
         backAttrs.activation = act;
         if (hasBeta) backInputs.beta = paramsS[hasGamma ? 1 : 0];
       }
@@ -222,9 +234,11 @@ export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, wit
       }));
       return residual ? [empty, tf.add(x, residual)] : [empty];
     }
+    // An epilogue runs on the kernels only on backends whose kernels implement it (FUSED_EPILOGUE_BACKENDS);
+    // there inside them, or around them as ops where that is faster (epilogueInKernel).
     const epilogue = spec.activation != null || hasResidual;
     const path = usesKernel(FORWARD_KERNEL, plan, epilogue) && usesKernel(BACKWARD_KERNEL, plan, epilogue)
-        ? fusedPath : opPath;
+        ? fusedPath(!epilogue || epilogueInKernel()) : opPath;
     const forward = path(spec, gamma != null, beta != null, withStats, running, hasResidual);
     const out = withClosedFormGrad(ins0, (...ins) => {
       const f = forward(ins[0], ...ins.slice(1));
@@ -283,8 +297,11 @@ export function normalizeWithStats(x: tf.Tensor, spec: NormSpec, stats: GivenSta
       const z = scaleShiftOps(xc, mean, variance, gamma, beta, spec.epsilon);
       return tf.reshape(act ? activationOps(z, act) : z, x.shape);
     }
+    // The activation inside the kernel, or after it as an op (epilogueInKernel).
+    const actIn = act != null && epilogueInKernel();
+    const actOut = act != null && !actIn ? act : null;
     const attrs: ScaleShiftAttrs = {...layoutAttrs(plan), epsilon: spec.epsilon};
-    if (act) attrs.activation = act;
+    if (actIn) attrs.activation = act!;
     const named = (ins: tf.Tensor[]): tf.NamedTensorMap => {
       const m: tf.NamedTensorMap = {x: ins[0], mean: ins[1], variance: ins[2]};
       if (gamma) m.gamma = ins[3];
@@ -294,10 +311,12 @@ export function normalizeWithStats(x: tf.Tensor, spec: NormSpec, stats: GivenSta
     const inputs = [xc, mean, variance, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
     if (tapeDepth() === 0) {
       // Plain inference: the kernel alone, without the custom-gradient wrapper.
-      return tf.reshape(runKernel(SCALE_SHIFT_KERNEL, named(inputs), attrs) as tf.Tensor, x.shape);
+      const z = runKernel(SCALE_SHIFT_KERNEL, named(inputs), attrs) as tf.Tensor;
+      return tf.reshape(actOut ? activationOps(z, actOut) : z, x.shape);
     }
     const y = withClosedFormGrad(inputs, (...ins) => ({
-      value: runKernel(SCALE_SHIFT_KERNEL, named(ins), attrs) as tf.Tensor,
+      value: actOut ? activationOps(runKernel(SCALE_SHIFT_KERNEL, named(ins), attrs) as tf.Tensor, actOut)
+          : runKernel(SCALE_SHIFT_KERNEL, named(ins), attrs) as tf.Tensor,
       saved: [],
       // Closed form, as ops on the inputs alone: differentiable again as it is.
       backward: (dy, [xS, mS, vS, ...rest]) => {

@@ -11,8 +11,8 @@ import {
   BackwardAttrs, ForwardAttrs, LayoutAttrs, LrnAttrs, ScaleShiftAttrs,
 } from '../kernels';
 import {geometryOf, statToParam} from './geometry';
-import {jsEpilogue, updateRunning} from './norm_impl';
-import {Selected, epilogueImpl} from './simd/select';
+import {epilogueAround, jsEpilogue, updateRunning} from './norm_impl';
+import {Selected} from './simd/select';
 
 type TypedArray = Float32Array | Int32Array;
 
@@ -57,7 +57,7 @@ export function forwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tensor
     outs.push(st.output(inputs.x.shape, 'float32'));
   }
   const epilogue = residual || a.activation != null;
-  const sel = epilogue ? epilogueImpl() : st.select();
+  const sel = st.select();
   sel.runner?.reserve(g);
   try {
     const io = {
@@ -65,8 +65,13 @@ export function forwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tensor
       mean: f32(st, outs[1])!, variance: f32(st, outs[2])!, aux: f32(st, outs[3])!,
     };
     if (epilogue) {
-      jsEpilogue.forward(g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual),
-                         residual ? f32(st, outs[outs.length - 1]) : null);
+      // On the SIMD module: the epilogue as JS passes around its passes; on the JS loops, inside them.
+      const sum = residual ? f32(st, outs[outs.length - 1]) : null;
+      if (sel.runner) {
+        epilogueAround.forward(sel.impl, g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual), sum);
+      } else {
+        jsEpilogue.forward(g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual), sum);
+      }
     } else {
       sel.impl.forward(g, io, a.epsilon, a.center);
     }
@@ -92,7 +97,7 @@ export function backwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tenso
   if (a.withGamma) outs.push(st.output(inputs.gamma.shape, 'float32'));
   if (a.withBeta) outs.push(st.output(a.betaShape ?? a.paramShape, 'float32'));
   const act = a.activation ?? null;
-  const sel = act ? epilogueImpl() : st.select();
+  const sel = st.select();
   sel.runner?.reserve(g);
   try {
     const io = {
@@ -100,7 +105,8 @@ export function backwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tenso
       dx: f32(st, outs[0])!, dgamma: a.withGamma ? f32(st, outs[1]) : null,
       dbeta: a.withBeta ? f32(st, outs[outs.length - 1]) : null,
     };
-    if (act) jsEpilogue.backward(g, io, a.center, act, f32(st, inputs.beta));
+    if (act && sel.runner) epilogueAround.backward(sel.impl, g, io, a.center, act, f32(st, inputs.beta));
+    else if (act) jsEpilogue.backward(g, io, a.center, act, f32(st, inputs.beta));
     else sel.impl.backward(g, io, a.center);
   } finally {
     sel.runner?.release();
@@ -114,14 +120,15 @@ export function scaleShiftBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Ten
   const g = geometryOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape} as LayoutAttrs);
   const y = st.output(inputs.x.shape, 'float32');
   const act = a.activation ?? null;
-  const sel = act ? epilogueImpl() : st.select();
+  const sel = st.select();
   sel.runner?.reserve(g);
   try {
     const io = {
       x: f32(st, inputs.x)!, mean: f32(st, inputs.mean)!, variance: f32(st, inputs.variance)!,
       gamma: f32(st, inputs.gamma), beta: f32(st, inputs.beta), y: f32(st, y)!,
     };
-    if (act) jsEpilogue.scaleShift(g, io, a.epsilon, act);
+    if (act && sel.runner) epilogueAround.scaleShift(sel.impl, g, io, a.epsilon, act);
+    else if (act) jsEpilogue.scaleShift(g, io, a.epsilon, act);
     else sel.impl.scaleShift(g, io, a.epsilon);
   } finally {
     sel.runner?.release();

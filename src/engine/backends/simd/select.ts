@@ -47,16 +47,6 @@ function ownRunner(): SimdRunner | null {
   return own;
 }
 
-/**
- * The JavaScript loops, for kernel calls with an epilogue (activation or
- * residual, kernels.ts): the SIMD module has none yet, and the JS loops with
- * the epilogue beat the module followed by separate tfjs ops (README, "Fused
- * activations and residual adds").
- */
-export function epilogueImpl(): Selected {
-  return counted(JS);
-}
-
 /** The cpu backend's implementation. */
 export function cpuImpl(): Selected {
   if (!simdEnabled()) return counted(JS);
