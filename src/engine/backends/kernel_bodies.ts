@@ -11,7 +11,7 @@ import {
   BackwardAttrs, ForwardAttrs, LayoutAttrs, LrnAttrs, ScaleShiftAttrs,
 } from '../kernels';
 import {geometryOf, statToParam} from './geometry';
-import {epilogueAround, jsEpilogue, updateRunning} from './norm_impl';
+import {jsEpilogue, updateRunning} from './norm_impl';
 import {Selected} from './simd/select';
 
 type TypedArray = Float32Array | Int32Array;
@@ -65,10 +65,10 @@ export function forwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tensor
       mean: f32(st, outs[1])!, variance: f32(st, outs[2])!, aux: f32(st, outs[3])!,
     };
     if (epilogue) {
-      // On the SIMD module: the epilogue as JS passes around its passes; on the JS loops, inside them.
+      // On the SIMD module: the epilogue as its elementwise passes around its passes; on the JS loops, inside them.
       const sum = residual ? f32(st, outs[outs.length - 1]) : null;
       if (sel.runner) {
-        epilogueAround.forward(sel.impl, g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual), sum);
+        sel.runner.forwardEpilogue(g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual), sum);
       } else {
         jsEpilogue.forward(g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual), sum);
       }
@@ -105,7 +105,7 @@ export function backwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tenso
       dx: f32(st, outs[0])!, dgamma: a.withGamma ? f32(st, outs[1]) : null,
       dbeta: a.withBeta ? f32(st, outs[outs.length - 1]) : null,
     };
-    if (act && sel.runner) epilogueAround.backward(sel.impl, g, io, a.center, act, f32(st, inputs.beta));
+    if (act && sel.runner) sel.runner.backwardEpilogue(g, io, a.center, act, f32(st, inputs.beta));
     else if (act) jsEpilogue.backward(g, io, a.center, act, f32(st, inputs.beta));
     else sel.impl.backward(g, io, a.center);
   } finally {
@@ -127,7 +127,10 @@ export function scaleShiftBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Ten
       x: f32(st, inputs.x)!, mean: f32(st, inputs.mean)!, variance: f32(st, inputs.variance)!,
       gamma: f32(st, inputs.gamma), beta: f32(st, inputs.beta), y: f32(st, y)!,
     };
-    if (act && sel.runner) epilogueAround.scaleShift(sel.impl, g, io, a.epsilon, act);
+    if (act && sel.runner) {
+      sel.runner.scaleShift(g, io, a.epsilon);
+      sel.runner.activate(g, io.y, act);
+    }
     else if (act) jsEpilogue.scaleShift(g, io, a.epsilon, act);
     else sel.impl.scaleShift(g, io, a.epsilon);
   } finally {

@@ -162,7 +162,7 @@ export const jsNorm: NormImpl = {
 };
 
 /** y = act(y) in place. */
-export function activateInPlace(y: Float32Array, act: Activation): void {
+function activateInPlace(y: Float32Array, act: Activation): void {
   const f = activationScalar(act);
   for (let i = 0; i < y.length; i++) y[i] = f(y[i]);
 }
@@ -218,42 +218,6 @@ export const jsEpilogue = {
   scaleShift(g: Geometry, io: ScaleShiftIO, epsilon: number, act: Activation | null): void {
     jsNorm.scaleShift(g, io, epsilon);
     if (act) activateInPlace(io.y, act);
-  },
-};
-
-/**
- * The epilogues around another implementation's passes (the SIMD module):
- * JavaScript elementwise passes before and after the implementation's own.
- *
- *   forward    sum = x + residual (one pass), the implementation's forward on the sum, act(y) in place
- *   backward   dz = dy * act'(z) written into dx (z recomputed from x and aux, one pass), then the
- *              implementation's backward reading dy = dx and writing dx: its last pass is elementwise
- *              (every element read before its own index is written), so in place is exact
- *   inference  the implementation's scale and shift, act(y) in place
- */
-export const epilogueAround = {
-  forward(impl: NormImpl, g: Geometry, io: ForwardIO, epsilon: number, center: boolean, act: Activation | null,
-          residual: Float32Array | null, sum: Float32Array | null): void {
-    if (residual && sum) {
-      const x = io.x;
-      for (let i = 0; i < sum.length; i++) sum[i] = x[i] + residual[i];
-      impl.forward(g, {...io, x: sum}, epsilon, center);
-    } else {
-      impl.forward(g, io, epsilon, center);
-    }
-    if (act) activateInPlace(io.y, act);
-  },
-  backward(impl: NormImpl, g: Geometry, io: BackwardIO, center: boolean, act: Activation, beta: Float32Array | null): void {
-    const dz = io.dx;
-    applyAffine(g, io.x, dz, stats64(io.aux, g.statSize, center), io.gamma, beta);
-    const d = activationDerivative(act);
-    const dy = io.dy;
-    for (let i = 0; i < dz.length; i++) dz[i] = dy[i] * d(dz[i]);
-    impl.backward(g, {...io, dy: dz}, center);
-  },
-  scaleShift(impl: NormImpl, g: Geometry, io: ScaleShiftIO, epsilon: number, act: Activation): void {
-    impl.scaleShift(g, io, epsilon);
-    activateInPlace(io.y, act);
   },
 };
 

@@ -15,11 +15,15 @@
  * The steps between passes (statistics from sums, running statistics) are
  * norm_impl.ts' for both this and the JavaScript loops.
  */
+import {Activation} from '../../activation';
 import {Geometry} from '../geometry';
 import {
   BackwardIO, ForwardIO, LrnGeometry, LrnIO, NormImpl, ScaleShiftIO, finishBackward, finishForward, finishMean,
 } from '../norm_impl';
 import {NormExports} from './module';
+
+/** The module's activation kinds (wasm/norm.ts, epilogues). */
+const ACT_KIND: Readonly<Record<Activation, number>> = {relu: 1, silu: 2, gelu: 3};
 
 /** Where a runner's scratch comes from. */
 export interface Arena {
@@ -170,6 +174,43 @@ export class SimdRunner implements NormImpl {
     this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
     this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
     this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+  }
+
+  /**
+   * The epilogues (issue #17) as the module's elementwise passes around its
+   * normalization passes: forward on x + residual (the sum written first),
+   * then act(y) in place; backward: z recomputed into dx by the apply pass,
+   * dz = dy * act'(z) in place, then the backward reading dy = dx (its dx pass
+   * is elementwise, so in place is exact).
+   */
+  forwardEpilogue(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, act: Activation | null,
+                  residual: Float32Array | null, sum: Float32Array | null): void {
+    const n = (r0: number, r1: number) => (r1 - r0) * g.K;
+    if (residual && sum) {
+      this.sweep(g, [io.x, residual], [sum], (r0, r1, [x, r, s]) => this.exp.addInto(x, r, s, n(r0, r1)));
+      io = {...io, x: sum};
+    }
+    this.forward(g, io, epsilon, center);
+    if (act) this.activate(g, io.y, act);
+  }
+
+  backwardEpilogue(g: Geometry, io: BackwardIO, center: boolean, act: Activation, beta: Float32Array | null): void {
+    const S = g.statSize;
+    const L = this.setup(g, io.gamma, beta);
+    this.f32(L.hi, S).set(io.aux.subarray(0, S));
+    this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
+    this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
+    this.sweep(g, [io.x], [io.dx], (r0, r1, [x, z]) => this.exp.apply(x, z, r0, r1));
+    const kind = ACT_KIND[act];
+    this.sweep(g, [io.dy, io.dx], [io.dx],
+               (r0, r1, [dy, z, dz]) => this.exp.actBackward(dy, z, dz, (r1 - r0) * g.K, kind));
+    this.backward(g, {...io, dy: io.dx}, center);
+  }
+
+  /** y = act(y) in place. */
+  activate(g: Geometry, y: Float32Array, act: Activation): void {
+    const kind = ACT_KIND[act];
+    this.sweep(g, [y], [y], (r0, r1, [yi, yo]) => this.exp.actForward(yi, yo, (r1 - r0) * g.K, kind));
   }
 
   backward(g: Geometry, io: BackwardIO, center: boolean): void {
