@@ -446,6 +446,33 @@ describeBackends('activation and add-norm: layers, serialization, errors', () =>
     loaded.dispose();
   });
 
+  it('gradients of gradients through an activation and a residual match autodiff of plain tfjs ops', async () => {
+    await noLeak(() => {
+      const x = tf.tensor(randoms(2 * 3 * 8, 9, 1.5, 0.3), [2, 3, 8]);
+      const r = tf.tensor(randoms(2 * 3 * 8, 10), [2, 3, 8]);
+      const g = tf.tensor(randoms(8, 11, 0.5, 1), [8]);
+      const b = tf.tensor(randoms(8, 12, 0.5), [8]);
+      const reference = (xx: tf.Tensor, rr: tf.Tensor) => {
+        const s = tf.add(xx, rr);
+        const m = tf.mean(s, -1, true);
+        const v = tf.mean(tf.square(tf.sub(s, m)), -1, true);
+        const z = tf.add(tf.mul(tf.div(tf.sub(s, m), tf.sqrt(tf.add(v, 1e-5))), g), b);
+        return tf.mul(tf.mul(z, 0.5), tf.add(1, tf.erf(tf.mul(z, Math.SQRT1_2))));
+      };
+      const ours = (xx: tf.Tensor, rr: tf.Tensor) => tfn.ops.addLayerNorm(xx, rr, {gamma: g, beta: b, activation: 'gelu'});
+      // A gradient penalty: d/dx of sum((d sum(y^2 * w) / dx)^2).
+      const penalty = (f: (a: tf.Tensor, c: tf.Tensor) => tf.Tensor) => tf.tidy(() => tf.grad((xx: tf.Tensor) => {
+        const inner = tf.grad((x2: tf.Tensor) => tf.sum(tf.mul(tf.square(f(x2, r)), tf.linspace(0.5, 1.5, 8))))(xx);
+        return tf.sum(tf.square(inner));
+      })(x));
+      const a = penalty(ours);
+      const e = penalty(reference);
+      const scale = Math.max(...Array.from(e.dataSync()).map(Math.abs));
+      expectClose(a, e.dataSync(), 'second-order dx', 1e-4 * scale, 1e-3);
+      tf.dispose([x, r, g, b, a, e]);
+    }, 'second order');
+  });
+
   it('foldBatchNorm keeps a BatchNorm with an activation, with the reason', async () => {
     const model = tf.sequential({layers: [
       tf.layers.conv2d({inputShape: [6, 6, 3], filters: 4, kernelSize: 3}),

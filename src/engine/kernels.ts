@@ -62,12 +62,11 @@ export const FUSED_EPILOGUE_BACKENDS: Set<string> = new Set<string>(['cpu', 'was
 /**
  * Backends of FUSED_EPILOGUE_BACKENDS where, while the SIMD module is on
  * (TFJS_NORM_SIMD), an epilogue runs as tfjs ops around the plain SIMD kernels
- * instead of inside the kernels (where it is JavaScript passes around the SIMD
- * passes, or the JS loops): on wasm, XNNPACK's elementwise ops are faster than
- * JavaScript on the heap (bench/epilogue.ts; README). On cpu the in-kernel
- * epilogue beats tfjs' cpu ops.
+ * instead of inside them. Empty: since the module has the epilogue passes
+ * (wasm/norm.ts), inside is faster on cpu and wasm (bench/epilogue.ts, README);
+ * the tests still run this path (test/activation.test.ts, 'ops around SIMD').
  */
-export const EPILOGUE_AS_OPS_WITH_SIMD: Set<string> = new Set<string>(['wasm']);
+export const EPILOGUE_AS_OPS_WITH_SIMD: Set<string> = new Set<string>([]);
 
 /** Whether an epilogue on the active backend runs inside the kernels (else as ops around them). */
 export function epilogueInKernel(): boolean {
