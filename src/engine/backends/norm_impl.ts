@@ -169,13 +169,13 @@ function activateInPlace(y: Float32Array, act: Activation): void {
 
 /**
  * The epilogues of issue #17 (kernels.ts: `activation`, `residual`) on the
- * JavaScript loops; kernel_bodies.ts routes every call with one here (the
- * SIMD module has no epilogue yet).
+ * JavaScript loops, where the SIMD module does not run (its counterpart:
+ * SimdRunner.forwardEpilogue / backwardEpilogue / activate).
  *
  *   forward    [sum = x + residual, written with the first statistics pass], the
  *              normalization of the sum, then y = act(z) in place
- *   backward   z recomputed from x, aux, gamma, beta into a scratch row; dz = dy * act'(z);
- *              the plain backward on dz
+ *   backward   z recomputed from x, aux, gamma, beta into dx; dz = dy * act'(z) in place;
+ *              the plain backward reading dy = dx (its dx pass is elementwise: in place is exact)
  *   inference  scale and shift, then act in place
  */
 export const jsEpilogue = {
@@ -208,7 +208,7 @@ export const jsEpilogue = {
       jsNorm.backward(g, io, center);
       return;
     }
-    const dz = new Float32Array(g.size);
+    const dz = io.dx;
     applyAffine(g, io.x, dz, stats64(io.aux, g.statSize, center), io.gamma, beta);
     const d = activationDerivative(act);
     const dy = io.dy;
