@@ -475,6 +475,25 @@ describeBackends('activation and add-norm: layers, serialization, errors', () =>
     }, 'second order');
   });
 
+  it('an empty batch: empty outputs and sum, zero weight gradients', async () => {
+    await noLeak(() => {
+      const x = tf.zeros([0, 6]);
+      const g = tf.ones([6]);
+      const b = tf.zeros([6]);
+      const [dx, dr, dg, db] = tf.grads((xx: tf.Tensor, rr: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => {
+        const [y, s] = tfn.ops.addLayerNorm(xx, rr, {gamma: gg, beta: bb, activation: 'silu', returnSum: true});
+        expect(y.shape).toEqual([0, 6]);
+        expect(s.shape).toEqual([0, 6]);
+        return tf.add(tf.sum(y), tf.sum(s));
+      })([x, x, g, b]);
+      expect(dx.shape).toEqual([0, 6]);
+      expect(dr.shape).toEqual([0, 6]);
+      expect(Array.from(dg.dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+      expect(Array.from(db.dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+      tf.dispose([x, g, b, dx, dr, dg, db]);
+    }, 'empty batch');
+  });
+
   it('foldBatchNorm keeps a BatchNorm with an activation, with the reason', async () => {
     const model = tf.sequential({layers: [
       tf.layers.conv2d({inputShape: [6, 6, 3], filters: 4, kernelSize: 3}),
