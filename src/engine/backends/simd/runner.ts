@@ -160,37 +160,59 @@ export class SimdRunner implements NormImpl {
   }
 
   forward(g: Geometry, io: ForwardIO, epsilon: number, center: boolean): void {
+    this.forwardOf(g, io, epsilon, center, null, null);
+  }
+
+  /**
+   * The forward of x, or of x + residual (written to `sum`): then the first
+   * statistics pass (sums, or RMSNorm's squares) runs in the same pass as the
+   * add, block by cache-sized block of rows (each block summed while it is in
+   * cache).
+   */
+  private forwardOf(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, residual: Float32Array | null,
+                    sum: Float32Array | null): void {
     const L = this.setup(g, io.gamma, io.beta);
     const e = this.exp;
     const S = g.statSize;
     const mean64 = this.f64(L.mean64, S);
-    if (center) {
-      this.sweep(g, [io.x], [], (r0, r1, [x], last) => e.fwdSum(x, r0, r1, last ? 1 : 0));
+    let xs = io.x;
+    let squared = false;
+    if (residual && sum) {
+      const block = Math.max(1, Math.floor(CHUNK / g.K));
+      const first = center ? e.fwdSum : e.fwdSquares;
+      this.sweep(g, [io.x, residual], [sum], (r0, r1, [x, r, s], last) => {
+        for (let a = r0; a < r1; a += block) {
+          const b = Math.min(r1, a + block);
+          const off = (a - r0) * g.K * 4;
+          e.addInto(x + off, r + off, s + off, (b - a) * g.K);
+          first(s + off, a, b, last && b === r1 ? 1 : 0);
+        }
+      });
+      xs = sum;
+      squared = !center;
+      if (center) finishMean(this.f64(L.s64a, S), mean64, g.count);
+    } else if (center) {
+      this.sweep(g, [xs], [], (r0, r1, [x], last) => e.fwdSum(x, r0, r1, last ? 1 : 0));
       finishMean(this.f64(L.s64a, S), mean64, g.count);
     }
-    this.sweep(g, [io.x], [], (r0, r1, [x], last) => e.fwdSquares(x, r0, r1, last ? 1 : 0));
+    if (!squared) this.sweep(g, [xs], [], (r0, r1, [x], last) => e.fwdSquares(x, r0, r1, last ? 1 : 0));
     finishForward(mean64, this.f64(L.s64b, S), g.count, epsilon, io);
     this.f32(L.hi, S).set(io.aux.subarray(0, S));
     this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
     this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
-    this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+    this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
   }
 
   /**
    * The epilogues (issue #17) as the module's elementwise passes around its
-   * normalization passes: forward on x + residual (the sum written first),
-   * then act(y) in place; backward: z recomputed into dx by the apply pass,
+   * normalization passes: forward on x + residual (the sum written in the
+   * first statistics pass), then act(y) in place; backward: z recomputed into dx by the apply pass,
    * dz = dy * act'(z) in place, then the backward reading dy = dx (its dx pass
    * is elementwise, so in place is exact).
    */
   forwardEpilogue(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, act: Activation | null,
                   residual: Float32Array | null, sum: Float32Array | null): void {
-    const n = (r0: number, r1: number) => (r1 - r0) * g.K;
-    if (residual && sum) {
-      this.sweep(g, [io.x, residual], [sum], (r0, r1, [x, r, s]) => this.exp.addInto(x, r, s, n(r0, r1)));
-      io = {...io, x: sum};
-    }
-    this.forward(g, io, epsilon, center);
+    this.forwardOf(g, io, epsilon, center, residual, sum);
     if (act) this.activate(g, io.y, act);
   }
 
