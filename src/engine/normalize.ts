@@ -211,12 +211,15 @@ const opPath: Path = (spec, hasGamma, hasBeta, withStats, running, hasResidual) 
 
 /**
  * Normalizes `x` with batch statistics over the plan's reduced axes, then
- * scales and shifts. Differentiable w.r.t. x, gamma and beta. With
- * `withStats`, also returns the statistics (statShape); with `running`, the
- * running statistics updated from this batch (off the gradient tape).
+ * scales and shifts (and applies spec.activation). Differentiable w.r.t. x,
+ * gamma and beta. With `withStats`, also returns the statistics (statShape);
+ * with `running`, the running statistics updated from this batch (off the
+ * gradient tape); with `residual`, normalizes x + residual (differentiable
+ * w.r.t. both) and, with `returnSum`, also returns that sum.
  */
 export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, withStats = false,
-                          running: RunningStats | null = null, residual: tf.Tensor | null = null): Normalized {
+                          running: RunningStats | null = null, residual: tf.Tensor | null = null,
+                          returnSum = true): Normalized {
   const {plan} = spec;
   let kept: Array<tf.Tensor | null> = [];
   let keptSum: tf.Tensor | null = null;
@@ -232,7 +235,7 @@ export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, wit
       const empty = withClosedFormGrad(ins0, (...ins) => ({
         value: tf.clone(ins[0]), saved: [], backward: (dy, inputs) => inputs.map(t => tf.zerosLike(t)),
       }));
-      return residual ? [empty, tf.add(x, residual)] : [empty];
+      return residual && returnSum ? [empty, tf.add(x, residual)] : [empty];
     }
     // An epilogue runs on the kernels only on backends whose kernels implement it (FUSED_EPILOGUE_BACKENDS);
     // there inside them, or around them as ops where that is faster (epilogueInKernel).
@@ -248,7 +251,7 @@ export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, wit
       keptSum = f.sum ? tf.keep(f.sum) : null;
       return f;
     }, (xIn, ...rest) => opPath(spec, gamma != null, beta != null, false, null, hasResidual)(xIn, ...rest));
-    if (!residual) return [out];
+    if (!residual || !returnSum) return [out];
     // The sum the forward computed, as x + residual on the tape: its gradient goes to both.
     const s = keptSum!;
     const sumT = withClosedFormGrad([x, residual], () => ({

@@ -37,10 +37,8 @@ function addNorm(owner: string, x: tf.Tensor, residual: tf.Tensor, spec: Omit<No
   }
   const axes = resolveAxes(owner, axis ?? -1, x.rank);
   const r = normalize(x, {owner, plan: axesPlan(x.shape, axes), paramShape: axes.map(a => x.shape[a]), ...spec},
-                      affine, false, null, residual);
-  if (returnSum === true) return [r.output, r.sum!];
-  r.sum!.dispose();
-  return r.output;
+                      affine, false, null, residual, returnSum === true);
+  return returnSum === true ? [r.output, r.sum!] : r.output;
 }
 
 /**
