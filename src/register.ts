@@ -29,6 +29,8 @@ import {InstanceNorm} from './layers/instance_norm';
 import {LayerNorm} from './layers/layer_norm';
 import {LocalResponseNorm} from './layers/local_response_norm';
 import {RMSNorm} from './layers/rms_norm';
+import {AddLayerNorm} from './layers/add_layer_norm';
+import {AddRMSNorm} from './layers/add_rms_norm';
 
 /** Every backend's kernels (one file per backend under engine/backends/). */
 const KERNELS: tf.KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webgpuKernels];
@@ -44,6 +46,8 @@ installContainerFreezing(layer => layer instanceof NormLayer);
 for (const cls of [BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LocalResponseNorm, RMSNorm]) {
   tf.serialization.registerClass(cls);
 }
+
+for (const cls of [AddLayerNorm, AddRMSNorm]) tf.serialization.registerClass(cls);
 
 for (const cls of [GroupNormalization, AddonsGroupNormalization, AddonsInstanceNormalization, InstanceNormalization,
                    RMSNormalization, UnitNormalization]) {

@@ -250,7 +250,7 @@ const BATCH_NORM: LayerInfo = {
     {args: {axis: -1}, shape: [4, 3, 2, 3]},
     {args: {axis: 1, momentum: null}, shape: [3, 4, 5]},
   ],
-  documentedConfig: {axis: 1, momentum: null, epsilon: 1e-3, trainable: false, name: 'bn_ok'},
+  documentedConfig: {axis: 1, momentum: null, epsilon: 1e-3, trainable: false, name: 'bn_ok', activation: 'relu'},
   hostileConfigs: [
     ['epsilon as a string', {epsilon: '1e-5'}, ['`epsilon`', 'Received: epsilon="1e-5"']],
     ['trackRunningStats as a number', {trackRunningStats: 1}, ['`trackRunningStats`', 'Received: trackRunningStats=1']],
@@ -361,7 +361,7 @@ const GROUP_NORM: LayerInfo = {
     {args: {numGroups: 2, axis: -1}, shape: [2, 3, 2, 4]},
     {args: {numGroups: 3, axis: 1}, shape: [2, 6, 5]},
   ],
-  documentedConfig: {numGroups: 2, axis: -1, gammaRegularizer: 'l2'},
+  documentedConfig: {numGroups: 2, axis: -1, gammaRegularizer: 'l2', activation: 'swish'},
   hostileConfigs: [
     ['axis as a string', {numGroups: 1, axis: '-1'}, ['`axis`', 'Received: axis="-1"']],
     ['numGroups as a string', {numGroups: '2'}, ['`numGroups`', 'Received: numGroups="2"']],
@@ -373,12 +373,14 @@ const GROUP_NORM: LayerInfo = {
     ['numGroups non-integer', {numGroups: 2.5}, ['Received: numGroups=2.5']],
     ['epsilon negative', {numGroups: 1, epsilon: -1e-5}, ['Received: epsilon=-0.00001']],
     ['unknown key', {numGroups: 2, groups: 4}, ['`groups`', 'Received: groups=4']],
+    ['unknown activation', {numGroups: 2, activation: 'tanh'}, ['`activation`', 'Received: activation="tanh"']],
   ],
   hostileLoad: {args: {numGroups: 2}, inputShape: [4], edits: [
     ['epsilon negative', c => { c.epsilon = -1; }, ['Received: epsilon=-1']],
     ['num_groups missing', c => { delete c.num_groups; }, ['`numGroups`', 'Received: numGroups=undefined']],
     ['num_groups negative', c => { c.num_groups = -2; }, ['Received: numGroups=-2']],
     ['num_groups not dividing the channels', c => { c.num_groups = 3; }, ['divide', 'Received: numGroups=3']],
+    ['activation not a tfjs identifier we take', c => { c.activation = 'softmax'; }, ['Received: activation="softmax"']],
   ]},
   badArgs: [
     ['without numGroups', {}, ['numGroups', 'Received: numGroups=undefined']],
@@ -415,7 +417,7 @@ const LAYER_NORM: LayerInfo = {
     {args: {axis: [-2, -1], bias: false}, inputShape: [3, 4, 6], weights: [['gamma', [4, 6]]]},
   ],
   gradcheck: [{args: {axis: [-2, -1]}, shape: [3, 4, 5]}],
-  documentedConfig: {axis: [-2, -1], bias: false},
+  documentedConfig: {axis: [-2, -1], bias: false, activation: 'gelu'},
   hostileConfigs: [
     ['axis as a list of strings', {axis: ['-1']}, ['`axis`', 'Received: axis=["-1"]']],
     ['bias as a string', {bias: 'no'}, ['`bias`', 'Received: bias="no"']],

@@ -964,3 +964,131 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
     }
   }
 }
+
+// ------------------------------------------------------------ epilogues (issue #17)
+//
+// Elementwise passes the kernels run around the normalization's passes: the
+// residual sum before the forward, the activation after it, and in the
+// backward dz = dy * act'(z) (z recomputed by `apply`). Activation kinds:
+// 1 relu, 2 silu, 3 gelu (exact erf form). float32 arithmetic: exp by
+// Cephes' expf (range reduction by ln 2, degree-5 polynomial, about 1 ulp),
+// erfc by Numerical Recipes' erfcc (fractional error < 1.2e-7).
+
+// @ts-ignore: decorator
+@inline const LOG2E: f32 = 1.44269504088896341;
+// @ts-ignore: decorator
+@inline const LN2_HI: f32 = 0.693359375;
+// @ts-ignore: decorator
+@inline const LN2_LO: f32 = -2.12194440e-4;
+// @ts-ignore: decorator
+@inline const SQRT1_2: f32 = 0.70710678118654752;
+// @ts-ignore: decorator
+@inline const INV_SQRT_2PI: f32 = 0.39894228040143268;
+
+/** exp(x) on four lanes (x clamped to [-87.3, 88]: the exponent 2^n stays a normal float). */
+// @ts-ignore: decorator
+@inline function expV(x0: v128): v128 {
+  const x1 = f32x4.min(f32x4.max(x0, f32x4.splat(-87.3)), f32x4.splat(88.0));
+  const fx = f32x4.nearest(f32x4.mul(x1, f32x4.splat(LOG2E)));
+  const x = f32x4.sub(f32x4.sub(x1, f32x4.mul(fx, f32x4.splat(LN2_HI))), f32x4.mul(fx, f32x4.splat(LN2_LO)));
+  const z = f32x4.mul(x, x);
+  let y = f32x4.splat(1.9875691500e-4);
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.3981999507e-3));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(8.3334519073e-3));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(4.1665795894e-2));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.6666665459e-1));
+  y = f32x4.add(f32x4.mul(y, x), f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(f32x4.add(f32x4.mul(y, z), x), f32x4.splat(1.0));
+  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(fx), i32x4.splat(127)), 23);
+  return f32x4.mul(y, pow2);
+}
+
+/** erfc(x) on four lanes. */
+// @ts-ignore: decorator
+@inline function erfcV(x: v128): v128 {
+  const a = f32x4.abs(x);
+  const t = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), f32x4.mul(f32x4.splat(0.5), a)));
+  let p = f32x4.splat(0.17087277);
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.82215223));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.48851587));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.13520398));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.27886807));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.18628806));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.09678418));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.37409196));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.00002368));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.26551223));
+  const r = f32x4.mul(t, expV(f32x4.sub(p, f32x4.mul(a, a))));
+  // x < 0: 2 - r.
+  return v128.bitselect(f32x4.sub(f32x4.splat(2.0), r), r, f32x4.lt(x, f32x4.splat(0.0)));
+}
+
+/** act(z) on four lanes. */
+// @ts-ignore: decorator
+@inline function actV(z: v128, kind: i32): v128 {
+  if (kind == 1) {
+    // max(z, 0), NaN kept (f32x4.max propagates it).
+    return f32x4.max(z, f32x4.splat(0.0));
+  }
+  if (kind == 2) {
+    return f32x4.div(z, f32x4.add(f32x4.splat(1.0), expV(f32x4.neg(z))));
+  }
+  return f32x4.mul(f32x4.mul(f32x4.splat(0.5), z), erfcV(f32x4.mul(f32x4.neg(z), f32x4.splat(SQRT1_2))));
+}
+
+/** act'(z) on four lanes. */
+// @ts-ignore: decorator
+@inline function actGradV(z: v128, kind: i32): v128 {
+  if (kind == 1) {
+    return v128.and(f32x4.splat(1.0), f32x4.gt(z, f32x4.splat(0.0)));
+  }
+  if (kind == 2) {
+    const s = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), expV(f32x4.neg(z))));
+    return f32x4.mul(s, f32x4.add(f32x4.splat(1.0), f32x4.mul(z, f32x4.sub(f32x4.splat(1.0), s))));
+  }
+  const cdf = f32x4.mul(f32x4.splat(0.5), erfcV(f32x4.mul(f32x4.neg(z), f32x4.splat(SQRT1_2))));
+  const pdf = f32x4.mul(f32x4.splat(INV_SQRT_2PI), expV(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(z, z))));
+  return f32x4.add(cdf, f32x4.mul(z, pdf));
+}
+
+/** out[i] = act(y[i]) for n floats (out may be y). */
+export function actForward(yp: usize, outp: usize, n: i32, kind: i32): void {
+  const n4 = n & ~3;
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(outp + o, actV(v128.load(yp + o), kind));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(outp + o, f32x4.extract_lane(actV(f32x4.splat(load<f32>(yp + o)), kind), 0));
+  }
+}
+
+/** out[i] = dy[i] * act'(z[i]) for n floats (out may be z or dy). */
+export function actBackward(dyp: usize, zp: usize, outp: usize, n: i32, kind: i32): void {
+  const n4 = n & ~3;
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(outp + o, f32x4.mul(v128.load(dyp + o), actGradV(v128.load(zp + o), kind)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(outp + o, load<f32>(dyp + o) * f32x4.extract_lane(actGradV(f32x4.splat(load<f32>(zp + o)), kind), 0));
+  }
+}
+
+/** out[i] = x[i] + r[i] for n floats. */
+export function addInto(xp: usize, rp: usize, outp: usize, n: i32): void {
+  const n4 = n & ~3;
+  let i = 0;
+  for (; i < n4; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(outp + o, f32x4.add(v128.load(xp + o), v128.load(rp + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(outp + o, load<f32>(xp + o) + load<f32>(rp + o));
+  }
+}

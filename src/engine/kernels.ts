@@ -5,9 +5,9 @@
  * the `TFJS_NORM_FUSED` flag is on, and the canonical view has rank <= 4;
  * otherwise on the op composition (op_path.ts), which every backend runs.
  *
- *   TfjsNormForward      x, [gamma], [beta], [runningMean, runningVariance, numBatchesTracked]
- *                          -> y, mean, variance, aux, [runningMean', runningVariance', numBatchesTracked']
- *   TfjsNormBackward     dy, x, aux, [gamma] -> dx, [dgamma], [dbeta]
+ *   TfjsNormForward      x, [gamma], [beta], [runningMean, runningVariance, numBatchesTracked], [residual]
+ *                          -> y, mean, variance, aux, [runningMean', runningVariance', numBatchesTracked'], [sum]
+ *   TfjsNormBackward     dy, x, aux, [gamma], [beta] -> dx, [dgamma], [dbeta]
  *   TfjsNormScaleShift   x, mean, variance, [gamma], [beta] -> y
  *   TfjsNormLrnForward   x -> y                      (LocalResponseNorm)
  *   TfjsNormLrnBackward  dy, x -> dx
@@ -21,9 +21,19 @@
  * two float32 halves (hi + lo) and 1/sqrt(var + eps). With the running
  * statistics as inputs, the forward also returns them updated by PyTorch's
  * rule (norm_impl.ts updateRunning): off the gradient tape, in the same kernel.
+ *
+ * Epilogues (issue #17), optional: attr `activation` ('relu' | 'silu' |
+ * 'gelu', absent = none) on all three: y = act(z), z = xhat * gamma + beta.
+ * With it the backward also takes `beta` (and gamma) and recomputes z from x
+ * and aux, so dz = dy * act'(z) feeds the usual backward. Input `residual`
+ * (x's shape) on the forward: the kernel normalizes x + residual and also
+ * returns that sum (last output); the backward then gets x = the sum, and
+ * d(x) = d(residual) = its dx. Calls with an epilogue run a fused kernel
+ * only on the backends in FUSED_EPILOGUE_BACKENDS (the others run the op
+ * path, which implements both).
  */
 import * as tf from '@tensorflow/tfjs';
-import {fusedKernelsEnabled} from './environment';
+import {fusedKernelsEnabled, simdEnabled} from './environment';
 import {NormPlan} from './plan';
 
 export const FORWARD_KERNEL = 'TfjsNormForward';
@@ -43,8 +53,29 @@ export interface LayoutAttrs {
   [key: string]: unknown;
 }
 
+/** The activation attribute of the epilogue (absent: none). */
+export type KernelActivation = 'relu' | 'silu' | 'gelu';
+
+/** Backends whose TfjsNorm* kernels implement the epilogues (`activation`, `residual`). */
+export const FUSED_EPILOGUE_BACKENDS: Set<string> = new Set<string>(['cpu', 'wasm']);
+
+/**
+ * Backends of FUSED_EPILOGUE_BACKENDS where, while the SIMD module is on
+ * (TFJS_NORM_SIMD), an epilogue runs as tfjs ops around the plain SIMD kernels
+ * instead of inside them. Empty: since the module has the epilogue passes
+ * (wasm/norm.ts), inside is faster on cpu and wasm (bench/epilogue.ts, README);
+ * the tests still run this path (test/activation.test.ts, 'ops around SIMD').
+ */
+export const EPILOGUE_AS_OPS_WITH_SIMD: Set<string> = new Set<string>([]);
+
+/** Whether an epilogue on the active backend runs inside the kernels (else as ops around them). */
+export function epilogueInKernel(): boolean {
+  return !(EPILOGUE_AS_OPS_WITH_SIMD.has(tf.getBackend()) && simdEnabled());
+}
+
 export interface ForwardAttrs extends LayoutAttrs {
   epsilon: number;
+  activation?: KernelActivation;
   /** Subtract the mean (false: RMSNorm). */
   center: boolean;
   /**
@@ -56,6 +87,8 @@ export interface ForwardAttrs extends LayoutAttrs {
 
 export interface BackwardAttrs extends LayoutAttrs {
   center: boolean;
+  /** With it, inputs also carry beta (when the forward had one) to recompute the pre-activation. */
+  activation?: KernelActivation;
   /** Return dgamma (in gamma's shape). */
   withGamma: boolean;
   /** Return dbeta, in this shape. */
@@ -65,6 +98,7 @@ export interface BackwardAttrs extends LayoutAttrs {
 
 export interface ScaleShiftAttrs extends LayoutAttrs {
   epsilon: number;
+  activation?: KernelActivation;
 }
 
 /** LocalResponseNorm on the [outer, C, inner] view of x (ops/local_response_norm.ts). */
@@ -87,9 +121,14 @@ export function layoutAttrs(plan: NormPlan): LayoutAttrs {
   return {shape: plan.shape, statShape: plan.statShape, paramShape: plan.paramShape};
 }
 
-/** Whether `kernelName` should run for `plan` (none: LocalResponseNorm) on the active backend. */
-export function usesKernel(kernelName: string, plan: NormPlan | null): boolean {
+/**
+ * Whether `kernelName` should run for `plan` (none: LocalResponseNorm) on the
+ * active backend; a call with an epilogue (activation or residual) only where
+ * the backend is in FUSED_EPILOGUE_BACKENDS.
+ */
+export function usesKernel(kernelName: string, plan: NormPlan | null, epilogue = false): boolean {
   return fusedKernelsEnabled() && (plan == null || plan.shape.length <= 4) &&
+         (!epilogue || FUSED_EPILOGUE_BACKENDS.has(tf.getBackend())) &&
          tf.getKernel(kernelName, tf.getBackend()) != null;
 }
 

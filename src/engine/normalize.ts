@@ -9,10 +9,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {checkParamTensor} from '../validate';
+import {Activation, activationGradOps, activationOps} from './activation';
 import {ClosedForm, withClosedFormGrad} from './custom_grad';
 import {tapeDepth} from './environment';
 import {
-  BACKWARD_KERNEL, BackwardAttrs, FORWARD_KERNEL, ForwardAttrs, SCALE_SHIFT_KERNEL, layoutAttrs, runKernel, usesKernel,
+  BACKWARD_KERNEL, BackwardAttrs, FORWARD_KERNEL, ForwardAttrs, epilogueInKernel, SCALE_SHIFT_KERNEL, ScaleShiftAttrs, layoutAttrs, runKernel,
+  usesKernel,
 } from './kernels';
 import {backwardOps, forwardOps, scaleShiftBackwardOps, scaleShiftOps} from './op_path';
 import {NormPlan} from './plan';
@@ -27,6 +29,8 @@ export interface NormSpec {
   epsilon: number;
   /** Subtract the mean (true) or only divide by the root mean square (false: RMSNorm). */
   center: boolean;
+  /** Applied after the affine transform (activation.ts); null/absent: none. */
+  activation?: Activation | null;
 }
 
 /** Optional affine parameters in their public shape. */
@@ -99,97 +103,163 @@ export interface Normalized {
   variance: tf.Tensor | null;
   /** The running statistics after this batch; null without `running` (or for an empty batch). */
   running: UpdatedRunningStats | null;
+  /** x + residual (differentiable: its gradient goes to both), when a residual was given. */
+  sum: tf.Tensor | null;
 }
 
 /** What a batch-statistics forward returns beyond the closed form. */
-type Forward = ClosedForm & {mean: tf.Tensor | null; variance: tf.Tensor; running: UpdatedRunningStats | null};
+type Forward = ClosedForm & {
+  mean: tf.Tensor | null; variance: tf.Tensor; running: UpdatedRunningStats | null;
+  /** x + residual (with a residual). */
+  sum: tf.Tensor | null;
+};
 
 /**
- * One batch-statistics forward on the inputs as given (x, [gamma], [beta] in
- * their own shapes) with its closed-form backward, the statistics and the
- * updated running statistics (both computed with the tape off: customGrad's
- * forward records nothing).
+ * One batch-statistics forward on the inputs as given (x, [residual], [gamma],
+ * [beta] in their own shapes) with its closed-form backward, the statistics,
+ * the updated running statistics and the sum x + residual (all computed with
+ * the tape off: customGrad's forward records nothing).
  */
 type Path = (spec: NormSpec, hasGamma: boolean, hasBeta: boolean, withStats: boolean,
-             running: RunningStats | null) => (x: tf.Tensor, ...params: tf.Tensor[]) => Forward;
+             running: RunningStats | null, hasResidual: boolean) => (x: tf.Tensor, ...rest: tf.Tensor[]) => Forward;
 
-/** The fused kernels (kernels.ts): they take and return tensors in their own shapes, so no reshapes. */
-const fusedPath: Path = (spec, hasGamma, hasBeta, withStats, running) => (x, ...params) => {
-  const inputs: tf.NamedTensorMap = {x};
+/** Gradients w.r.t. [x, residual?, ...params] from the ones w.r.t. [x (the sum, with a residual), ...params]. */
+function spreadResidual(grads: tf.Tensor[], hasResidual: boolean): tf.Tensor[] {
+  return hasResidual ? [grads[0], tf.clone(grads[0]), ...grads.slice(1)] : grads;
+}
+
+/**
+ * The fused kernels (kernels.ts): they take and return tensors in their own
+ * shapes, so no reshapes. An epilogue (activation, residual) runs inside the
+ * kernels (`inKernel`), or as tfjs ops around the plain kernels: the sum
+ * before, act(z) after, dz = dy * act'(z) before the backward kernel.
+ */
+const fusedPath = (inKernel: boolean): Path => (spec, hasGamma, hasBeta, withStats, running, hasResidual) =>
+    (x, ...rest) => {
+  const params = hasResidual ? rest.slice(1) : rest;
+  const opSum = hasResidual && !inKernel ? tf.add(x, rest[0]) : null;
+  const inputs: tf.NamedTensorMap = {x: opSum ?? x};
   if (hasGamma) inputs.gamma = params[0];
   if (hasBeta) inputs.beta = params[hasGamma ? 1 : 0];
+  if (hasResidual && inKernel) inputs.residual = rest[0];
   const betaShape = hasBeta ? inputs.beta.shape : undefined;
+  const act = spec.activation ?? undefined;
   const attrs: ForwardAttrs = {...layoutAttrs(spec.plan), epsilon: spec.epsilon, center: spec.center};
+  if (act && inKernel) attrs.activation = act;
   if (running) {
     inputs.runningMean = running.mean;
     inputs.runningVariance = running.variance;
     inputs.numBatchesTracked = running.numBatchesTracked;
     attrs.momentum = running.momentum;
   }
-  const [y, mean, variance, aux, ...updated] = runKernel(FORWARD_KERNEL, inputs, attrs) as tf.Tensor[];
+  const outs = runKernel(FORWARD_KERNEL, inputs, attrs) as tf.Tensor[];
+  const [y, mean, variance, aux] = outs;
+  const updated = running ? outs.slice(4, 7) : [];
+  const sum = opSum ?? (hasResidual ? outs[outs.length - 1] : null);
+  // Epilogue as ops: z (the kernel's y) is kept for act'(z).
+  const zOut = act && !inKernel ? y : null;
   return {
-    value: y, mean: spec.center ? mean : null, variance,
+    value: zOut ? activationOps(zOut, act!) : y, mean: spec.center ? mean : null, variance,
     running: running ? {mean: updated[0], variance: updated[1], numBatchesTracked: updated[2]} : null,
-    saved: [aux],
-    backward: (dy, [xS, gammaS], [auxS]) => {
+    sum,
+    saved: [aux, ...(sum ? [sum] : []), ...(zOut ? [zOut] : [])],
+    backward: (dy, savedInputs, [auxS, ...more]) => {
+      const sumS = sum ? more[0] : null;
+      const zS = zOut ? more[more.length - 1] : null;
+      const [xS, ...paramsS] = hasResidual ? [sumS!, ...savedInputs.slice(2)] : savedInputs;
+      if (zS) dy = activationGradOps(dy, zS, act!);
       const backInputs: tf.NamedTensorMap = {dy, x: xS, aux: auxS};
-      if (hasGamma) backInputs.gamma = gammaS;
+      if (hasGamma) backInputs.gamma = paramsS[0];
       const backAttrs: BackwardAttrs = {...layoutAttrs(spec.plan), center: spec.center, withGamma: hasGamma,
                                         withBeta: hasBeta, betaShape};
-      return runKernel(BACKWARD_KERNEL, backInputs, backAttrs) as tf.Tensor[];
+      if (act && inKernel) {
+        backAttrs.activation = act;
+        if (hasBeta) backInputs.beta = paramsS[hasGamma ? 1 : 0];
+      }
+      return spreadResidual(runKernel(BACKWARD_KERNEL, backInputs, backAttrs) as tf.Tensor[], hasResidual);
     },
   };
 };
 
 /** The op composition (op_path.ts) on the canonical view, reshaped in and out. */
-const opPath: Path = (spec, hasGamma, hasBeta, withStats, running) => (x, ...params) => {
+const opPath: Path = (spec, hasGamma, hasBeta, withStats, running, hasResidual) => (x, ...rest) => {
   const {plan} = spec;
+  const params = hasResidual ? rest.slice(1) : rest;
+  const sum = hasResidual ? tf.add(x, rest[0]) : null;
   const gamma = hasGamma ? tf.reshape(params[0], plan.paramShape) : null;
   const beta = hasBeta ? tf.reshape(params[hasGamma ? 1 : 0], plan.paramShape) : null;
-  const f = forwardOps(tf.reshape(x, plan.shape), plan, spec.epsilon, spec.center, gamma, beta,
+  const f = forwardOps(tf.reshape(sum ?? x, plan.shape), plan, spec.epsilon, spec.center, gamma, beta,
                        withStats || (running != null && spec.center));
   const shapes = [x.shape, ...params.map(p => p.shape)];
+  const act = spec.activation;
   return {
-    value: tf.reshape(f.y, x.shape), mean: f.mean, variance: f.variance,
+    value: tf.reshape(act ? activationOps(f.y, act) : f.y, x.shape), mean: f.mean, variance: f.variance,
     running: running ? runningUpdateOps(plan, f.mean!, f.variance, running) : null,
-    saved: [f.xhat, f.invStd],
-    backward: (dy, [, gammaS], [xhat, invStd]) =>
-      backwardOps(tf.reshape(dy, plan.shape), xhat, invStd, hasGamma ? tf.reshape(gammaS, plan.paramShape) : null,
-                  plan, spec.center, hasBeta).map((g, i) => tf.reshape(g, shapes[i])),
+    sum,
+    // With an activation, z (the pre-activation) too: dz = dy * act'(z).
+    saved: act ? [f.xhat, f.invStd, f.y] : [f.xhat, f.invStd],
+    backward: (dy, savedInputs, [xhat, invStd, z]) => {
+      const gammaS = savedInputs[hasResidual ? 2 : 1];
+      let dz = tf.reshape(dy, plan.shape);
+      if (act) dz = activationGradOps(dz, z, act);
+      const grads = backwardOps(dz, xhat, invStd, hasGamma ? tf.reshape(gammaS, plan.paramShape) : null,
+                                plan, spec.center, hasBeta).map((g, i) => tf.reshape(g, shapes[i]));
+      return spreadResidual(grads, hasResidual);
+    },
   };
 };
 
 /**
  * Normalizes `x` with batch statistics over the plan's reduced axes, then
- * scales and shifts. Differentiable w.r.t. x, gamma and beta. With
- * `withStats`, also returns the statistics (statShape); with `running`, the
- * running statistics updated from this batch (off the gradient tape).
+ * scales and shifts (and applies spec.activation). Differentiable w.r.t. x,
+ * gamma and beta. With `withStats`, also returns the statistics (statShape);
+ * with `running`, the running statistics updated from this batch (off the
+ * gradient tape); with `residual`, normalizes x + residual (differentiable
+ * w.r.t. both) and, with `returnSum`, also returns that sum.
  */
 export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, withStats = false,
-                          running: RunningStats | null = null): Normalized {
+                          running: RunningStats | null = null, residual: tf.Tensor | null = null,
+                          returnSum = true): Normalized {
   const {plan} = spec;
   let kept: Array<tf.Tensor | null> = [];
-  const output = tf.tidy(() => {
+  let keptSum: tf.Tensor | null = null;
+  const hasResidual = residual != null;
+  const [output, sum = null] = tf.tidy((): tf.Tensor[] => {
     const gamma = checkParamTensor(spec.owner, affine.gamma, spec.paramShape, 'gamma');
     const beta = checkParamTensor(spec.owner, affine.beta, spec.paramShape, 'beta');
     const params = [gamma, beta].filter((t): t is tf.Tensor => t != null);
+    const ins0 = [x, ...(residual ? [residual] : []), ...params];
     if (x.size === 0) {
       // An empty batch: an empty output (PyTorch's) and zero gradients for gamma/beta; no statistics.
       // (tfjs' own broadcast gradients fail on empty tensors, hence the explicit ones.)
-      return withClosedFormGrad([x, ...params], (...ins) => ({
+      const empty = withClosedFormGrad(ins0, (...ins) => ({
         value: tf.clone(ins[0]), saved: [], backward: (dy, inputs) => inputs.map(t => tf.zerosLike(t)),
       }));
+      return residual && returnSum ? [empty, tf.add(x, residual)] : [empty];
     }
-    const path = usesKernel(FORWARD_KERNEL, plan) && usesKernel(BACKWARD_KERNEL, plan) ? fusedPath : opPath;
-    const forward = path(spec, gamma != null, beta != null, withStats, running);
-    return withClosedFormGrad([x, ...params], (...ins) => {
+    // An epilogue runs on the kernels only on backends whose kernels implement it (FUSED_EPILOGUE_BACKENDS);
+    // there inside them, or around them as ops where that is faster (epilogueInKernel).
+    const epilogue = spec.activation != null || hasResidual;
+    const path = usesKernel(FORWARD_KERNEL, plan, epilogue) && usesKernel(BACKWARD_KERNEL, plan, epilogue)
+        ? fusedPath(!epilogue || epilogueInKernel()) : opPath;
+    const forward = path(spec, gamma != null, beta != null, withStats, running, hasResidual);
+    const out = withClosedFormGrad(ins0, (...ins) => {
       const f = forward(ins[0], ...ins.slice(1));
       // The statistics leave the custom gradient's scope: keep them, then adopt them below.
       kept = [withStats ? f.mean : null, withStats ? f.variance : null, f.running?.mean ?? null,
               f.running?.variance ?? null, f.running?.numBatchesTracked ?? null].map(t => (t ? tf.keep(t) : null));
+      keptSum = f.sum ? tf.keep(f.sum) : null;
       return f;
-    }, (xIn, ...ps) => opPath(spec, gamma != null, beta != null, false, null)(xIn, ...ps));
+    }, (xIn, ...rest) => opPath(spec, gamma != null, beta != null, false, null, hasResidual)(xIn, ...rest));
+    if (!residual || !returnSum) return [out];
+    // The sum the forward computed, as x + residual on the tape: its gradient goes to both.
+    const s = keptSum!;
+    const sumT = withClosedFormGrad([x, residual], () => ({
+      value: tf.clone(s), saved: [], backward: dy => [tf.clone(dy), tf.clone(dy)],
+    }), (a, b) => ({value: tf.add(a, b), saved: [], backward: dy => [tf.clone(dy), tf.clone(dy)]}));
+    return [out, sumT];
   });
+  (keptSum as tf.Tensor | null)?.dispose();
   // Hand the kept tensors to the caller's scope (a clone is tracked; the kept originals are freed).
   const [mean, variance, rMean, rVariance, rBatches] = kept.map(t => {
     if (!t) return null;
@@ -202,6 +272,7 @@ export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, wit
     mean: spec.center ? mean : null,
     variance,
     running: rMean && rVariance && rBatches ? {mean: rMean, variance: rVariance, numBatchesTracked: rBatches} : null,
+    sum,
   };
 }
 
@@ -224,10 +295,16 @@ export function normalizeWithStats(x: tf.Tensor, spec: NormSpec, stats: GivenSta
     const gamma = paramOf(spec, affine.gamma, 'gamma');
     const beta = paramOf(spec, affine.beta, 'beta');
     const xc = tf.reshape(x, plan.shape);
-    if (!usesKernel(SCALE_SHIFT_KERNEL, plan)) {
-      return tf.reshape(scaleShiftOps(xc, mean, variance, gamma, beta, spec.epsilon), x.shape);
+    const act = spec.activation ?? null;
+    if (!usesKernel(SCALE_SHIFT_KERNEL, plan, act != null)) {
+      const z = scaleShiftOps(xc, mean, variance, gamma, beta, spec.epsilon);
+      return tf.reshape(act ? activationOps(z, act) : z, x.shape);
     }
-    const attrs = {...layoutAttrs(plan), epsilon: spec.epsilon};
+    // The activation inside the kernel, or after it as an op (epilogueInKernel).
+    const actIn = act != null && epilogueInKernel();
+    const actOut = act != null && !actIn ? act : null;
+    const attrs: ScaleShiftAttrs = {...layoutAttrs(plan), epsilon: spec.epsilon};
+    if (actIn) attrs.activation = act!;
     const named = (ins: tf.Tensor[]): tf.NamedTensorMap => {
       const m: tf.NamedTensorMap = {x: ins[0], mean: ins[1], variance: ins[2]};
       if (gamma) m.gamma = ins[3];
@@ -237,14 +314,20 @@ export function normalizeWithStats(x: tf.Tensor, spec: NormSpec, stats: GivenSta
     const inputs = [xc, mean, variance, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
     if (tapeDepth() === 0) {
       // Plain inference: the kernel alone, without the custom-gradient wrapper.
-      return tf.reshape(runKernel(SCALE_SHIFT_KERNEL, named(inputs), attrs) as tf.Tensor, x.shape);
+      const z = runKernel(SCALE_SHIFT_KERNEL, named(inputs), attrs) as tf.Tensor;
+      return tf.reshape(actOut ? activationOps(z, actOut) : z, x.shape);
     }
     const y = withClosedFormGrad(inputs, (...ins) => ({
-      value: runKernel(SCALE_SHIFT_KERNEL, named(ins), attrs) as tf.Tensor,
+      value: actOut ? activationOps(runKernel(SCALE_SHIFT_KERNEL, named(ins), attrs) as tf.Tensor, actOut)
+          : runKernel(SCALE_SHIFT_KERNEL, named(ins), attrs) as tf.Tensor,
       saved: [],
       // Closed form, as ops on the inputs alone: differentiable again as it is.
-      backward: (dy, [xS, mS, vS, ...rest]) =>
-        scaleShiftBackwardOps(dy, xS, mS, vS, gamma ? rest[0] : null, beta != null, plan, spec.epsilon),
+      backward: (dy, [xS, mS, vS, ...rest]) => {
+        const gS = gamma ? rest[0] : null;
+        const dz = act ? activationGradOps(dy, scaleShiftOps(xS, mS, vS, gS, beta ? rest[rest.length - 1] : null,
+                                                             spec.epsilon), act) : dy;
+        return scaleShiftBackwardOps(dz, xS, mS, vS, gS, beta != null, plan, spec.epsilon);
+      },
     }));
     return tf.reshape(y, x.shape);
   });

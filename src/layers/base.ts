@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import type {LayerVariable} from '@tensorflow/tfjs-layers/dist/variables';
+import {Activation, ActivationArg, ActivationIdentifier, activationIdentifier, checkActivation} from '../engine/activation';
 import type {RunningStats, UpdatedRunningStats} from '../engine/normalize';
 import {batchNorm} from '../ops/batch_norm';
 import {frozenByEnclosingModel} from './freezing';
@@ -40,6 +41,12 @@ export interface AffineArgs extends LayerArgs {
   gammaConstraint?: ConstraintArg;
   /** Constraint of `beta`. Default none. */
   betaConstraint?: ConstraintArg;
+  /**
+   * Applied after the affine transform, fused into the forward and backward
+   * kernels: 'relu', 'silu' (tfjs' name: 'swish'), 'gelu' (PyTorch's exact erf
+   * GELU) or null (default). Written to the config with tfjs' identifiers.
+   */
+  activation?: ActivationArg;
 }
 
 /** Arguments of layers that keep running statistics (BatchNorm, InstanceNorm). */
@@ -108,7 +115,7 @@ export interface BuildSpec {
 
 /** Argument names of AffineArgs and RunningStatsArgs, for checkLayerArgs. */
 export const AFFINE_KEYS = ['epsilon', 'affine', 'gammaInitializer', 'betaInitializer', 'gammaRegularizer',
-                            'betaRegularizer', 'gammaConstraint', 'betaConstraint'];
+                            'betaRegularizer', 'gammaConstraint', 'betaConstraint', 'activation'];
 export const RUNNING_STATS_KEYS = ['momentum', 'trackRunningStats', 'movingMeanInitializer', 'movingVarianceInitializer'];
 
 /**
@@ -126,6 +133,10 @@ export abstract class NormLayer extends tf.layers.Layer {
   readonly epsilon: number;
   /** Whether the layer has the learnable `gamma` (and `beta`). */
   readonly affine: boolean;
+  /** The activation after the affine transform, as tfjs names it ('relu', 'swish', 'gelu'), or null. */
+  readonly activation: ActivationIdentifier | null;
+  /** The same as the ops take it ('silu' for 'swish'). */
+  protected readonly fusedActivation: Activation | null;
   /** Whether the affine part has `beta` (LayerNorm's `bias: false` drops it). */
   protected readonly hasBeta: boolean;
   /** The affine weights' arguments written in the config: gamma's and beta's, or gamma's only (RMSNorm). */
@@ -156,6 +167,8 @@ export abstract class NormLayer extends tf.layers.Layer {
     this.supportsMasking = true;
     this.epsilon = checkEpsilon(owner, args.epsilon ?? 1e-5);
     this.affine = checkBoolean(owner, args.affine ?? defaults.affine, 'affine');
+    this.fusedActivation = checkActivation(owner, args.activation);
+    this.activation = activationIdentifier(this.fusedActivation);
     this.affineConfigParams = (defaults.betaArgs ?? true) ? ['gamma', 'beta'] : ['gamma'];
     this.hasBeta = this.affine && (defaults.beta ?? true);
     const tracks = defaults.trackRunningStats !== undefined;
@@ -186,7 +199,8 @@ export abstract class NormLayer extends tf.layers.Layer {
   private forward(x: tf.Tensor, training: boolean): tf.Tensor {
     if (!training && this.trackRunningStats) {
       return batchNorm(x, {axis: this.runningStatsAxis(), mean: this.movingMean!.read(),
-                           variance: this.movingVariance!.read(), ...this.affineTensors(), epsilon: this.epsilon});
+                           variance: this.movingVariance!.read(), ...this.affineTensors(), epsilon: this.epsilon,
+                           activation: this.fusedActivation});
     }
     const update = training && this.trackRunningStats;
     const r = this.normalizeBatch(x, update ? this.runningStats() : null);
@@ -220,7 +234,7 @@ export abstract class NormLayer extends tf.layers.Layer {
     return inputShape;
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
     return tf.tidy(() => {
       const x = singleFloatInput(inputs, this.getClassName());
       // Keras' fine-tuning rule: a frozen layer (itself, or through an enclosing model) runs in inference mode.
@@ -248,7 +262,7 @@ export abstract class NormLayer extends tf.layers.Layer {
 
   override getConfig(): tf.serialization.ConfigDict {
     return {epsilon: this.epsilon, affine: this.affine, ...this.affineWeights.config(this.affineConfigParams),
-            ...super.getConfig()};
+            activation: this.activation, ...super.getConfig()};
   }
 
   /** Config entries of layers with running statistics. */

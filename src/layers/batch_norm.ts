@@ -48,7 +48,8 @@ export class BatchNorm extends NormLayer {
   }
 
   protected normalizeBatch(x: tf.Tensor, running: RunningStats | null): BatchNormalized {
-    return batchNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon}, false, 'BatchNorm',
+    return batchNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon,
+                                  activation: this.fusedActivation}, false, 'BatchNorm',
                               running);
   }
 

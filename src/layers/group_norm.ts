@@ -47,7 +47,8 @@ export class GroupNorm extends NormLayer {
   }
 
   protected normalizeBatch(x: tf.Tensor): BatchNormalized {
-    return {output: groupNorm(x, {numGroups: this.numGroups, axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon})};
+    return {output: groupNorm(x, {numGroups: this.numGroups, axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon,
+                                  activation: this.fusedActivation})};
   }
 
   override getConfig(): tf.serialization.ConfigDict {

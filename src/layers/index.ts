@@ -7,6 +7,8 @@
  *
  * @packageDocumentation
  */
+import {AddLayerNorm, AddLayerNormArgs} from './add_layer_norm';
+import {AddRMSNorm, AddRMSNormArgs} from './add_rms_norm';
 import {BatchNorm, BatchNormArgs} from './batch_norm';
 import {GroupNorm, GroupNormArgs} from './group_norm';
 import {InstanceNorm, InstanceNormArgs} from './instance_norm';
@@ -42,4 +44,14 @@ export function rmsNorm(args: RMSNormArgs = {}): RMSNorm {
 /** PyTorch's LocalResponseNorm. See {@link LocalResponseNorm}. */
 export function localResponseNorm(args: LocalResponseNormArgs): LocalResponseNorm {
   return new LocalResponseNorm(args);
+}
+
+/** LayerNorm(x + residual) on `[x, residual]`. See {@link AddLayerNorm}. */
+export function addLayerNorm(args: AddLayerNormArgs = {}): AddLayerNorm {
+  return new AddLayerNorm(args);
+}
+
+/** RMSNorm(x + residual) on `[x, residual]`. See {@link AddRMSNorm}. */
+export function addRMSNorm(args: AddRMSNormArgs = {}): AddRMSNorm {
+  return new AddRMSNorm(args);
 }

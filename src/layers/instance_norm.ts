@@ -49,7 +49,8 @@ export class InstanceNorm extends NormLayer {
   }
 
   protected normalizeBatch(x: tf.Tensor, running: RunningStats | null): BatchNormalized {
-    return instanceNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon}, false,
+    return instanceNormWithStats(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon,
+                                     activation: this.fusedActivation}, false,
                                  'InstanceNorm', running);
   }
 

@@ -46,7 +46,8 @@ export class LayerNorm extends NormLayer {
   }
 
   protected normalizeBatch(x: tf.Tensor): BatchNormalized {
-    return {output: layerNorm(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon})};
+    return {output: layerNorm(x, {axis: this.axis, ...this.affineTensors(), epsilon: this.epsilon,
+                                  activation: this.fusedActivation})};
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -30,7 +30,8 @@ export class RMSNorm extends NormLayer {
   private readonly epsilonArg: number | null;
 
   constructor(args: RMSNormArgs = {}) {
-    args = checkLayerArgs('RMSNorm', args, ['axis', 'epsilon', 'affine', 'gammaInitializer', 'gammaRegularizer', 'gammaConstraint']);
+    args = checkLayerArgs('RMSNorm', args, ['axis', 'epsilon', 'affine', 'gammaInitializer', 'gammaRegularizer', 'gammaConstraint',
+                                            'activation']);
     super({...args, epsilon: args.epsilon ?? FLOAT32_EPS}, {affine: true, beta: false, betaArgs: false});
     this.epsilonArg = args.epsilon ?? null;
     this.axis = checkAxesArg('RMSNorm', args.axis ?? -1);
@@ -41,7 +42,8 @@ export class RMSNorm extends NormLayer {
   }
 
   protected normalizeBatch(x: tf.Tensor): BatchNormalized {
-    return {output: rmsNorm(x, {axis: this.axis, gamma: this.affineTensors().gamma, epsilon: this.epsilon})};
+    return {output: rmsNorm(x, {axis: this.axis, gamma: this.affineTensors().gamma, epsilon: this.epsilon,
+                                activation: this.fusedActivation})};
   }
 
   override getConfig(): tf.serialization.ConfigDict {

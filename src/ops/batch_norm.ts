@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {NormSpec, RunningStats, UpdatedRunningStats, normalize, normalizeWithStats} from '../engine/normalize';
 import {NormPlan, planFromRoles} from '../engine/plan';
+import {ActivationArg, checkActivation} from '../engine/activation';
 import {checkEpsilon, checkInput, fail, resolveChannelAxis} from '../validate';
 
 /** Arguments of {@link batchNorm}. */
@@ -19,6 +20,8 @@ export interface BatchNormOpArgs {
   epsilon?: number;
   /** Use batch statistics. Default false; batch statistics are also used when neither mean nor variance is given. */
   training?: boolean;
+  /** Applied after the affine transform: 'relu', 'silu' (tfjs: 'swish'), 'gelu' (exact erf form) or null (default). */
+  activation?: ActivationArg;
 }
 
 /** What the ops with running statistics return for the update. */
@@ -43,7 +46,7 @@ function batchSpec(owner: string, x: tf.Tensor, args: BatchNormOpArgs): NormSpec
   checkInput(owner, x, 2);
   const axis = resolveChannelAxis(owner, args.axis ?? -1, x.rank);
   return {owner, plan: batchPlan(x.shape, axis), paramShape: [x.shape[axis]], epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5),
-          center: true};
+          center: true, activation: checkActivation(owner, args.activation)};
 }
 
 /**

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {normalize} from '../engine/normalize';
 import {NormPlan, Role, planFromRoles} from '../engine/plan';
+import {ActivationArg, checkActivation} from '../engine/activation';
 import {checkEpsilon, checkGroups, checkInput, checkPositiveInt, resolveChannelAxis} from '../validate';
 
 /** Arguments of {@link groupNorm}. */
@@ -15,6 +16,8 @@ export interface GroupNormOpArgs {
   beta?: tf.Tensor | null;
   /** Added to the variance. Default 1e-5. */
   epsilon?: number;
+  /** Applied after the affine transform: 'relu', 'silu' (tfjs: 'swish'), 'gelu' (exact erf form) or null (default). */
+  activation?: ActivationArg;
 }
 
 /**
@@ -53,5 +56,6 @@ export function groupNorm(x: tf.Tensor, args: GroupNormOpArgs): tf.Tensor {
   const C = x.shape[axis];
   checkGroups(owner, numGroups, C);
   return normalize(x, {owner, plan: groupPlan(x.shape, axis, numGroups), paramShape: [C],
-                       epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true}, args).output;
+                       epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true,
+                       activation: checkActivation(owner, args.activation)}, args).output;
 }

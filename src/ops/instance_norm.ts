@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {RunningStats, normalize} from '../engine/normalize';
 import {NormPlan, planFromRoles} from '../engine/plan';
+import {ActivationArg, checkActivation} from '../engine/activation';
 import {checkEpsilon, checkInput, fail, resolveChannelAxis} from '../validate';
 import {WithStats} from './batch_norm';
 
@@ -14,6 +15,8 @@ export interface InstanceNormOpArgs {
   beta?: tf.Tensor | null;
   /** Added to the variance. Default 1e-5. */
   epsilon?: number;
+  /** Applied after the affine transform: 'relu', 'silu' (tfjs: 'swish'), 'gelu' (exact erf form) or null (default). */
+  activation?: ActivationArg;
 }
 
 /** InstanceNorm's plan: statistics per sample and channel over the other axes; params along the channel. */
@@ -36,7 +39,8 @@ export function instanceNormWithStats(x: tf.Tensor, args: InstanceNormOpArgs, wi
          'input shape', x.shape);
   }
   const C = x.shape[axis];
-  const r = normalize(x, {owner, plan, paramShape: [C], epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true},
+  const r = normalize(x, {owner, plan, paramShape: [C], epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true,
+                          activation: checkActivation(owner, args.activation)},
                       args, withStats, running);
   const NC = [x.shape[0], C];
   return {output: r.output, mean: r.mean && tf.reshape(r.mean, NC), variance: r.variance && tf.reshape(r.variance, NC),

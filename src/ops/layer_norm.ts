@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {normalize} from '../engine/normalize';
 import {axesPlan} from '../engine/plan';
+import {ActivationArg, checkActivation} from '../engine/activation';
 import {checkEpsilon, checkInput, resolveAxes} from '../validate';
 
 /** Arguments of {@link layerNorm}. */
@@ -13,6 +14,8 @@ export interface LayerNormOpArgs {
   beta?: tf.Tensor | null;
   /** Added to the variance. Default 1e-5. */
   epsilon?: number;
+  /** Applied after the affine transform: 'relu', 'silu' (tfjs: 'swish'), 'gelu' (exact erf form) or null (default). */
+  activation?: ActivationArg;
 }
 
 /**
@@ -28,5 +31,6 @@ export function layerNorm(x: tf.Tensor, args: LayerNormOpArgs = {}): tf.Tensor {
   checkInput(owner, x, 1);
   const axes = resolveAxes(owner, args.axis ?? -1, x.rank);
   return normalize(x, {owner, plan: axesPlan(x.shape, axes), paramShape: axes.map(a => x.shape[a]),
-                       epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true}, args).output;
+                       epsilon: checkEpsilon(owner, args.epsilon ?? 1e-5), center: true,
+                       activation: checkActivation(owner, args.activation)}, args).output;
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {normalize} from '../engine/normalize';
 import {axesPlan} from '../engine/plan';
+import {ActivationArg, checkActivation} from '../engine/activation';
 import {checkEpsilon, checkInput, resolveAxes} from '../validate';
 
 /** float32 machine epsilon, PyTorch's `torch.finfo(torch.float32).eps`: RMSNorm's default. */
@@ -14,6 +15,8 @@ export interface RMSNormOpArgs {
   gamma?: tf.Tensor | null;
   /** Added to the mean square. Default null = float32 machine epsilon (PyTorch 2.4's nn.RMSNorm). */
   epsilon?: number | null;
+  /** Applied after the affine transform: 'relu', 'silu' (tfjs: 'swish'), 'gelu' (exact erf form) or null (default). */
+  activation?: ActivationArg;
 }
 
 /**
@@ -30,6 +33,7 @@ export function rmsNorm(x: tf.Tensor, args: RMSNormOpArgs = {}): tf.Tensor {
   checkInput(owner, x, 1);
   const axes = resolveAxes(owner, args.axis ?? -1, x.rank);
   const epsilon = args.epsilon == null ? FLOAT32_EPS : checkEpsilon(owner, args.epsilon);
-  return normalize(x, {owner, plan: axesPlan(x.shape, axes), paramShape: axes.map(a => x.shape[a]), epsilon, center: false},
+  return normalize(x, {owner, plan: axesPlan(x.shape, axes), paramShape: axes.map(a => x.shape[a]), epsilon, center: false,
+                       activation: checkActivation(owner, args.activation)},
                    {gamma: args.gamma}).output;
 }

@@ -79,6 +79,10 @@ function ruleOf(layer: tf.layers.Layer): NormRule | null {
       return {reason: `${layer.getClassName()} without trackRunningStats normalizes with the statistics of each ` +
                       (layer instanceof BatchNorm ? 'batch' : 'instance') + ' in inference'};
     }
+    if (layer.activation !== null) {
+      return {reason: `${layer.getClassName()} applies activation ${show(layer.activation)} after normalizing, ` +
+                      'which a convolution or dense layer cannot absorb'};
+    }
     return {axis: layer.axis, epsilon: layer.epsilon};
   }
   if (layer instanceof NormLayer) {

@@ -11,7 +11,7 @@ import {
   BackwardAttrs, ForwardAttrs, LayoutAttrs, LrnAttrs, ScaleShiftAttrs,
 } from '../kernels';
 import {geometryOf, statToParam} from './geometry';
-import {updateRunning} from './norm_impl';
+import {jsEpilogue, updateRunning} from './norm_impl';
 import {Selected} from './simd/select';
 
 type TypedArray = Float32Array | Int32Array;
@@ -51,6 +51,12 @@ export function forwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tensor
     outs.push(st.output(inputs.runningMean.shape, 'float32'), st.output(inputs.runningVariance.shape, 'float32'),
               st.output([], 'int32'));
   }
+  const residual = inputs.residual != null;
+  if (residual) {
+    if (size(inputs.residual.shape) !== size(inputs.x.shape)) throw new Error('TfjsNormForward: residual size mismatch');
+    outs.push(st.output(inputs.x.shape, 'float32'));
+  }
+  const epilogue = residual || a.activation != null;
   const sel = st.select();
   sel.runner?.reserve(g);
   try {
@@ -58,7 +64,17 @@ export function forwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tensor
       x: f32(st, inputs.x)!, gamma: f32(st, inputs.gamma), beta: f32(st, inputs.beta), y: f32(st, outs[0])!,
       mean: f32(st, outs[1])!, variance: f32(st, outs[2])!, aux: f32(st, outs[3])!,
     };
-    sel.impl.forward(g, io, a.epsilon, a.center);
+    if (epilogue) {
+      // On the SIMD module: the epilogue as its elementwise passes around its passes; on the JS loops, inside them.
+      const sum = residual ? f32(st, outs[outs.length - 1]) : null;
+      if (sel.runner) {
+        sel.runner.forwardEpilogue(g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual), sum);
+      } else {
+        jsEpilogue.forward(g, io, a.epsilon, a.center, a.activation ?? null, f32(st, inputs.residual), sum);
+      }
+    } else {
+      sel.impl.forward(g, io, a.epsilon, a.center);
+    }
     if (running) {
       const batches = st.view(inputs.numBatchesTracked)[0];
       updateRunning({
@@ -80,14 +96,18 @@ export function backwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tenso
   const outs = [st.output(inputs.dy.shape, 'float32')];
   if (a.withGamma) outs.push(st.output(inputs.gamma.shape, 'float32'));
   if (a.withBeta) outs.push(st.output(a.betaShape ?? a.paramShape, 'float32'));
+  const act = a.activation ?? null;
   const sel = st.select();
   sel.runner?.reserve(g);
   try {
-    sel.impl.backward(g, {
+    const io = {
       dy: f32(st, inputs.dy)!, x: f32(st, inputs.x)!, aux: f32(st, inputs.aux)!, gamma: f32(st, inputs.gamma),
       dx: f32(st, outs[0])!, dgamma: a.withGamma ? f32(st, outs[1]) : null,
       dbeta: a.withBeta ? f32(st, outs[outs.length - 1]) : null,
-    }, a.center);
+    };
+    if (act && sel.runner) sel.runner.backwardEpilogue(g, io, a.center, act, f32(st, inputs.beta));
+    else if (act) jsEpilogue.backward(g, io, a.center, act, f32(st, inputs.beta));
+    else sel.impl.backward(g, io, a.center);
   } finally {
     sel.runner?.release();
   }
@@ -99,13 +119,20 @@ export function scaleShiftBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Ten
   // Statistics vary along the param axes here: the parameters' layout is the statistics' layout.
   const g = geometryOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape} as LayoutAttrs);
   const y = st.output(inputs.x.shape, 'float32');
+  const act = a.activation ?? null;
   const sel = st.select();
   sel.runner?.reserve(g);
   try {
-    sel.impl.scaleShift(g, {
+    const io = {
       x: f32(st, inputs.x)!, mean: f32(st, inputs.mean)!, variance: f32(st, inputs.variance)!,
       gamma: f32(st, inputs.gamma), beta: f32(st, inputs.beta), y: f32(st, y)!,
-    }, a.epsilon);
+    };
+    if (act && sel.runner) {
+      sel.runner.scaleShift(g, io, a.epsilon);
+      sel.runner.activate(g, io.y, act);
+    }
+    else if (act) jsEpilogue.scaleShift(g, io, a.epsilon, act);
+    else sel.impl.scaleShift(g, io, a.epsilon);
   } finally {
     sel.runner?.release();
   }

@@ -341,3 +341,38 @@ export function backwardDx(g: Geometry, dy: Float32Array, x: Float32Array, dx: F
     for (let i = off; i < end; i++) dx[i] = dy[i] * pk + x[i] * q + c;
   }
 }
+
+/**
+ * out = x + r (float32, as tf.add), and where each row is one statistic (row
+ * mode) the row sums of out (or of its squares) added to sums[s] in the same
+ * pass; returns whether it accumulated (column mode only writes the sum).
+ */
+export function addRows(g: Geometry, x: Float32Array, r: Float32Array, out: Float32Array, sums: Float64Array,
+                        square: boolean): boolean {
+  if (g.statVaries) {
+    for (let i = 0; i < g.size; i++) out[i] = x[i] + r[i];
+    return false;
+  }
+  const {K, rows} = g;
+  const {rowStat} = rowBases(g);
+  for (let row = 0; row < rows; row++) {
+    const off = row * K;
+    const end = off + K;
+    let acc = 0;
+    if (square) {
+      for (let i = off; i < end; i++) {
+        const v = Math.fround(x[i] + r[i]);
+        out[i] = v;
+        acc += v * v;
+      }
+    } else {
+      for (let i = off; i < end; i++) {
+        const v = Math.fround(x[i] + r[i]);
+        out[i] = v;
+        acc += v;
+      }
+    }
+    sums[rowStat[row]] += acc;
+  }
+  return true;
+}

@@ -6,8 +6,9 @@
  * (loops.ts, jsNorm here). The steps around the passes (statistics from
  * sums, the aux rows, the running statistics) are here once for both.
  */
+import {Activation, activationDerivative, activationScalar} from '../activation';
 import {Geometry} from './geometry';
-import {Stats64, applyAffine, backwardDx, backwardSums, statSums} from './loops';
+import {Stats64, addRows, applyAffine, backwardDx, backwardSums, statSums} from './loops';
 
 export interface ForwardIO {
   x: Float32Array;
@@ -157,6 +158,66 @@ export const jsNorm: NormImpl = {
   lrn(l, io) {
     if (io.dy) lrnBackwardJs(l, io.x, io.dy, io.out);
     else lrnForwardJs(l, io.x, io.out);
+  },
+};
+
+/** y = act(y) in place. */
+function activateInPlace(y: Float32Array, act: Activation): void {
+  const f = activationScalar(act);
+  for (let i = 0; i < y.length; i++) y[i] = f(y[i]);
+}
+
+/**
+ * The epilogues of issue #17 (kernels.ts: `activation`, `residual`) on the
+ * JavaScript loops, where the SIMD module does not run (its counterpart:
+ * SimdRunner.forwardEpilogue / backwardEpilogue / activate).
+ *
+ *   forward    [sum = x + residual, written with the first statistics pass], the
+ *              normalization of the sum, then y = act(z) in place
+ *   backward   z recomputed from x, aux, gamma, beta into dx; dz = dy * act'(z) in place;
+ *              the plain backward reading dy = dx (its dx pass is elementwise: in place is exact)
+ *   inference  scale and shift, then act in place
+ */
+export const jsEpilogue = {
+  forward(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, act: Activation | null,
+          residual: Float32Array | null, sum: Float32Array | null): void {
+    const S = g.statSize;
+    const mean64 = new Float64Array(S);
+    const squares = new Float64Array(S);
+    let x = io.x;
+    // The add pass also accumulates the first statistics pass (sums, or RMSNorm's squares) where rows are statistics.
+    let accumulated = false;
+    const first = center ? new Float64Array(S) : squares;
+    if (residual && sum) {
+      accumulated = addRows(g, io.x, residual, sum, first, !center);
+      x = sum;
+    }
+    if (center) {
+      if (!accumulated) statSums(g, x, null, first);
+      finishMean(first, mean64, g.count);
+      statSums(g, x, mean64, squares);
+    } else if (!accumulated) {
+      statSums(g, x, mean64, squares);
+    }
+    finishForward(mean64, squares, g.count, epsilon, io);
+    applyAffine(g, x, io.y, stats64(io.aux, S, center), io.gamma, io.beta);
+    if (act) activateInPlace(io.y, act);
+  },
+  backward(g: Geometry, io: BackwardIO, center: boolean, act: Activation | null, beta: Float32Array | null): void {
+    if (!act) {
+      jsNorm.backward(g, io, center);
+      return;
+    }
+    const dz = io.dx;
+    applyAffine(g, io.x, dz, stats64(io.aux, g.statSize, center), io.gamma, beta);
+    const d = activationDerivative(act);
+    const dy = io.dy;
+    for (let i = 0; i < dz.length; i++) dz[i] = dy[i] * d(dz[i]);
+    jsNorm.backward(g, {...io, dy: dz}, center);
+  },
+  scaleShift(g: Geometry, io: ScaleShiftIO, epsilon: number, act: Activation | null): void {
+    jsNorm.scaleShift(g, io, epsilon);
+    if (act) activateInPlace(io.y, act);
   },
 };
 

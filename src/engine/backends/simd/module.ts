@@ -34,6 +34,9 @@ export interface NormExports {
              scale: number, k: number, beta: number): void;
   lrnBackward(dy: number, x: number, dx: number, outer: number, c: number, inner: number, before: number,
               after: number, scale: number, k: number, beta: number): void;
+  actForward(y: number, out: number, n: number, kind: number): void;
+  actBackward(dy: number, z: number, out: number, n: number, kind: number): void;
+  addInto(x: number, r: number, out: number, n: number): void;
 }
 
 type State = {kind: 'untried'} | {kind: 'compiling'} | {kind: 'ready'; module: WebAssembly.Module} |

@@ -15,11 +15,15 @@
  * The steps between passes (statistics from sums, running statistics) are
  * norm_impl.ts' for both this and the JavaScript loops.
  */
+import {Activation} from '../../activation';
 import {Geometry} from '../geometry';
 import {
   BackwardIO, ForwardIO, LrnGeometry, LrnIO, NormImpl, ScaleShiftIO, finishBackward, finishForward, finishMean,
 } from '../norm_impl';
 import {NormExports} from './module';
+
+/** The module's activation kinds (wasm/norm.ts, epilogues). */
+const ACT_KIND: Readonly<Record<Activation, number>> = {relu: 1, silu: 2, gelu: 3};
 
 /** Where a runner's scratch comes from. */
 export interface Arena {
@@ -156,20 +160,79 @@ export class SimdRunner implements NormImpl {
   }
 
   forward(g: Geometry, io: ForwardIO, epsilon: number, center: boolean): void {
+    this.forwardOf(g, io, epsilon, center, null, null);
+  }
+
+  /**
+   * The forward of x, or of x + residual (written to `sum`): then the first
+   * statistics pass (sums, or RMSNorm's squares) runs in the same pass as the
+   * add, block by cache-sized block of rows (each block summed while it is in
+   * cache).
+   */
+  private forwardOf(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, residual: Float32Array | null,
+                    sum: Float32Array | null): void {
     const L = this.setup(g, io.gamma, io.beta);
     const e = this.exp;
     const S = g.statSize;
     const mean64 = this.f64(L.mean64, S);
-    if (center) {
-      this.sweep(g, [io.x], [], (r0, r1, [x], last) => e.fwdSum(x, r0, r1, last ? 1 : 0));
+    let xs = io.x;
+    let squared = false;
+    if (residual && sum) {
+      const block = Math.max(1, Math.floor(CHUNK / g.K));
+      const first = center ? e.fwdSum : e.fwdSquares;
+      this.sweep(g, [io.x, residual], [sum], (r0, r1, [x, r, s], last) => {
+        for (let a = r0; a < r1; a += block) {
+          const b = Math.min(r1, a + block);
+          const off = (a - r0) * g.K * 4;
+          e.addInto(x + off, r + off, s + off, (b - a) * g.K);
+          first(s + off, a, b, last && b === r1 ? 1 : 0);
+        }
+      });
+      xs = sum;
+      squared = !center;
+      if (center) finishMean(this.f64(L.s64a, S), mean64, g.count);
+    } else if (center) {
+      this.sweep(g, [xs], [], (r0, r1, [x], last) => e.fwdSum(x, r0, r1, last ? 1 : 0));
       finishMean(this.f64(L.s64a, S), mean64, g.count);
     }
-    this.sweep(g, [io.x], [], (r0, r1, [x], last) => e.fwdSquares(x, r0, r1, last ? 1 : 0));
+    if (!squared) this.sweep(g, [xs], [], (r0, r1, [x], last) => e.fwdSquares(x, r0, r1, last ? 1 : 0));
     finishForward(mean64, this.f64(L.s64b, S), g.count, epsilon, io);
     this.f32(L.hi, S).set(io.aux.subarray(0, S));
     this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
     this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
-    this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+    this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+  }
+
+  /**
+   * The epilogues (issue #17) as the module's elementwise passes around its
+   * normalization passes: forward on x + residual (the sum written in the
+   * first statistics pass), then act(y) in place; backward: z recomputed into dx by the apply pass,
+   * dz = dy * act'(z) in place, then the backward reading dy = dx (its dx pass
+   * is elementwise, so in place is exact).
+   */
+  forwardEpilogue(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, act: Activation | null,
+                  residual: Float32Array | null, sum: Float32Array | null): void {
+    this.forwardOf(g, io, epsilon, center, residual, sum);
+    if (act) this.activate(g, io.y, act);
+  }
+
+  backwardEpilogue(g: Geometry, io: BackwardIO, center: boolean, act: Activation, beta: Float32Array | null): void {
+    const S = g.statSize;
+    const L = this.setup(g, io.gamma, beta);
+    this.f32(L.hi, S).set(io.aux.subarray(0, S));
+    this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
+    this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
+    this.sweep(g, [io.x], [io.dx], (r0, r1, [x, z]) => this.exp.apply(x, z, r0, r1));
+    const kind = ACT_KIND[act];
+    this.sweep(g, [io.dy, io.dx], [io.dx],
+               (r0, r1, [dy, z, dz]) => this.exp.actBackward(dy, z, dz, (r1 - r0) * g.K, kind));
+    this.backward(g, {...io, dy: io.dx}, center);
+  }
+
+  /** y = act(y) in place. */
+  activate(g: Geometry, y: Float32Array, act: Activation): void {
+    const kind = ACT_KIND[act];
+    this.sweep(g, [y], [y], (r0, r1, [yi, yo]) => this.exp.actForward(yi, yo, (r1 - r0) * g.K, kind));
   }
 
   backward(g: Geometry, io: BackwardIO, center: boolean): void {
