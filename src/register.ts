@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {cpuKernels} from './engine/backends/cpu';
 import {wasmKernels} from './engine/backends/wasm';
+import {webglKernels} from './engine/backends/webgl';
 import {registerFlags} from './engine/environment';
 import {
   AddonsGroupNormalization, AddonsInstanceNormalization, GroupNormalization, InstanceNormalization, RMSNormalization,
@@ -30,7 +31,7 @@ import {LocalResponseNorm} from './layers/local_response_norm';
 import {RMSNorm} from './layers/rms_norm';
 
 /** Every backend's kernels (one file per backend under engine/backends/). */
-const KERNELS: tf.KernelConfig[] = [...cpuKernels, ...wasmKernels];
+const KERNELS: tf.KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webglKernels];
 
 registerFlags();
 
