@@ -47,14 +47,19 @@ export const sizeOf = (shape: number[]): number => shape.reduce((a, b) => a * b,
  */
 export class Runner {
   private temps: tf.TensorInfo[] = [];
+  /** Unpacked copies of packed inputs, made once per kernel call. */
+  private unpacked = new Map<tf.DataId, tf.TensorInfo>();
   constructor(readonly backend: WebGLBackend) {}
 
-  /** `t` as a 1-D unpacked view (a packed texture is unpacked first, into a temporary). */
+  /** `t` as a 1-D unpacked view (a packed texture is unpacked first, once, into a temporary). */
   flat(t: tf.TensorInfo): tf.TensorInfo {
     let src = t;
     if (this.backend.texData.get(t.dataId).isPacked) {
-      src = this.backend.unpackTensor(t);
-      this.temps.push(src);
+      src = this.unpacked.get(t.dataId) ?? this.backend.unpackTensor(t);
+      if (!this.unpacked.has(t.dataId)) {
+        this.unpacked.set(t.dataId, src);
+        this.temps.push(src);
+      }
     }
     return {dataId: src.dataId, shape: [sizeOf(t.shape)], dtype: src.dtype};
   }
@@ -100,6 +105,7 @@ export class Runner {
   done(): void {
     for (const t of this.temps) this.backend.disposeIntermediateTensorInfo(t);
     this.temps = [];
+    this.unpacked.clear();
   }
 }
 
