@@ -6,7 +6,8 @@
  *      g = dy * gamma and of g * xhat for each statistic, and of dy * xhat and
  *      dy for each parameter (xhat recomputed from x and the forward's aux).
  *   2. sums: one flat texture [mean(g) | mean(g * xhat) | dgamma | dbeta]
- *      (per statistic, per parameter) combining the chunks, or reducing the
+ *      (per statistic, per parameter; with float16 textures each mean as two
+ *      rows, hi + lo) combining the chunks, or reducing the
  *      groups directly when they are short. dgamma and dbeta are shallow
  *      slices of it.
  *   3. dx = (g - mean(g) - xhat * mean(g * xhat)) * invStd.
@@ -16,7 +17,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs} from '../../kernels';
-import {Groups, View, elemGlsl, groupGlsl, viewOf} from './layout';
+import {f16Textures, hiGlsl} from './forward';
+import {FINITE_GLSL, Groups, View, elemGlsl, groupGlsl, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -123,23 +125,30 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     const combine = (g: Groups, fn: string, offset: string, group: string, which: string) => (partials ? `
         for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(${offset} + (${which}) * ${g.count * g.nc} + ${group} * ${g.nc} + c);` : `
         acc = ${fn}(${which}, ${group}, 0) * ${lit(g.n)};`);
+    // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
+    // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
+    const f16 = f16Textures();
+    const R = f16 ? 2 : 1;
     const sums = r.runTemp({
       variableNames: partials ? [...names, 'part'] : names,
-      outputShape: [2 * S + (gp ? 2 * P : 0)],
-      userCode: `${common}
+      outputShape: [2 * R * S + (gp ? 2 * P : 0)],
+      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}
     void main() {
       int t = getOutputCoords();
       float acc = 0.0;
-      if (t < ${2 * S}) {
-        int which = t / ${S};
-        int s = t - which * ${S};
+      if (t < ${2 * R * S}) {
+        int k = t / ${S};
+        int s = t - k * ${S};
+        int which = k / ${R};
         ${a.center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}
         ${combine(gs, 'nm_sc', '0', 's', 'which')}
-        setOutput(acc / ${lit(gs.n)});
+        float mean = acc / ${lit(gs.n)};
+        float hi = nm_hi(mean);
+        setOutput(k - which * ${R} == 0 ? hi : mean - hi);
         return;
       }
       ${gp ? `
-      int q = t - ${2 * S};
+      int q = t - ${2 * R * S};
       int which = q / ${P};
       int p = q - which * ${P};
       ${combine(gp, 'nm_pc', String(sPart), 'p', 'which')}
@@ -154,12 +163,14 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       int i = getOutputCoords();
       ivec3 e = nm_elem(i);
       float g = getDy(i)${withGamma ? ' * getGamma(e.z)' : ''};
-      setOutput((g - getSums(e.y) - nm_xhat(i, e.y) * getSums(${S} + e.y)) * getAux(${2 * S} + e.y));
+      float c1 = ${f16 ? `getSums(e.y) + getSums(${S} + e.y)` : 'getSums(e.y)'};
+      float c2 = ${f16 ? `getSums(${2 * S} + e.y) + getSums(${3 * S} + e.y)` : `getSums(${S} + e.y)`};
+      setOutput((g - c1 - nm_xhat(i, e.y) * c2) * getAux(${2 * S} + e.y));
     }`,
     }, [...ins, sums]);
     const outs = [Runner.reshaped(dx, dy.shape)];
-    if (a.withGamma) outs.push(r.slice(sums, 2 * S, gamma.shape));
-    if (a.withBeta) outs.push(r.slice(sums, 2 * S + P, a.betaShape ?? a.paramShape));
+    if (a.withGamma) outs.push(r.slice(sums, 2 * R * S, gamma.shape));
+    if (a.withBeta) outs.push(r.slice(sums, 2 * R * S + P, a.betaShape ?? a.paramShape));
     return outs;
   } finally {
     r.done();

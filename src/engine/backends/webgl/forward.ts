@@ -7,12 +7,13 @@
  *      chunk's mean of (x - pivot), and its mean of (x - pivot - chunk mean)^2
  *      (shifted two-pass within the chunk; pivot = the statistic's first value
  *      if finite). Means, not sums, so float16 storage holds them.
- *   2. statistics: one flat texture [mean | variance | mean hi | mean lo |
- *      1/sqrt(var + eps) | running mean' | running variance' | batches' + 1]:
- *      each texel merges its statistic's chunks (Chan's pairwise formula, in
- *      two passes over the chunk results: mean, then M2), or reduces the
- *      statistic directly in two passes when it is short. The outputs mean,
- *      variance, aux and the running statistics are shallow slices of it.
+ *   2. statistics: one flat texture [mean hi | mean lo | 1/sqrt(var + eps) |
+ *      variance | running mean' | running variance' | batches' + 1]: each
+ *      texel merges its statistic's chunks (Chan's pairwise formula, in two
+ *      passes over the chunk results: mean, then M2), or reduces a short
+ *      statistic directly (one pass for the mean rows, two for the others).
+ *      The outputs are shallow slices of it: mean = the hi row, aux = the
+ *      first three rows, variance, and the running statistics.
  *   3. y = ((x - hi) - lo) * invStd * gamma + beta.
  *
  * All arithmetic is float32 in the shader, whatever the texture storage.
@@ -77,15 +78,18 @@ function chunkGlsl(g: Groups, center: boolean): string {
     }`;
 }
 
-/** GLSL: `void nm_stat(int s, out float m, out float v)`: shifted mean m (add nm_pivot(s)) and variance. */
+/**
+ * GLSL: `void nm_stat(int s, bool second, out float m, out float v)`: shifted
+ * mean m (add nm_pivot(s)) and, with `second` (else maybe 0), the variance.
+ */
 function statGlsl(g: Groups, partials: boolean): string {
   if (!partials) {
     return `
-    void nm_stat(int s, out float m, out float v) { nm_chunk(s, 0, true, m, v); }`;
+    void nm_stat(int s, bool second, out float m, out float v) { nm_chunk(s, 0, second, m, v); }`;
   }
   const {name, nc, n, count} = g;
   return `
-    void nm_stat(int s, out float m, out float v) {
+    void nm_stat(int s, bool second, out float m, out float v) {
       float acc = 0.0;
       for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * getPart(s * ${nc} + c);
       m = acc / ${lit(n)};
@@ -155,7 +159,7 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
   if (running) names.push('rmean', 'rvar', 'nbt');
   const factor = running ? (running.momentum == null ? '1.0 / (getNbt(0) + 1.0)' : lit(running.momentum)) : '';
   const runningMain = running ? `
-      int u = t - ${5 * S};
+      int u = t - ${4 * S};
       if (u >= ${2 * P}) {
         setOutput(getNbt(0) + 1.0);
         return;
@@ -166,7 +170,7 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
       for (int e = 0; e < ${running.perParam}; e++) {
         int s = nm_statOf(p, e);
         float m, vv;
-        nm_stat(s, m, vv);
+        nm_stat(s, which == 1, m, vv);
         acc += which == 0 ? nm_pivot(s) + m : vv * (float(${running.count}) / float(${running.count - 1}));
       }
       float batch = acc / ${lit(running.perParam)};
@@ -174,22 +178,22 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
       setOutput(old + (batch - old) * (${factor}));` : '';
   return {
     variableNames: names,
-    outputShape: [5 * S + (running ? 2 * P + 1 : 0)],
+    outputShape: [4 * S + (running ? 2 * P + 1 : 0)],
     userCode: `${FINITE_GLSL}${hiGlsl(f16)}${enumGlsl}${chunkGlsl(g, a.center)}${statGlsl(g, partials)}
     ${running ? running.statOfParam : ''}
     void main() {
       int t = getOutputCoords();
-      if (t < ${5 * S}) {
+      if (t < ${4 * S}) {
         int r = t / ${S};
         int s = t - r * ${S};
         float m, vv;
-        nm_stat(s, m, vv);
+        nm_stat(s, r >= 2, m, vv);
         float piv = nm_pivot(s);
         float hi = ${a.center ? 'nm_hi(piv + m)' : '0.0'};
         float res = hi;
-        if (r == 1) res = vv;
-        else if (r == 3) res = ${a.center ? '(piv - hi) + m' : '0.0'};
-        else if (r == 4) res = inversesqrt(vv + ${lit(a.epsilon)});
+        if (r == 1) res = ${a.center ? '(piv - hi) + m' : '0.0'};
+        else if (r == 2) res = inversesqrt(vv + ${lit(a.epsilon)});
+        else if (r == 3) res = vv;
         setOutput(res);
         return;
       }${runningMain}
@@ -197,7 +201,7 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
   };
 }
 
-/** y from x and the statistics texture (hi, lo, invStd rows at 2S, 3S, 4S); `stats` may be another layout's. */
+/** y from x and the statistics texture (hi, lo, invStd rows at `rows`). */
 export function applyProgram(v: View, withGamma: boolean, withBeta: boolean, rows: [number, number, number]): WebGLProgram {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
@@ -234,12 +238,13 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
-    const y = r.run(applyProgram(v, inputs.gamma != null, inputs.beta != null, [2 * S, 3 * S, 4 * S]), applyInputs);
-    const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, S, a.statShape),
-                  r.slice(stats, 2 * S, [3, S])];
+    const y = r.run(applyProgram(v, inputs.gamma != null, inputs.beta != null, [0, S, 2 * S]), applyInputs);
+    // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
+    const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
+                  r.slice(stats, 0, [3, S])];
     if (running) {
-      outs.push(r.slice(stats, 5 * S, inputs.runningMean!.shape), r.slice(stats, 5 * S + v.P, inputs.runningVariance!.shape),
-                r.slice(stats, 5 * S + 2 * v.P, [], 'int32'));
+      outs.push(r.slice(stats, 4 * S, inputs.runningMean!.shape), r.slice(stats, 4 * S + v.P, inputs.runningVariance!.shape),
+                r.slice(stats, 4 * S + 2 * v.P, [], 'int32'));
     }
     return outs;
   } finally {

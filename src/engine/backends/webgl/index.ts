@@ -2,8 +2,8 @@
  * The fused kernels for tfjs-backend-webgl (names and attributes: ../../kernels.ts),
  * registered by register.ts. Programs per call (one layer):
  *
- *   TfjsNormForward     2, or 3 when a statistic covers > 1024 values (forward.ts)
- *   TfjsNormBackward    2, or 3 when a statistic or parameter gathers > 1024 values (backward.ts)
+ *   TfjsNormForward     2, or 3 when a statistic covers > DIRECT_MAX (128) values (forward.ts)
+ *   TfjsNormBackward    2, or 3 when a statistic or parameter gathers > 128 values (backward.ts)
  *   TfjsNormScaleShift  1 (scale_shift.ts)
  *   TfjsNormLrnForward  1, TfjsNormLrnBackward 2 (lrn.ts)
  *

@@ -16,8 +16,12 @@
  */
 import {LayoutAttrs} from '../../kernels';
 
-/** Groups up to this size reduce in one loop; longer ones in chunks of ~sqrt(n). */
-export const DIRECT_MAX = 1024;
+/**
+ * Groups up to this size reduce in one loop per output texel; longer ones in
+ * chunks of ~sqrt(n) (more texels at work, and the forward's statistics texels,
+ * which each recompute their statistic, then only combine chunk results).
+ */
+export const DIRECT_MAX = 128;
 
 export interface View {
   /** Shape padded to rank 4. */
@@ -125,7 +129,7 @@ export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string
       ${off.join('\n      ')}
       return r;
     }
-    int ${name}_len(int c) { return min(${L}, ${n} - c * ${L}); }`;
+    int ${name}_len(int c) { int rest = ${n} - c * ${L}; return rest < ${L} ? rest : ${L}; }`;
   return {glsl, groups: {name, count, n, L, nc}};
 }
 
