@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {cpuKernels} from './engine/backends/cpu';
 import {wasmKernels} from './engine/backends/wasm';
+import {webglKernels} from './engine/backends/webgl';
 import {webgpuKernels} from './engine/backends/webgpu';
 import {registerFlags} from './engine/environment';
 import {
@@ -33,7 +34,7 @@ import {AddLayerNorm} from './layers/add_layer_norm';
 import {AddRMSNorm} from './layers/add_rms_norm';
 
 /** Every backend's kernels (one file per backend under engine/backends/). */
-const KERNELS: tf.KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webgpuKernels];
+const KERNELS: tf.KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webglKernels, ...webgpuKernels];
 
 registerFlags();
 

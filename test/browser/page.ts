@@ -286,139 +286,6 @@ async function zeroVarianceTest(): Promise<Partial<TestReport>> {
   return {notes: [`0 + [1e-3, 1e-5, 1.19e-7, 1e-8] reads back as [${k.map(e => e.toPrecision(4)).join(', ')}]`]};
 }
 
-/** Shader programs run during `fn`: all, and the package's own (shader key or class name containing `tfjsnorm`). */
-interface ProgramCount {
-  all: number;
-  own: number;
-}
-
-/** Runs `fn` counting the active backend's shader programs (webgpu: runWebGPUProgram, webgl: runWebGLProgram); null on cpu/wasm. */
-async function countPrograms(fn: () => Promise<void>): Promise<ProgramCount | null> {
-  const b = tf.backend() as unknown as Record<string, unknown>;
-  const name = ['runWebGPUProgram', 'runWebGLProgram'].find(n => typeof b[n] === 'function');
-  if (!name) {
-    await fn();
-    return null;
-  }
-  const count = {all: 0, own: 0};
-  const original = b[name] as (...args: unknown[]) => unknown;
-  b[name] = function(this: unknown, ...args: unknown[]) {
-    const program = args[0] as {shaderKey?: string; constructor?: {name?: string}};
-    count.all++;
-    if (/tfjsnorm/i.test(`${program.shaderKey ?? ''} ${program.constructor?.name ?? ''}`)) count.own++;
-    return original.apply(this, args);
-  };
-  try {
-    await fn();
-  } finally {
-    delete b[name];
-    if (b[name] !== original) b[name] = original;
-  }
-  return count;
-}
-
-/** One layer's training step (forward, running statistics, gradients of x and the weights) and inference. */
-interface StepResult {
-  values: Record<string, number[]>;
-  trainKernels: string[];
-  inferKernels: string[];
-  trainPrograms: ProgramCount | null;
-}
-
-async function layerStep(info: (typeof CATALOG)[number], args: Record<string, unknown>, shape: number[],
-                         fused: boolean): Promise<StepResult> {
-  const previous = tf.env().getBool('TFJS_NORM_FUSED');
-  tf.env().set('TFJS_NORM_FUSED', fused);
-  const layer = makeLayer(info, args);
-  const x = tf.tidy(() => tf.variable(tf.add(tf.mul(tf.randomNormal(shape, 0, 1, 'float32', 7), 2), 3)));
-  const dy = tf.randomNormal(shape, 0, 1, 'float32', 8);
-  try {
-    layer.build(shape);
-    // Weights away from their initial ones/zeros, the same for both paths (the same seeds).
-    const initial = tf.tidy(() => layer.weights.map((w, i) => {
-      const v = w.read();
-      if (v.dtype !== 'float32') return tf.clone(v);
-      const r = tf.randomNormal(v.shape, 0, 0.5, 'float32', 100 + i);
-      return /variance/i.test(w.name) ? tf.add(tf.abs(r), 0.5) : tf.add(r, 1);
-    }));
-    layer.setWeights(initial);
-    tf.dispose(initial);
-    const values: Record<string, number[]> = {};
-    const vars = [x, ...layer.trainableWeights.map(w => w.read() as tf.Variable)];
-    let trainKernels: string[] = [];
-    const trainPrograms = await countPrograms(async () => {
-      const prof = await tf.profile(() => tf.tidy(() => {
-        const {grads} = tf.variableGrads(
-            () => tf.sum(tf.mul(layer.apply(x, {training: true}) as tf.Tensor, dy)) as tf.Scalar, vars);
-        return tf.concat(vars.map(v => tf.reshape(grads[v.name], [-1])));
-      }));
-      trainKernels = [...prof.kernelNames];
-      // tf.profile keeps the function's result: read it back and free it.
-      const out = prof.result as unknown as tf.Tensor;
-      values.grads = Array.from(await out.data());
-      out.dispose();
-    });
-    for (const [i, w] of layer.weights.entries()) values[`weight ${i} ${w.originalName.replace(/^.*\//, '')}`] = Array.from(await w.read().data());
-    const prof = await tf.profile(() => layer.apply(x, {training: false}) as tf.Tensor);
-    const inferKernels = [...prof.kernelNames];
-    const y = prof.result as unknown as tf.Tensor;
-    values.inference = Array.from(await y.data());
-    y.dispose();
-    return {values, trainKernels, inferKernels, trainPrograms};
-  } finally {
-    tf.env().set('TFJS_NORM_FUSED', previous);
-    tf.dispose([x, dy]);
-    (layer as unknown as {disposeWeights(): void}).disposeWeights();
-  }
-}
-
-/**
- * Every catalog layer on the page's backend with TFJS_NORM_FUSED on and off:
- * a training step (gradients of x and the weights, running statistics) and
- * inference give the same numbers, and the fused run really ran the fused
- * kernels registered for this backend (tf.profile's kernel names), so a silent
- * fallback to the op composition fails. Notes: shader programs per training step.
- */
-async function fusedVsOpTest(backend: string): Promise<Partial<TestReport>> {
-  const registered = (name: string) => tf.getKernel(name, backend) != null;
-  const tol = {atol: 1e-4, rtol: 1e-4};
-  const bad: string[] = [];
-  const notes: string[] = [];
-  let checked = 0;
-  for (const info of CATALOG) {
-    // Small, and large enough for split reductions (BatchNorm: 5120 values per channel).
-    for (const shape of [[3, 5, 6, 8], [16, 16, 20, 8]]) {
-      const args = {...info.inModel};
-      const kind = info.reference(args, shape).kind;
-      const want = kind === 'normalize' ? ['TfjsNormForward', 'TfjsNormBackward'] : ['TfjsNormLrnForward', 'TfjsNormLrnBackward'];
-      const expectFused = want.every(registered);
-      const wantInfer = kind === 'normalize' && info.tracksRunningStats(args) ? ['TfjsNormScaleShift'] : [];
-      const what = `${info.name} [${shape}]`;
-      const f = await layerStep(info, args, shape, true);
-      const o = await layerStep(info, args, shape, false);
-      for (const k of want) {
-        if (expectFused && !f.trainKernels.includes(k)) bad.push(`${what}: the fused training step did not run ${k} (ran ${f.trainKernels.join(', ')})`);
-        if (o.trainKernels.includes(k)) bad.push(`${what}: ${k} ran with TFJS_NORM_FUSED off`);
-      }
-      for (const k of wantInfer) {
-        if (registered(k) && !f.inferKernels.includes(k)) bad.push(`${what}: fused inference did not run ${k} (ran ${f.inferKernels.join(', ')})`);
-      }
-      for (const [q, expected] of Object.entries(o.values)) {
-        const r = compareArrays(f.values[q] ?? [], expected, tol);
-        if (r.ratio > 1) bad.push(`${what} ${q}: fused ${f.values[q]?.[r.worstIndex]} vs op path ${expected[r.worstIndex]} at ${r.worstIndex} ${r.why}`);
-        checked++;
-      }
-      if (f.trainPrograms && o.trainPrograms && shape[0] === 16) {
-        notes.push(`${info.name}: ${f.trainPrograms.all} programs per training step fused (${f.trainPrograms.own} the ` +
-                   `fused kernels'), ${o.trainPrograms.all} op path (the loss and its gradient included)`);
-      }
-    }
-  }
-  if (bad.length) throw new Error(bad.join('\n'));
-  notes.unshift(`${checked} quantities equal within ${tol.atol} + ${tol.rtol}|e|`);
-  return {notes};
-}
-
 /** The GPU the backend runs on (SwiftShader here), or the CPU backends' name. */
 async function deviceName(backend: string): Promise<string> {
   try {
@@ -475,6 +342,199 @@ async function runGrid(report: SuiteReport, tol: Tolerance, f16: boolean, filter
   }
 }
 
+/** The fused kernels' names (src/engine/kernels.ts), as tf.profile reports them. */
+const FUSED_KERNELS = {
+  forward: 'TfjsNormForward', backward: 'TfjsNormBackward', scaleShift: 'TfjsNormScaleShift',
+  lrnForward: 'TfjsNormLrnForward', lrnBackward: 'TfjsNormLrnBackward',
+};
+const ALL_FUSED = Object.values(FUSED_KERNELS);
+/** Most programs a training step (forward with running update + backward) may run per layer on a GPU backend (issue #14). */
+const MAX_TRAIN_PROGRAMS = 6;
+
+/** Deterministic values in [-1, 1) (LCG), the same for both paths. */
+function lcg(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    out[i] = (s / 2147483648) * 2 - 1;
+  }
+  return out;
+}
+
+interface PathRun {
+  /** Named float arrays: y, dx, d<weight>, running weights, inference output. */
+  values: Record<string, Float32Array | Int32Array>;
+  /** Fused kernels called in the training step / inference. */
+  trainKernels: string[];
+  evalKernels: string[];
+  /** GPU programs they ran (by kernel; tfjs' uploads and unpacking as `Class in kernel`), where countable. */
+  trainPrograms: Record<string, number>;
+  evalPrograms: Record<string, number>;
+}
+
+/**
+ * Records the fused kernels called while `fn` runs, and the GPU programs
+ * each runs: the registered kernel functions are wrapped (tfjs looks the
+ * kernel up on each call, so this sees every call, gradients included, which
+ * tf.profile's top-level kernel list does not), and the backend's program
+ * runner is wrapped to count while one of them is active.
+ */
+function watchKernels<T>(backend: string, fn: () => T): {result: T; called: string[]; counts: Record<string, number>} {
+  const b = tf.backend() as unknown as Record<string, unknown>;
+  const runner = ['runWebGLProgram', 'runWebGPUProgram'].find(m => typeof b[m] === 'function');
+  const counts: Record<string, number> = {};
+  const called: string[] = [];
+  let active: string | null = null;
+  const restore: Array<() => void> = [];
+  for (const name of ALL_FUSED) {
+    const k = tf.getKernel(name, backend) as {kernelFunc: (...a: unknown[]) => unknown} | undefined;
+    if (!k) continue;
+    const original = k.kernelFunc;
+    k.kernelFunc = (...a: unknown[]) => {
+      const outer = active;
+      active = name;
+      called.push(name);
+      try {
+        return original(...a);
+      } finally {
+        active = outer;
+      }
+    };
+    restore.push(() => { k.kernelFunc = original; });
+  }
+  if (runner) {
+    const original = b[runner] as (...a: unknown[]) => unknown;
+    b[runner] = function(this: unknown, ...a: unknown[]) {
+      // The kernels' own programs: plain objects (webgl) or NormProgram with a `tfjsnorm_` shader key (webgpu);
+      // tfjs' program classes run inside them are conversions (upload, unpack).
+      const program = a[0] as {shaderKey?: string};
+      const own = program.constructor === Object || /^tfjsnorm/.test(program.shaderKey ?? '');
+      const key = active && (own ? active : `conversion in ${active}`);
+      if (key) counts[key] = (counts[key] ?? 0) + 1;
+      return original.apply(this, a);
+    };
+    restore.push(() => { b[runner] = original; });
+  }
+  try {
+    return {result: fn(), called, counts};
+  } finally {
+    restore.forEach(r => r());
+  }
+}
+
+/**
+ * One training step (forward in training mode, gradients w.r.t. x and every
+ * trainable weight, running statistics updated) and one inference on a fresh
+ * layer with deterministic non-trivial weights, with TFJS_NORM_FUSED on or off.
+ */
+async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: boolean, backend: string): Promise<PathRun> {
+  const saved = tf.env().getBool('TFJS_NORM_FUSED');
+  tf.env().set('TFJS_NORM_FUSED', fused);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const x = tf.tensor(Array.from(lcg(size, 7), v => 3 + 2 * v), shape);
+  const w = tf.tensor(lcg(size, 11), shape);
+  const layer = makeLayer(info, info.inModel);
+  const xVar = tf.variable(x, true, `fused_vs_op_x_${Date.now()}`);
+  try {
+    tf.dispose(layer.apply(x, {training: false}) as tf.Tensor);
+    const init = layer.weights.map((v, i) => {
+      const t = v.read();
+      return t.dtype === 'float32' ? tf.tensor(Array.from(lcg(t.size, 100 + i), e => 1 + 0.5 * e), t.shape) : tf.clone(t);
+    });
+    layer.setWeights(init);
+    tf.dispose(init);
+    const values: PathRun['values'] = {};
+    const vars = [xVar, ...layer.trainableWeights.map(v => v.read() as tf.Variable)];
+    const names = ['dx', ...layer.trainableWeights.map(v => `d${v.originalName.split('/').pop()}`)];
+    const train = watchKernels(backend, () => {
+      let y: tf.Tensor | null = null;
+      const {value, grads} = tf.variableGrads(() => {
+        y = tf.keep(layer.apply(xVar, {training: true}) as tf.Tensor);
+        return tf.sum(tf.mul(y, w)) as tf.Scalar;
+      }, vars);
+      value.dispose();
+      return [y!, ...vars.map(v => grads[v.name])];
+    });
+    const trainOut = train.result;
+    values.y = await trainOut[0].data() as Float32Array;
+    for (let i = 1; i < trainOut.length; i++) values[names[i - 1]] = await trainOut[i].data() as Float32Array;
+    tf.dispose(trainOut);
+    for (const v of layer.nonTrainableWeights) values[v.originalName.split('/').pop()!] = await v.read().data() as Float32Array;
+    const evalRun = watchKernels(backend, () => layer.apply(x, {training: false}) as tf.Tensor);
+    const yEval = evalRun.result;
+    values['y inference'] = await yEval.data() as Float32Array;
+    yEval.dispose();
+    return {values, trainKernels: train.called, evalKernels: evalRun.called,
+            trainPrograms: train.counts, evalPrograms: evalRun.counts};
+  } finally {
+    tf.env().set('TFJS_NORM_FUSED', saved);
+    (layer as unknown as {dispose(): void}).dispose();
+    tf.dispose([x, w, xVar]);
+  }
+}
+
+/**
+ * Every catalog layer (its `inModel` arguments) on a small input and on one
+ * whose statistics or parameter gradients gather over a thousand values (the
+ * GPU kernels' two-level reductions), with the fused kernels on and off on
+ * this backend: the same training-step outputs, gradients, running
+ * statistics and inference output within the suite's tolerance, and, where
+ * the backend registers the kernels, proof that the fused path called them
+ * (and the op path none of them). On webgl and webgpu, the programs the
+ * kernels run per training step are counted and held to MAX_TRAIN_PROGRAMS,
+ * and inference with running statistics to one.
+ */
+async function fusedVsOpTest(backend: string, tol: Tolerance): Promise<Partial<TestReport>> {
+  const failures: string[] = [];
+  const notes: string[] = [];
+  const maxAbs: Record<string, number> = {};
+  const registered = tf.getKernel(FUSED_KERNELS.forward, backend) != null;
+  if (!registered) notes.push(`no fused kernels registered on ${backend}: both paths are the op composition`);
+  for (const info of CATALOG) {
+    for (const shape of [[2, 3, 4], [8, 160, 4]]) {
+      const what = `${info.name} [${shape}]`;
+      const op = await runPath(info, shape, false, backend);
+      const fused = await runPath(info, shape, true, backend);
+      for (const [q, want] of Object.entries(op.values)) {
+        const got = fused.values[q];
+        if (!got) {
+          failures.push(`${what}: fused path lacks ${q}`);
+          continue;
+        }
+        const c = compareArrays(got, want, tol);
+        maxAbs[q] = Math.max(maxAbs[q] ?? 0, c.maxAbs);
+        if (c.why || !(c.ratio <= 1)) {
+          failures.push(`${what} ${q}: fused differs from the op path beyond ${tol.atol} + ${tol.rtol}|e|; ` +
+                        `Received: ${c.why || `${got[c.worstIndex]} at ${c.worstIndex}, op path ${want[c.worstIndex]}`}`);
+        }
+      }
+      const leaked = op.trainKernels.concat(op.evalKernels).filter(k => ALL_FUSED.includes(k));
+      if (leaked.length) failures.push(`${what}: the op path ran fused kernels ${[...new Set(leaked)]}`);
+      if (!registered) continue;
+      const lrn = info.name === 'LocalResponseNorm';
+      const wantTrain = lrn ? [FUSED_KERNELS.lrnForward, FUSED_KERNELS.lrnBackward] : [FUSED_KERNELS.forward, FUSED_KERNELS.backward];
+      const wantEval = lrn ? FUSED_KERNELS.lrnForward : info.tracksRunningStats(info.inModel) ? FUSED_KERNELS.scaleShift : FUSED_KERNELS.forward;
+      for (const k of wantTrain) {
+        if (!fused.trainKernels.includes(k)) failures.push(`${what}: the fused training step did not run ${k}; Received kernels: ${fused.trainKernels.join(', ')}`);
+      }
+      if (!fused.evalKernels.includes(wantEval)) failures.push(`${what}: fused inference did not run ${wantEval}; Received kernels: ${fused.evalKernels.join(', ')}`);
+      // The kernels' own programs (conversions of the test's fresh inputs, uploads and unpacking, listed apart).
+      const own = (r: Record<string, number>) => Object.entries(r).filter(([k]) => !k.includes(' in ')).reduce((a, [, n]) => a + n, 0);
+      const list = (r: Record<string, number>) => Object.entries(r).map(([k, n]) => `${k} ${n}`).join(', ');
+      if (Object.keys(fused.trainPrograms).length) {
+        const train = own(fused.trainPrograms);
+        const inference = own(fused.evalPrograms);
+        notes.push(`${what}: ${train} programs per training step (${list(fused.trainPrograms)}); inference ${inference} (${list(fused.evalPrograms)})`);
+        if (!lrn && train > MAX_TRAIN_PROGRAMS) failures.push(`${what}: ${train} programs per training step, more than ${MAX_TRAIN_PROGRAMS}`);
+        if (wantEval === FUSED_KERNELS.scaleShift && inference !== 1) failures.push(`${what}: inference with running statistics ran ${inference} programs, not 1`);
+      }
+    }
+  }
+  if (failures.length) throw new Error([...failures, ...notes].join('\n'));
+  return {maxAbs, notes};
+}
+
 export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   const t0 = performance.now();
   const {backend} = opts;
@@ -517,9 +577,8 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
     await runTest(report, 'zero-variance input stays finite (epsilon survives float16)', zeroVarianceTest);
   }
   if (opts.grid ?? GRID_BACKENDS.includes(backend)) await runGrid(report, tol, f16, filter);
-  if (!f16 && !opts.gridOnly) {
-    // Every op a shader (forwarding off), so the program counts are those of real-sized inputs.
-    await runTest(report, 'fused kernels and op path give the same training step', () => fusedVsOpTest(backend));
+  if (!opts.gridOnly && (!filter || filter.test('fused vs op'))) {
+    await runTest(report, 'fused kernels vs op path (every catalog layer, training step and inference)', () => fusedVsOpTest(backend, tol));
   }
   if (forwardFlag) tf.env().set(forwardFlag, forwardDefault!);
   if (!f16 && !opts.gridOnly) {

@@ -1,0 +1,178 @@
+/**
+ * TfjsNormBackward on WebGL, in at most three programs:
+ *
+ *   1. partials (only when a statistic or a parameter gathers more than
+ *      DIRECT_MAX values): per chunk of ~sqrt(n) values, the chunk's mean of
+ *      g = dy * gamma and of g * xhat for each statistic, and of dy * xhat and
+ *      dy for each parameter (xhat recomputed from x and the forward's aux).
+ *   2. sums: one flat texture [mean(g) | mean(g * xhat) | dgamma | dbeta]
+ *      (per statistic, per parameter; with float16 textures each mean as two
+ *      rows, hi + lo) combining the chunks, or reducing the
+ *      groups directly when they are short. dgamma and dbeta are shallow
+ *      slices of it.
+ *   3. dx = (g - mean(g) - xhat * mean(g * xhat)) * invStd.
+ *
+ * Sums accumulate in float32 in the shader; chunk results are stored as
+ * means (bounded by the data, so float16 textures hold them).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {BackwardAttrs} from '../../kernels';
+import {f16Textures, hiGlsl} from './forward';
+import {FINITE_GLSL, Groups, View, elemGlsl, groupGlsl, viewOf} from './layout';
+import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
+
+interface Args {
+  inputs: Record<string, tf.TensorInfo | undefined>;
+  backend: unknown;
+  attrs?: unknown;
+}
+
+/** GLSL reading the aux rows: xhat of element (x offset, statistic). */
+function xhatGlsl(S: number): string {
+  return `
+    float nm_xhat(int xi, int s) {
+      return ((getX(xi) - getAux(s)) - getAux(${S} + s)) * getAux(${2 * S} + s);
+    }`;
+}
+
+/**
+ * Chunk means: `float nm_sc(int which, int s, int c)` over a statistic
+ * (which 0: g, 1: g * xhat) and `float nm_pc(int which, int p, int c)` over a
+ * parameter (which 0: dy * xhat, 1: dy).
+ */
+function chunkGlsl(gs: Groups, gp: Groups | null, withGamma: boolean): string {
+  const gam = withGamma ? 'getGamma(e.z)' : '1.0';
+  const stat = `
+    float nm_sc(int which, int s, int c) {
+      ivec3 b = nm_s_base(s);
+      int j0 = c * ${gs.L};
+      int len = nm_s_len(c);
+      float acc = 0.0;
+      for (int t = 0; t < ${gs.L}; t++) {
+        if (t >= len) break;
+        ivec3 e = b + nm_s_off(j0 + t);
+        float g = getDy(e.x) * ${gam};
+        if (which == 1) g *= nm_xhat(e.x, e.y);
+        acc += g;
+      }
+      return acc / float(len);
+    }`;
+  if (!gp) return stat;
+  return `${stat}
+    float nm_pc(int which, int p, int c) {
+      ivec3 b = nm_p_base(p);
+      int j0 = c * ${gp.L};
+      int len = nm_p_len(c);
+      float acc = 0.0;
+      for (int t = 0; t < ${gp.L}; t++) {
+        if (t >= len) break;
+        ivec3 e = b + nm_p_off(j0 + t);
+        float d = getDy(e.x);
+        if (which == 0) d *= nm_xhat(e.x, e.y);
+        acc += d;
+      }
+      return acc / float(len);
+    }`;
+}
+
+export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
+  const a = attrs as BackwardAttrs;
+  const v: View = viewOf(a);
+  const {dy, x, aux, gamma} = inputs as Record<string, tf.TensorInfo>;
+  const withGamma = gamma != null;
+  const params = a.withGamma || a.withBeta;
+  const S = v.S;
+  const P = v.P;
+  const sEnum = groupGlsl(v, 'nm_s', v.statKept);
+  const pEnum = params ? groupGlsl(v, 'nm_p', v.paramKept) : null;
+  const gs = sEnum.groups;
+  const gp = pEnum ? pEnum.groups : null;
+  const partials = gs.nc > 1 || (gp != null && gp.nc > 1);
+  const common = `${sEnum.glsl}${pEnum ? pEnum.glsl : ''}${xhatGlsl(S)}${chunkGlsl(gs, gp, withGamma)}`;
+  const names = ['dy', 'x', 'aux'];
+  if (withGamma) names.push('gamma');
+  const ins = [dy, x, aux];
+  if (withGamma) ins.push(gamma);
+  // Partial layout: [2, S, ncS] then [2, P, ncP].
+  const sPart = 2 * S * gs.nc;
+  const r = new Runner(backend as WebGLBackend);
+  try {
+    let part: tf.TensorInfo | null = null;
+    if (partials) {
+      part = r.runTemp({
+        variableNames: names,
+        outputShape: [sPart + (gp ? 2 * P * gp.nc : 0)],
+        userCode: `${common}
+    void main() {
+      int t = getOutputCoords();
+      if (t < ${sPart}) {
+        int which = t / ${S * gs.nc};
+        int q = t - which * ${S * gs.nc};
+        int s = q / ${gs.nc};
+        setOutput(nm_sc(which, s, q - s * ${gs.nc}));
+        return;
+      }
+      ${gp ? `
+      t -= ${sPart};
+      int which = t / ${P * gp.nc};
+      int q = t - which * ${P * gp.nc};
+      int p = q / ${gp.nc};
+      setOutput(nm_pc(which, p, q - p * ${gp.nc}));` : ''}
+    }`,
+      } as WebGLProgram, ins);
+    }
+    // Sum of chunk c's mean times its length, over a group's chunks (from the partials, or computed here).
+    const combine = (g: Groups, fn: string, offset: string, group: string, which: string) => (partials ? `
+        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(${offset} + (${which}) * ${g.count * g.nc} + ${group} * ${g.nc} + c);` : `
+        acc = ${fn}(${which}, ${group}, 0) * ${lit(g.n)};`);
+    // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
+    // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
+    const f16 = f16Textures();
+    const R = f16 ? 2 : 1;
+    const sums = r.runTemp({
+      variableNames: partials ? [...names, 'part'] : names,
+      outputShape: [2 * R * S + (gp ? 2 * P : 0)],
+      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}
+    void main() {
+      int t = getOutputCoords();
+      float acc = 0.0;
+      if (t < ${2 * R * S}) {
+        int k = t / ${S};
+        int s = t - k * ${S};
+        int which = k / ${R};
+        ${a.center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}
+        ${combine(gs, 'nm_sc', '0', 's', 'which')}
+        float mean = acc / ${lit(gs.n)};
+        float hi = nm_hi(mean);
+        setOutput(k - which * ${R} == 0 ? hi : mean - hi);
+        return;
+      }
+      ${gp ? `
+      int q = t - ${2 * R * S};
+      int which = q / ${P};
+      int p = q - which * ${P};
+      ${combine(gp, 'nm_pc', String(sPart), 'p', 'which')}
+      setOutput(acc);` : ''}
+    }`,
+    }, partials ? [...ins, part!] : ins);
+    const dx = r.run({
+      variableNames: [...names, 'sums'],
+      outputShape: [v.size],
+      userCode: `${elemGlsl(v)}${xhatGlsl(S)}
+    void main() {
+      int i = getOutputCoords();
+      ivec3 e = nm_elem(i);
+      float g = getDy(i)${withGamma ? ' * getGamma(e.z)' : ''};
+      float c1 = ${f16 ? `getSums(e.y) + getSums(${S} + e.y)` : 'getSums(e.y)'};
+      float c2 = ${f16 ? `getSums(${2 * S} + e.y) + getSums(${3 * S} + e.y)` : `getSums(${S} + e.y)`};
+      setOutput((g - c1 - nm_xhat(i, e.y) * c2) * getAux(${2 * S} + e.y));
+    }`,
+    }, [...ins, sums]);
+    const outs = [Runner.reshaped(dx, dy.shape)];
+    if (a.withGamma) outs.push(r.slice(sums, 2 * R * S, gamma.shape));
+    if (a.withBeta) outs.push(r.slice(sums, 2 * R * S + P, a.betaShape ?? a.paramShape));
+    return outs;
+  } finally {
+    r.done();
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * TfjsNormScaleShift on WebGL: inference with given (running) statistics in
+ * ONE program, y = (x - mean) * (inversesqrt(variance + eps) * gamma) + beta,
+ * every per-parameter value read in place (no folded scale/shift tensors).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
+import {elemGlsl, viewOf} from './layout';
+import {Runner, WebGLBackend, lit} from './webgl_backend';
+
+interface Args {
+  inputs: Record<string, tf.TensorInfo | undefined>;
+  backend: unknown;
+  attrs?: unknown;
+}
+
+export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo {
+  const a = attrs as ScaleShiftAttrs;
+  // The statistics are per parameter here: the parameters' layout is the statistics' layout.
+  const v = viewOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape} as LayoutAttrs);
+  const {x, mean, variance, gamma, beta} = inputs;
+  const names = ['x', 'mean', 'variance'];
+  const ins = [x!, mean!, variance!];
+  if (gamma) {
+    names.push('gamma');
+    ins.push(gamma);
+  }
+  if (beta) {
+    names.push('beta');
+    ins.push(beta);
+  }
+  const r = new Runner(backend as WebGLBackend);
+  try {
+    const y = r.run({
+      variableNames: names,
+      outputShape: [v.size],
+      userCode: `${elemGlsl(v)}
+    void main() {
+      int i = getOutputCoords();
+      int p = nm_elem(i).z;
+      float scale = inversesqrt(getVariance(p) + ${lit(a.epsilon)})${gamma ? ' * getGamma(p)' : ''};
+      setOutput((getX(i) - getMean(p)) * scale${beta ? ' + getBeta(p)' : ''});
+    }`,
+    }, ins);
+    return Runner.reshaped(y, x!.shape);
+  } finally {
+    r.done();
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The part of tfjs-backend-webgl's MathBackendWebGL the fused kernels use,
+ * reached through the kernel's `backend` argument (the package never imports
+ * tfjs-backend-webgl: the browser bundle runs against the page's tfjs).
+ *
+ * Every program here is unpacked and indexes its inputs and its output by
+ * flat offset in the canonical view, so inputs go in as 1-D views of their
+ * textures (free for unpacked textures: tfjs' own Reshape does the same) and
+ * outputs come back 1-D and are handed out in the shape the kernel promises.
+ * Kernels with several outputs write them into one texture (one program) and
+ * hand out contiguous ranges of it as shallow slices, the way tfjs' Slice
+ * kernel does: a slice shares the texture, counted in `dataRefCount`.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+interface TexData {
+  isPacked?: boolean;
+  shape: number[];
+  dtype: tf.DataType;
+  refCount: number;
+  slice?: {flatOffset: number; origDataId: tf.DataId} | null;
+}
+
+/** A GPGPU program as tfjs-backend-webgl runs it (its gpgpu_math.ts GPGPUProgram). */
+export interface WebGLProgram {
+  variableNames: string[];
+  outputShape: number[];
+  userCode: string;
+  packedInputs?: boolean;
+  packedOutput?: boolean;
+}
+
+export interface WebGLBackend {
+  texData: {get(dataId: tf.DataId): TexData};
+  dataRefCount: Map<tf.DataId, number>;
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  runWebGLProgram(program: WebGLProgram, inputs: tf.TensorInfo[], dtype: tf.DataType): tf.TensorInfo;
+  disposeIntermediateTensorInfo(t: tf.TensorInfo): void;
+  unpackTensor(t: tf.TensorInfo): tf.TensorInfo;
+}
+
+export const sizeOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * Runs programs on one backend, tracking the temporaries (unpacked inputs,
+ * intermediate textures) that `done()` disposes.
+ */
+export class Runner {
+  private temps: tf.TensorInfo[] = [];
+  /** Unpacked copies of packed inputs, made once per kernel call. */
+  private unpacked = new Map<tf.DataId, tf.TensorInfo>();
+  constructor(readonly backend: WebGLBackend) {}
+
+  /** `t` as a 1-D unpacked view (a packed texture is unpacked first, once, into a temporary). */
+  flat(t: tf.TensorInfo): tf.TensorInfo {
+    let src = t;
+    if (this.backend.texData.get(t.dataId).isPacked) {
+      src = this.unpacked.get(t.dataId) ?? this.backend.unpackTensor(t);
+      if (!this.unpacked.has(t.dataId)) {
+        this.unpacked.set(t.dataId, src);
+        this.temps.push(src);
+      }
+    }
+    return {dataId: src.dataId, shape: [sizeOf(t.shape)], dtype: src.dtype};
+  }
+
+  /** Runs `program` on 1-D views of `inputs`; the output is float32 and 1-D. */
+  run(program: WebGLProgram, inputs: tf.TensorInfo[]): tf.TensorInfo {
+    return this.backend.runWebGLProgram(program, inputs.map(t => this.flat(t)), 'float32');
+  }
+
+  /** Like `run`, the output a temporary (disposed by `done`). */
+  runTemp(program: WebGLProgram, inputs: tf.TensorInfo[]): tf.TensorInfo {
+    const out = this.run(program, inputs);
+    this.temps.push(out);
+    return out;
+  }
+
+  /** A kernel output: the 1-D program output in `shape`. */
+  static reshaped(t: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+    return {dataId: t.dataId, shape, dtype: t.dtype};
+  }
+
+  /**
+   * A kernel output sharing `src`'s texture: `size(shape)` values from flat
+   * `offset` (tfjs-backend-webgl's shallowSlice, kernels/Slice.ts).
+   */
+  slice(src: tf.TensorInfo, offset: number, shape: number[], dtype: tf.DataType = 'float32'): tf.TensorInfo {
+    const b = this.backend;
+    const srcData = b.texData.get(src.dataId);
+    const t = b.makeTensorInfo(shape, dtype);
+    const data = b.texData.get(t.dataId);
+    Object.assign(data, srcData);
+    data.refCount = 1;
+    data.shape = shape;
+    data.dtype = dtype;
+    const base = srcData.slice;
+    data.slice = {flatOffset: offset + (base ? base.flatOffset : 0), origDataId: (base && base.origDataId) || src.dataId};
+    const orig = data.slice.origDataId;
+    b.dataRefCount.set(orig, (b.dataRefCount.get(orig) || 1) + 1);
+    return t;
+  }
+
+  /** Disposes the temporaries (a texture shared by slices lives on in them). */
+  done(): void {
+    for (const t of this.temps) this.backend.disposeIntermediateTensorInfo(t);
+    this.temps = [];
+    this.unpacked.clear();
+  }
+}
+
+/** A GLSL float literal. */
+export function lit(v: number): string {
+  if (!Number.isFinite(v)) throw new Error(`fused webgl kernel: non-finite constant. Received: ${v}`);
+  const s = Number.isInteger(v) && Math.abs(v) < 1e9 ? `${v}.0` : v.toPrecision(9);
+  return s.includes('.') || s.includes('e') ? s : `${s}.0`;
+}
