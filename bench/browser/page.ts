@@ -18,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as tfn from '../../src';
+import {deviceName} from '../../test/browser/device';
 
 export interface BenchOptions {
   backend: string;
@@ -275,23 +276,6 @@ async function startBackend(backend: string): Promise<string | null> {
   } catch (e) {
     return `tf.setBackend('${backend}') threw: ${(e as Error).message ?? e}`;
   }
-}
-
-async function deviceName(backend: string): Promise<string> {
-  const b = tf.backend() as unknown as {
-    gpgpu?: {gl: WebGL2RenderingContext};
-    adapterInfo?: {vendor?: string; architecture?: string; description?: string};
-  };
-  if (backend === 'webgl' && b.gpgpu) {
-    const gl = b.gpgpu.gl;
-    const ext = gl.getExtension('WEBGL_debug_renderer_info');
-    return String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
-  }
-  if (backend === 'webgpu' && b.adapterInfo) {
-    const i = b.adapterInfo;
-    return [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unknown adapter';
-  }
-  return backend === 'wasm' ? 'WebAssembly' : 'JavaScript';
 }
 
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {

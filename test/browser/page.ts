@@ -19,6 +19,7 @@ import {
   toleranceFor,
 } from '../fixture_runner';
 import {gridCases, runGridCase} from '../shape_grid';
+import {deviceName} from './device';
 
 export interface TestReport {
   name: string;
@@ -284,28 +285,6 @@ async function zeroVarianceTest(): Promise<Partial<TestReport>> {
   const k = Array.from(await kept.data());
   kept.dispose();
   return {notes: [`0 + [1e-3, 1e-5, 1.19e-7, 1e-8] reads back as [${k.map(e => e.toPrecision(4)).join(', ')}]`]};
-}
-
-/** The GPU the backend runs on (SwiftShader here), or the CPU backends' name. */
-async function deviceName(backend: string): Promise<string> {
-  try {
-    const b = tf.backend() as unknown as {
-      gpgpu?: {gl: WebGL2RenderingContext};
-      adapterInfo?: {vendor?: string; architecture?: string; description?: string};
-    };
-    if (backend === 'webgl' && b.gpgpu) {
-      const gl = b.gpgpu.gl;
-      const ext = gl.getExtension('WEBGL_debug_renderer_info');
-      return String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
-    }
-    if (backend === 'webgpu' && b.adapterInfo) {
-      const i = b.adapterInfo;
-      return [i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unknown adapter';
-    }
-  } catch (e) {
-    return `unknown (${(e as Error).message})`;
-  }
-  return backend === 'wasm' ? 'WebAssembly' : 'JavaScript';
 }
 
 function backendEnv(backend: string): Record<string, unknown> {

@@ -45,12 +45,13 @@ export interface Geometry {
   count: number;
 }
 
-function pad4(s: number[]): number[] {
+/** `s` padded in front with 1s to rank 4. */
+export function pad4(s: number[]): number[] {
   return [1, 1, 1, 1].slice(s.length).concat(s);
 }
 
 /** Row-major strides of `shape` (rank 4) with 0 for axes of size 1 (broadcast). */
-function broadcastStrides(shape: number[]): number[] {
+export function broadcastStrides(shape: number[]): number[] {
   const strides = [0, 0, 0, 0];
   let acc = 1;
   for (let i = 3; i >= 0; i--) {

@@ -15,6 +15,7 @@
  *   whose results a second program combines (the two-level reduction).
  */
 import {LayoutAttrs} from '../../kernels';
+import {broadcastStrides, pad4} from '../geometry';
 
 /**
  * Groups up to this size reduce in one loop per output texel; longer ones in
@@ -38,18 +39,6 @@ export interface View {
   /** Axes each statistic / parameter keeps (varies along). */
   statKept: boolean[];
   paramKept: boolean[];
-}
-
-const pad4 = (s: number[]): number[] => [1, 1, 1, 1].slice(s.length).concat(s);
-
-function broadcastStrides(shape: number[]): number[] {
-  const strides = [0, 0, 0, 0];
-  let acc = 1;
-  for (let i = 3; i >= 0; i--) {
-    strides[i] = shape[i] === 1 ? 0 : acc;
-    acc *= shape[i];
-  }
-  return strides;
 }
 
 export function viewOf(a: LayoutAttrs): View {

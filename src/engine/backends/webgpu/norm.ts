@@ -43,26 +43,12 @@
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs, ForwardAttrs, LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
 import {GpuBackend, IDX4, MAIN, NormProgram, REDUCE, Uniforms, WG, WG_INDEX, copyOut, run, sizeOf} from './program';
+import {broadcastStrides, pad4} from '../geometry';
 
 interface KernelArgs {
   inputs: Record<string, tf.TensorInfo | undefined>;
   backend: unknown;
   attrs?: tf.NamedAttrMap;
-}
-
-function pad4(s: number[]): number[] {
-  return [1, 1, 1, 1].slice(s.length).concat(s);
-}
-
-/** Row-major strides with 0 along axes of size 1 (broadcast). */
-function strides(shape: number[]): number[] {
-  const out = [0, 0, 0, 0];
-  let acc = 1;
-  for (let i = 3; i >= 0; i--) {
-    out[i] = shape[i] === 1 ? 0 : acc;
-    acc *= shape[i];
-  }
-  return out;
 }
 
 /** Sizes of `shape` where `keep`, 1 elsewhere. */
@@ -106,7 +92,7 @@ function viewOf(a: LayoutAttrs): View {
   const P = sizeOf(pa);
   const count = size / S;
   const kept = (d: number) => st[d] > 1;
-  const ps = strides(pa);
+  const ps = broadcastStrides(pa);
   // Few statistics over many elements: split each into chunks (aim: ~512 workgroups of >= 2048 elements).
   let chunks = 1;
   if (count > 4096 && S < 512) chunks = Math.min(64, Math.ceil(512 / S), Math.ceil(count / 2048));
@@ -115,7 +101,7 @@ function viewOf(a: LayoutAttrs): View {
   if (chunks === 1) chunkLen = count;
   const ints = [
     s, only(s, kept), only(s, d => !kept(d)), only(s, d => ps[d] !== 0), only(s, d => kept(d) && ps[d] === 0),
-    only(s, d => ps[d] === 0), strides(s), strides(st), ps, [S, count, P, chunks], [chunkLen, size, S / P, size / P],
+    only(s, d => ps[d] === 0), broadcastStrides(s), broadcastStrides(st), ps, [S, count, P, chunks], [chunkLen, size, S / P, size / P],
   ];
   return {
     s, size, S, count, P, chunks, chunkLen, perThread: count <= SHORT_STAT,
