@@ -77,6 +77,35 @@ interface View {
   uniforms: (floats?: number[]) => Uniforms;
 }
 
+/**
+ * The epilogue's activations (../../activation.ts): act(z) and act'(z). gelu is
+ * the exact erf form, through the same erfc as activation.ts / loops.ts
+ * (Numerical Recipes' Chebyshev fit `erfcc`, fractional error < 1.2e-7; WGSL
+ * has no erf); exp's argument is clamped to 88 (float32's largest finite exp)
+ * so saturated sigmoids give 0 rather than an implementation-defined infinity.
+ */
+const ACT_FNS = `
+fn tfjsnormErfc(x : f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+      t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 +
+      t * 0.17087277)))))))));
+  return select(2.0 - r, r, x >= 0.0);
+}
+fn tfjsnormSigmoid(z : f32) -> f32 { return 1.0 / (1.0 + exp(min(-z, 88.0))); }
+fn act_relu(z : f32) -> f32 { return select(0.0, z, z > 0.0 || z != z); }
+fn act_silu(z : f32) -> f32 { return z * tfjsnormSigmoid(z); }
+fn act_gelu(z : f32) -> f32 { return 0.5 * z * tfjsnormErfc(-z * 0.7071067811865476); }
+fn actGrad_relu(z : f32) -> f32 { return select(0.0, 1.0, z > 0.0); }
+fn actGrad_silu(z : f32) -> f32 { let s = tfjsnormSigmoid(z); return s * (1.0 + z * (1.0 - s)); }
+fn actGrad_gelu(z : f32) -> f32 {
+  return 0.5 * tfjsnormErfc(-z * 0.7071067811865476) + z * 0.3989422804014327 * exp(-0.5 * z * z);
+}`;
+
+/** `expr` through the activation (none: itself). */
+const actOf = (act: string | undefined, expr: string) => (act ? `act_${act}(${expr})` : expr);
+
 /** The uniforms every program of the view declares (the data: View.uniforms). */
 const VIEW_UNIFORMS = 'shp : vec4<i32>, keptSz : vec4<i32>, redSz : vec4<i32>, parSz : vec4<i32>, ' +
   'othKeptSz : vec4<i32>, othSz : vec4<i32>, xs : vec4<i32>, ss : vec4<i32>, ps : vec4<i32>, dims : vec4<i32>, ' +
@@ -132,7 +161,8 @@ fn nP() -> i32 { return uniforms.dims.z; }
 fn nChunks() -> i32 { return uniforms.dims.w; }
 fn chunkLen() -> i32 { return uniforms.dims2.x; }
 fn nSize() -> i32 { return uniforms.dims2.y; }
-fn wgTotal() -> i32 { return i32(numWorkgroups.x * numWorkgroups.y * numWorkgroups.z); }`;
+fn wgTotal() -> i32 { return i32(numWorkgroups.x * numWorkgroups.y * numWorkgroups.z); }
+${ACT_FNS}`;
 
 /** Chunk bounds of workgroup wg: statistic, first and last element (empty past the end). */
 const CHUNK = `let valid = wg < nS() * nChunks();
@@ -294,21 +324,44 @@ ${code}`);
   return prog;
 }
 
-function applyProgram(v: View, hasGamma: boolean, hasBeta: boolean): NormProgram {
+function applyProgram(v: View, hasGamma: boolean, hasBeta: boolean, act?: string): NormProgram {
   const names = ['x', 'stats', ...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])];
-  return elementwise(v, `apply_${hasGamma}_${hasBeta}`, names, ['x'], () => `
+  return elementwise(v, `apply_${hasGamma}_${hasBeta}_${act ?? 'none'}`, names, ['x'], () => `
   var y = (xv - bitcast<f32>(stats[s])) * bitcast<f32>(stats[2 * nS() + s]);
   ${hasGamma ? 'y = y * gamma[p];' : ''}
   ${hasBeta ? 'y = y + beta[p];' : ''}
-  return y;`);
+  return ${actOf(act, 'y')};`);
+}
+
+/** The residual epilogue's sum x + residual (the forward then normalizes it, and returns it last). */
+function addProgram(v: View): NormProgram {
+  return elementwise(v, 'residual_sum', ['x', 'residual'], ['x', 'residual'], (k, at) => `
+  return xv + ${at('residual')};`);
+}
+
+/**
+ * The activation epilogue's dz = dy * act'(z), z = xhat * gamma + beta
+ * recomputed from x, aux (mean, 1/std) and the parameters: the plain backward
+ * then runs on dz.
+ */
+function dzProgram(v: View, act: string, hasGamma: boolean, hasBeta: boolean): NormProgram {
+  const names = ['dy', 'x', 'aux', ...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])];
+  return elementwise(v, `dz_${act}_${hasGamma}_${hasBeta}`, names, ['dy', 'x'], (k, at) => `
+  var z = (xv - aux[s]) * aux[2 * nS() + s];
+  ${hasGamma ? 'z = z * gamma[p];' : ''}
+  ${hasBeta ? 'z = z + beta[p];' : ''}
+  return ${at('dy')} * actGrad_${act}(z);`);
 }
 
 export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const b = backend as GpuBackend;
   const a = attrs as unknown as ForwardAttrs;
   const v = viewOf(a);
-  const {x, gamma, beta, runningMean, runningVariance, numBatchesTracked} = inputs;
+  const {gamma, beta, runningMean, runningVariance, numBatchesTracked, residual} = inputs;
   const running = runningMean != null;
+  // The residual epilogue: everything below normalizes x + residual.
+  const sum = residual ? run(b, addProgram(v), [inputs.x!, residual], 'float32', v.uniforms()) : null;
+  const x = sum ?? inputs.x;
   if (running && v.paramInStat) throw new Error('running statistics need parameters constant within each statistic');
   const momentum = a.momentum ?? null;
   const u = v.uniforms([a.epsilon, momentum ?? 0, v.count / (v.count - 1), v.count]);
@@ -322,10 +375,10 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
     b.disposeData(part.dataId);
   }
   const params = [gamma, beta].filter((t): t is tf.TensorInfo => t != null);
-  const y = run(b, applyProgram(v, gamma != null, beta != null), [x!, packed, ...params], 'float32', u);
+  const y = run(b, applyProgram(v, gamma != null, beta != null, a.activation), [x!, packed, ...params], 'float32', u);
   const S = v.S;
   const outs = [
-    {dataId: y.dataId, shape: x!.shape, dtype: 'float32' as tf.DataType},
+    {dataId: y.dataId, shape: inputs.x!.shape, dtype: 'float32' as tf.DataType},
     copyOut(b, packed, 0, a.statShape, 'float32'),
     copyOut(b, packed, S, a.statShape, 'float32'),
     copyOut(b, packed, 0, [3, S], 'float32'),
@@ -336,6 +389,7 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
               copyOut(b, packed, 3 * S + 2 * v.P, [], 'int32'));
   }
   b.disposeData(packed.dataId);
+  if (sum) outs.push({dataId: sum.dataId, shape: inputs.x!.shape, dtype: 'float32'});
   return outs;
 }
 
@@ -479,8 +533,12 @@ export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorI
   const a = attrs as unknown as BackwardAttrs;
   const v = viewOf(a);
   const u = v.uniforms();
-  const {dy, x, aux, gamma} = inputs;
+  const {x, aux, gamma, beta} = inputs;
   const hasGamma = gamma != null;
+  // The activation epilogue: the plain backward on dz = dy * act'(z).
+  const dz = a.activation ? run(b, dzProgram(v, a.activation, hasGamma, beta != null),
+                                [inputs.dy!, x!, aux!, ...(hasGamma ? [gamma!] : []), ...(beta ? [beta] : [])], 'float32', u) : null;
+  const dy = dz ?? inputs.dy;
   const gammaHere = hasGamma && v.paramInStat;
   const part = run(b, backwardSumsProgram(v, gammaHere), [dy!, x!, aux!, ...(gammaHere ? [gamma!] : [])], 'float32', u);
   const paramSums = a.withGamma || a.withBeta;
@@ -489,7 +547,8 @@ export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorI
   const coef = run(b, combineProgram(v, a.center, hasGamma, paramSums), combineInputs, 'float32', u);
   b.disposeData(part.dataId);
   const dx = run(b, dxProgram(v, hasGamma), [dy!, x!, aux!, coef, ...(hasGamma ? [gamma!] : [])], 'float32', u);
-  const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: dy!.shape, dtype: 'float32'}];
+  if (dz) b.disposeData(dz.dataId);
+  const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: inputs.dy!.shape, dtype: 'float32'}];
   if (a.withGamma) outs.push(copyOut(b, coef, 2 * v.S, gamma!.shape, 'float32'));
   if (a.withBeta) outs.push(copyOut(b, coef, 2 * v.S + v.P, a.betaShape ?? a.paramShape, 'float32'));
   b.disposeData(coef.dataId);
@@ -505,14 +564,14 @@ export function scaleShiftKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   const v = viewOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape});
   const {x, mean, variance, gamma, beta} = inputs;
   const names = ['x', 'mean', 'variance', ...(gamma ? ['gamma'] : []), ...(beta ? ['beta'] : [])];
-  const p = program(`scaleshift_${!!gamma}_${!!beta}`, v, v.size, names, Math.ceil(v.size / WG), `
+  const p = program(`scaleshift_${!!gamma}_${!!beta}_${a.activation ?? 'none'}`, v, v.size, names, Math.ceil(v.size / WG), `
 ${MAIN} {
   if (index < nSize()) {
     let p = iParam(index);
     var y = (x[index] - mean[p]) * (1.0 / sqrt(variance[p] + uniforms.fl.x));
     ${gamma ? 'y = y * gamma[p];' : ''}
     ${beta ? 'y = y + beta[p];' : ''}
-    result[index] = y;
+    result[index] = ${actOf(a.activation, 'y')};
   }
 }`);
   const ins = [x!, mean!, variance!, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
