@@ -20,7 +20,8 @@ import * as tfn from '../src';
 import {implUsage} from '../src/engine/backends/simd/select';
 import {EPILOGUE_AS_OPS_WITH_SIMD, FUSED_EPILOGUE_BACKENDS} from '../src/engine/kernels';
 import {
-  ActFixtures, ActInputs, ActOp, disposeAll, runActLayerCase, runActOpCase, runOp, valueAndGradTensors,
+  ActFixtures, ActInputs, ActOp, RandomCase, disposeAll, randomInputs, randoms, runActLayerCase, runActOpCase, runOp,
+  valueAndGradTensors,
 } from './activation_runner';
 import {describeBackends, expectClose, expectValueError, noLeak, shortName} from './harness';
 import {toleranceFor} from './fixture_runner';
@@ -112,30 +113,6 @@ describeBackends(`activation and add-norm: PyTorch ${FIXTURES.torchVersion} fixt
   }
 });
 
-/** Deterministic values (xorshift). */
-function randoms(n: number, seed: number, scale = 1, offset = 0): number[] {
-  let s = seed >>> 0 || 1;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out.push(offset + scale * ((s / 4294967296) * 2 - 1));
-  }
-  return out;
-}
-
-interface RandomCase {
-  name: string;
-  op: ActOp;
-  shape: number[];
-  args: Record<string, any>;
-  /** Parameter shape; null: no affine. */
-  param: number[] | null;
-  beta?: boolean;
-  stats?: boolean;
-  /** gamma = gammaScale * (1 + U(-0.5, 0.5)): large values reach the activations' tails. Default 1. */
-  gammaScale?: number;
-}
-
 const RANDOM_CASES: RandomCase[] = [
   ...ACTIVATIONS.flatMap((activation): RandomCase[] => [
     {name: `GroupNorm channels-last ${activation}`, op: 'groupNorm', shape: [2, 6, 5, 8],
@@ -163,23 +140,6 @@ const RANDOM_CASES: RandomCase[] = [
   ...ACTIVATIONS.map((activation): RandomCase => ({name: `LayerNorm ${activation}, |z| up to 300`, op: 'layerNorm',
                                                    shape: [3, 64], args: {activation}, param: [64], gammaScale: 100})),
 ];
-
-function randomInputs(c: RandomCase, seed: number): Inputs & {dy: tf.Tensor; dsum: tf.Tensor | null} {
-  const n = c.shape.reduce((a, b) => a * b, 1);
-  const add = c.op.startsWith('add');
-  const p = c.param;
-  const pn = p ? p.reduce((a, b) => a * b, 1) : 0;
-  return {
-    x: tf.tensor(randoms(n, seed, 2, 0.5), c.shape),
-    residual: add ? tf.tensor(randoms(n, seed + 1, 1), c.shape) : undefined,
-    gamma: p ? tf.tensor(randoms(pn, seed + 2, 0.5 * (c.gammaScale ?? 1), c.gammaScale ?? 1), p) : undefined,
-    beta: p && c.beta !== false ? tf.tensor(randoms(pn, seed + 3, 0.5), p) : undefined,
-    mean: c.stats ? tf.tensor(randoms(pn, seed + 4, 0.3), p!) : undefined,
-    variance: c.stats ? tf.tensor(randoms(pn, seed + 5, 0.4, 1), p!) : undefined,
-    dy: tf.tensor(randoms(n, seed + 6), c.shape),
-    dsum: c.args.returnSum ? tf.tensor(randoms(n, seed + 7), c.shape) : null,
-  };
-}
 
 describeBackends('activation and add-norm: fused kernels == op composition', () => {
   RANDOM_CASES.forEach((c, idx) => MODES.forEach(mode => {

@@ -268,3 +268,47 @@ export function actMinGroupScale(c: ActCase): number {
   const input = c.residual ? c.x.map((v, i) => v + c.residual![i]) : c.x;
   return minGroupScaleOf(spec, [input]) ?? Infinity;
 }
+
+/** Deterministic values (xorshift). */
+export function randoms(n: number, seed: number, scale = 1, offset = 0): number[] {
+  let s = seed >>> 0 || 1;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    out.push(offset + scale * ((s / 4294967296) * 2 - 1));
+  }
+  return out;
+}
+
+/** A case of random inputs (fused == op composition, finite differences). */
+export interface RandomCase {
+  name: string;
+  op: ActOp;
+  shape: number[];
+  args: Record<string, any>;
+  /** Parameter shape; null: no affine. */
+  param: number[] | null;
+  beta?: boolean;
+  stats?: boolean;
+  /** gamma = gammaScale * (1 + U(-0.5, 0.5)): large values reach the activations' tails. Default 1. */
+  gammaScale?: number;
+}
+
+/** Deterministic random inputs of a RandomCase (x around 0.5, unit-scale gamma times gammaScale). */
+export function randomInputs(c: RandomCase, seed: number): ActTensors {
+  const n = c.shape.reduce((a, b) => a * b, 1);
+  const add = c.op.startsWith('add');
+  const p = c.param;
+  const pn = p ? p.reduce((a, b) => a * b, 1) : 0;
+  return {
+    x: tf.tensor(randoms(n, seed, 2, 0.5), c.shape),
+    residual: add ? tf.tensor(randoms(n, seed + 1, 1), c.shape) : undefined,
+    gamma: p ? tf.tensor(randoms(pn, seed + 2, 0.5 * (c.gammaScale ?? 1), c.gammaScale ?? 1), p) : undefined,
+    beta: p && c.beta !== false ? tf.tensor(randoms(pn, seed + 3, 0.5), p) : undefined,
+    mean: c.stats ? tf.tensor(randoms(pn, seed + 4, 0.3), p!) : undefined,
+    variance: c.stats ? tf.tensor(randoms(pn, seed + 5, 0.4, 1), p!) : undefined,
+    dy: tf.tensor(randoms(n, seed + 6), c.shape),
+    dsum: c.args.returnSum ? tf.tensor(randoms(n, seed + 7), c.shape) : null,
+  };
+}
+

@@ -22,7 +22,8 @@ import {
 // The set as the source states it (the bundle does not export it; this module's copy is read only).
 import {FUSED_EPILOGUE_BACKENDS} from '../../src/engine/kernels';
 import {
-  ActCase, ActFixtures, ActResult, FORWARD_QUANTITIES, actMinGroupScale, runActLayerCase, runActOpCase,
+  ActCase, ActFixtures, ActResult, FORWARD_QUANTITIES, RandomCase, actMinGroupScale, disposeAll, disposeInputs, randomInputs,
+  runActLayerCase, runActOpCase, valueAndGradTensors,
 } from '../activation_runner';
 import {gridCases, runGridCase} from '../shape_grid';
 import {deviceName} from './device';
@@ -616,6 +617,92 @@ function activationLayerTest(c: ActCase, tol: Tolerance, f16: boolean) {
   };
 }
 
+/**
+ * GPU-sized epilogue calls (the kernels' chunked, workgroup-per-statistic,
+ * thread-per-statistic and vec4 / scalar paths; activations' tails with
+ * |z| up to 300): every activation and the residual sum.
+ */
+const EPILOGUE_CASES: RandomCase[] = [
+  {name: 'GroupNorm(8) channels-last silu', op: 'groupNorm', shape: [4, 16, 16, 32], args: {numGroups: 8, axis: -1, activation: 'silu'}, param: [32]},
+  {name: 'GroupNorm(2) channels-first gelu', op: 'groupNorm', shape: [2, 8, 15, 7], args: {numGroups: 2, axis: 1, activation: 'gelu'}, param: [8]},
+  {name: 'BatchNorm chunked relu', op: 'batchNorm', shape: [64, 128, 8], args: {axis: -1, training: true, activation: 'relu'}, param: [8]},
+  {name: 'BatchNorm inference gelu', op: 'batchNorm', shape: [64, 12], args: {axis: -1, activation: 'gelu'}, param: [12], stats: true},
+  {name: 'InstanceNorm channels-first silu', op: 'instanceNorm', shape: [2, 4, 301], args: {axis: 1, activation: 'silu'}, param: [4]},
+  {name: 'LayerNorm long rows gelu', op: 'layerNorm', shape: [4, 3001], args: {activation: 'gelu'}, param: [3001]},
+  {name: 'LayerNorm gelu, |z| up to 300', op: 'layerNorm', shape: [8, 64], args: {activation: 'gelu'}, param: [64], gammaScale: 100},
+  {name: 'LayerNorm silu, |z| up to 300', op: 'layerNorm', shape: [8, 64], args: {activation: 'silu'}, param: [64], gammaScale: 100},
+  {name: 'RMSNorm relu no beta', op: 'rmsNorm', shape: [33, 96], args: {activation: 'relu'}, param: [96], beta: false},
+  {name: 'AddLayerNorm gelu returnSum', op: 'addLayerNorm', shape: [16, 512], args: {activation: 'gelu', returnSum: true}, param: [512]},
+  {name: 'AddLayerNorm no activation, two axes', op: 'addLayerNorm', shape: [3, 5, 6, 7], args: {axis: [-2, -1]}, param: [6, 7]},
+  {name: 'AddRMSNorm silu returnSum', op: 'addRMSNorm', shape: [32, 258], args: {activation: 'silu', returnSum: true}, param: [258], beta: false},
+  {name: 'AddRMSNorm no affine', op: 'addRMSNorm', shape: [4, 50], args: {}, param: null},
+];
+
+/**
+ * EPILOGUE_CASES with TFJS_NORM_FUSED on and off: on backends in
+ * FUSED_EPILOGUE_BACKENDS registering the kernels, the fused kernels must run
+ * (kernel functions wrapped) and give the op path's y, sum and gradients
+ * (ulps of z, amplified by 1/std in the gradients: the suite's tolerance
+ * scaled by |z|'s range); elsewhere both are the op path (no fused kernel).
+ */
+async function epilogueFusedVsOpTest(backend: string, tol: Tolerance): Promise<Partial<TestReport>> {
+  const failures: string[] = [];
+  const notes: string[] = [];
+  const maxAbs: Record<string, number> = {};
+  const saved = tf.env().getBool('TFJS_NORM_FUSED');
+  const fusedHere = FUSED_EPILOGUE_BACKENDS.has(backend) && tf.getKernel(FUSED_KERNELS.forward, backend) != null;
+  try {
+    for (const [i, c] of EPILOGUE_CASES.entries()) {
+      const values: Array<Record<string, Float32Array>> = [];
+      for (const fused of [false, true]) {
+        tf.env().set('TFJS_NORM_FUSED', fused);
+        const t = randomInputs(c, 500 + 31 * i);
+        try {
+          const w = await watchKernelsAsync(backend, async () => {
+            const r = valueAndGradTensors(c.op, c.args, t, t.dy, t.dsum);
+            try {
+              const v: Record<string, Float32Array> = {y: await r.outs[0].data() as Float32Array};
+              if (r.outs[1]) v.sum = await r.outs[1].data() as Float32Array;
+              for (const [n, g] of Object.entries(r.grads)) v[`d${n}`] = await g!.data() as Float32Array;
+              return v;
+            } finally {
+              disposeAll(r);
+            }
+          });
+          values.push(w.result);
+          const ran = [...new Set(w.called)];
+          const inference = c.stats === true;
+          const want = inference ? [FUSED_KERNELS.scaleShift] : [FUSED_KERNELS.forward, FUSED_KERNELS.backward];
+          if (fused && fusedHere) {
+            for (const k of want) if (!ran.includes(k)) failures.push(`${c.name}: fused did not run ${k}; Received kernels: ${ran.join(', ') || 'none'}`);
+            if (i === 0) notes.push(`${c.name}: ${Object.entries(w.counts).map(([k, n]) => `${k} ${n}`).join(', ')} programs`);
+          } else if (ran.length) {
+            failures.push(`${c.name} (${fused ? 'fused' : 'op path'}): fused kernels ran where the op path must; Received kernels: ${ran.join(', ')}`);
+          }
+        } finally {
+          disposeInputs(t);
+        }
+      }
+      const [op, fused] = values;
+      const zScale = Math.max(1, 3 * (c.gammaScale ?? 1));
+      for (const [q, want] of Object.entries(op)) {
+        const got = fused[q];
+        const d = compareArrays(got, want, {atol: tol.atol * zScale, rtol: tol.rtol});
+        maxAbs[q] = Math.max(maxAbs[q] ?? 0, d.maxAbs);
+        if (d.why || !(d.ratio <= 1)) {
+          failures.push(`${c.name} ${q}: fused differs from the op path beyond ${tol.atol * zScale} + ${tol.rtol}|e|; ` +
+                        `Received: ${d.why || `${got[d.worstIndex]} at ${d.worstIndex}, op path ${want[d.worstIndex]}`}`);
+        }
+      }
+    }
+  } finally {
+    tf.env().set('TFJS_NORM_FUSED', saved);
+  }
+  if (!fusedHere) notes.push(`${backend}: epilogues take the op path (not in FUSED_EPILOGUE_BACKENDS or no kernels)`);
+  if (failures.length) throw new Error([...failures, ...notes].join('\n'));
+  return {maxAbs, notes};
+}
+
 export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   const t0 = performance.now();
   const {backend} = opts;
@@ -660,6 +747,9 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
     if (filter && !filter.test(`activation ${c.name}`)) continue;
     await runTest(report, `activation ${c.name} (op, fused and op path)`, activationOpTest(c, tol, f16, backend));
     await runTest(report, `activation ${c.name} (layer)`, activationLayerTest(c, tol, f16));
+  }
+  if (!opts.gridOnly && !f16 && (!filter || filter.test('activation fused vs op'))) {
+    await runTest(report, 'activation fused vs op (GPU-sized epilogue calls)', () => epilogueFusedVsOpTest(backend, tol));
   }
   if (!opts.gridOnly && !filter && actFixtures.cases.length < 15) {
     await runTest(report, 'activation fixtures present', async () => {
