@@ -201,6 +201,23 @@ const COMBINE = `var n = 0.0;
 const program = (key: string, v: View, outputSize: number, names: string[], workgroups: number, code: string) =>
   new NormProgram(key, outputSize, names, workgroups, `${VIEW_FNS}\n${code}`, VIEW_UNIFORMS);
 
+/**
+ * The activation epilogue in the backward: dz = dy * act'(z), z = xhat * gamma
+ * + beta at parameter index `pi` (WGSL expression; none: dy itself).
+ */
+function dzExpr(act: string | undefined, hasGamma: boolean, hasBeta: boolean, dy: string, xhat: string, pi: string): string {
+  if (!act) return dy;
+  const z = `${xhat}${hasGamma ? ` * gamma[${pi}]` : ''}${hasBeta ? ` + beta[${pi}]` : ''}`;
+  return `${dy} * actGrad_${act}(${z})`;
+}
+
+/** The epilogue's parameter inputs (gamma, beta where present) added to `names` without repeats. */
+function withActParams(names: string[], act: string | undefined, hasGamma: boolean, hasBeta: boolean): string[] {
+  if (!act) return names;
+  const extra = [...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])].filter(n => !names.includes(n));
+  return [...names, ...extra];
+}
+
 // ---------------------------------------------------------------- forward
 
 /** Per chunk: mean and sum of squared deviations; `finished` (one chunk): the packed statistics directly. */
@@ -339,20 +356,6 @@ function addProgram(v: View): NormProgram {
   return xv + ${at('residual')};`);
 }
 
-/**
- * The activation epilogue's dz = dy * act'(z), z = xhat * gamma + beta
- * recomputed from x, aux (mean, 1/std) and the parameters: the plain backward
- * then runs on dz.
- */
-function dzProgram(v: View, act: string, hasGamma: boolean, hasBeta: boolean): NormProgram {
-  const names = ['dy', 'x', 'aux', ...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])];
-  return elementwise(v, `dz_${act}_${hasGamma}_${hasBeta}`, names, ['dy', 'x'], (k, at) => `
-  var z = (xv - aux[s]) * aux[2 * nS() + s];
-  ${hasGamma ? 'z = z * gamma[p];' : ''}
-  ${hasBeta ? 'z = z + beta[p];' : ''}
-  return ${at('dy')} * actGrad_${act}(z);`);
-}
-
 export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const b = backend as GpuBackend;
   const a = attrs as unknown as ForwardAttrs;
@@ -400,9 +403,10 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
  * the parameters vary within the statistic, else dy (gamma, constant, is
  * applied in the combine, which also needs the plain sums for dgamma/dbeta).
  */
-function backwardSumsProgram(v: View, gammaHere: boolean): NormProgram {
+function backwardSumsProgram(v: View, gammaHere: boolean, act?: string, hasGamma = false, hasBeta = false): NormProgram {
   const t = v.perThread;
-  return program(`bsums_${gammaHere}_${t}`, v, 2 * v.S * v.chunks, ['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])],
+  const names = withActParams(['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])], act, hasGamma, hasBeta);
+  return program(`bsums_${gammaHere}_${t}_${act ?? 'none'}_${hasGamma}_${hasBeta}`, v, 2 * v.S * v.chunks, names,
                  t ? Math.ceil(v.S / WG) : v.S * v.chunks, `
 ${t ? '' : REDUCE}
 ${MAIN} {
@@ -413,9 +417,11 @@ ${MAIN} {
   var sgx = 0.0;
   for (var e = start + ${t ? '0' : 'tid'}; e < end; e = e + ${t ? 1 : WG}) {
     let o = base + elemX(e);
-    let g = dy[o]${gammaHere ? ' * gamma[pbase + elemP(e)]' : ''};
+    let pi = pbase + elemP(e);
+    let xh = (x[o] - mean) * inv;
+    let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi')}${gammaHere ? ' * gamma[pi]' : ''};
     sg = sg + g;
-    sgx = sgx + g * (x[o] - mean) * inv;
+    sgx = sgx + g * xh;
   }
   let r = ${t ? 'vec2<f32>(sg, sgx)' : 'reduce2(tid, sg, sgx)'};
   if (${t ? 'true' : 'tid == 0 && valid'}) {
@@ -432,7 +438,8 @@ ${MAIN} {
  * each parameter's elements, a workgroup per parameter (a thread per
  * parameter when it has few elements: LayerNorm on a small batch).
  */
-function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: boolean): NormProgram {
+function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: boolean, act?: string,
+                        hasBeta = false): NormProgram {
   const {S, P} = v;
   const gammaAfter = hasGamma && !v.paramInStat;
   const stat = `
@@ -480,9 +487,10 @@ function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: 
     for (var j = 0; j < uniforms.dims2.w; j = j + 1) {
       let o = paramElemX(p, j);
       let s = paramElemS(p, j);
-      let g = dy[o];
+      let xh = (x[o] - aux[s]) * aux[2 * nS() + s];
+      let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'p')};
       db = db + g;
-      dg = dg + g * (x[o] - aux[s]) * aux[2 * nS() + s];
+      dg = dg + g * xh;
     }
     result[2 * nS() + p] = dg;
     result[2 * nS() + nP() + p] = db;
@@ -499,9 +507,10 @@ function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: 
   for (var j = select(uniforms.dims2.w, tid, pv); j < uniforms.dims2.w; j = j + ${WG}) {
     let o = paramElemX(p, j);
     let s = paramElemS(p, j);
-    let g = dy[o];
+    let xh = (x[o] - aux[s]) * aux[2 * nS() + s];
+    let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'p')};
     db = db + g;
-    dg = dg + g * (x[o] - aux[s]) * aux[2 * nS() + s];
+    dg = dg + g * xh;
   }
   let r = reduce2(tid, dg, db);
   if (tid == 0 && pv) {
@@ -510,7 +519,9 @@ function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: 
   }`;
     workgroups = Math.max(workgroups, P);
   }
-  return program(`bcombine_${center}_${gammaAfter}_${mode}`, v, 2 * S + 2 * P, names, workgroups, `
+  if (mode === 'thread' || mode === 'workgroup') names = withActParams(names, act, hasGamma, hasBeta);
+  return program(`bcombine_${center}_${gammaAfter}_${mode}_${mode === 'thread' || mode === 'workgroup' ? act ?? 'none' : 'none'}_${hasBeta}`,
+                 v, 2 * S + 2 * P, names, workgroups, `
 ${mode === 'workgroup' ? REDUCE : ''}
 ${MAIN} {
   ${WG_INDEX}
@@ -519,12 +530,13 @@ ${MAIN} {
 }`);
 }
 
-function dxProgram(v: View, hasGamma: boolean): NormProgram {
-  return elementwise(v, `dx_${hasGamma}`, ['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])], ['dy', 'x'],
+function dxProgram(v: View, hasGamma: boolean, act?: string, hasBeta = false): NormProgram {
+  const names = withActParams(['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])], act, hasGamma, hasBeta);
+  return elementwise(v, `dx_${hasGamma}_${act ?? 'none'}_${hasBeta}`, names, ['dy', 'x'],
                      (k, at) => `
   let inv = aux[2 * nS() + s];
   let xhat = (xv - aux[s]) * inv;
-  let g = ${at('dy')}${hasGamma ? ' * gamma[p]' : ''};
+  let g = ${dzExpr(act, hasGamma, hasBeta, at('dy'), 'xhat', 'p')}${hasGamma ? ' * gamma[p]' : ''};
   return (g - coef[s] - xhat * coef[nS() + s]) * inv;`);
 }
 
@@ -533,22 +545,27 @@ export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorI
   const a = attrs as unknown as BackwardAttrs;
   const v = viewOf(a);
   const u = v.uniforms();
-  const {x, aux, gamma, beta} = inputs;
+  const {dy, x, aux, gamma} = inputs;
   const hasGamma = gamma != null;
-  // The activation epilogue: the plain backward on dz = dy * act'(z).
-  const dz = a.activation ? run(b, dzProgram(v, a.activation, hasGamma, beta != null),
-                                [inputs.dy!, x!, aux!, ...(hasGamma ? [gamma!] : []), ...(beta ? [beta] : [])], 'float32', u) : null;
-  const dy = dz ?? inputs.dy;
+  // The activation epilogue: every pass that reads dy uses dz = dy * act'(z), z recomputed (dzExpr).
+  const act = a.activation;
+  const beta = act ? inputs.beta : undefined;
+  const hasBeta = beta != null;
+  // Each program's inputs, by the names it declares.
+  const pool: Record<string, tf.TensorInfo | undefined> = {dy, x, aux, gamma, beta};
+  const ins = (names: string[]) => names.map(n => pool[n]!);
   const gammaHere = hasGamma && v.paramInStat;
-  const part = run(b, backwardSumsProgram(v, gammaHere), [dy!, x!, aux!, ...(gammaHere ? [gamma!] : [])], 'float32', u);
+  const sums = backwardSumsProgram(v, gammaHere, act, hasGamma, hasBeta);
+  const part = run(b, sums, ins(sums.variableNames), 'float32', u);
+  pool.part = part;
   const paramSums = a.withGamma || a.withBeta;
-  const gammaAfter = hasGamma && !v.paramInStat;
-  const combineInputs = [part, ...(gammaAfter ? [gamma!] : []), ...(paramSums && v.paramInStat ? [dy!, x!, aux!] : [])];
-  const coef = run(b, combineProgram(v, a.center, hasGamma, paramSums), combineInputs, 'float32', u);
+  const combine = combineProgram(v, a.center, hasGamma, paramSums, act, hasBeta);
+  const coef = run(b, combine, ins(combine.variableNames), 'float32', u);
+  pool.coef = coef;
   b.disposeData(part.dataId);
-  const dx = run(b, dxProgram(v, hasGamma), [dy!, x!, aux!, coef, ...(hasGamma ? [gamma!] : [])], 'float32', u);
-  if (dz) b.disposeData(dz.dataId);
-  const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: inputs.dy!.shape, dtype: 'float32'}];
+  const dxp = dxProgram(v, hasGamma, act, hasBeta);
+  const dx = run(b, dxp, ins(dxp.variableNames), 'float32', u);
+  const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: dy!.shape, dtype: 'float32'}];
   if (a.withGamma) outs.push(copyOut(b, coef, 2 * v.S, gamma!.shape, 'float32'));
   if (a.withBeta) outs.push(copyOut(b, coef, 2 * v.S + v.P, a.betaShape ?? a.paramShape, 'float32'));
   b.disposeData(coef.dataId);
