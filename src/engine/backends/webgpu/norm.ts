@@ -34,6 +34,13 @@
  * or 6 (with running statistics, or chunked statistics), plus buffer copies
  * for the small outputs (mean, variance, aux, running statistics, dgamma, dbeta).
  *
+ * Epilogues (kernels.ts): the activation is applied in the y pass and in
+ * scale-and-shift; the backward's passes that read dy (sums, per-parameter
+ * combine, dx) use dz = dy * act'(z), z = xhat * gamma + beta recomputed
+ * there (ACT_FNS). The residual: one elementwise program writes x + residual
+ * first (the stats program has one output buffer, so the sum is not written
+ * by the first statistics pass), the forward normalizes it and returns it last.
+ *
  * Packed buffers: the forward's [mean (S), variance (S), 1/std (S),
  * runningMean' (P), runningVariance' (P), numBatchesTracked' (1)] as int32
  * (floats stored with bitcast, so the int32 count fits); aux = its first 3S
