@@ -19,31 +19,14 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tfn from '../src';
 import {implUsage} from '../src/engine/backends/simd/select';
 import {EPILOGUE_AS_OPS_WITH_SIMD, FUSED_EPILOGUE_BACKENDS} from '../src/engine/kernels';
-import {describeBackends, disposeLayer, expectClose, expectValueError, noLeak, shortName, weight} from './harness';
+import {
+  ActFixtures, ActInputs, ActOp, RandomCase, disposeAll, randomInputs, randoms, runActLayerCase, runActOpCase, runOp,
+  valueAndGradTensors,
+} from './activation_runner';
+import {describeBackends, expectClose, expectValueError, noLeak, shortName} from './harness';
 import {toleranceFor} from './fixture_runner';
 
-interface ActCase {
-  name: string;
-  op: 'groupNorm' | 'batchNorm' | 'instanceNorm' | 'layerNorm' | 'rmsNorm' | 'addLayerNorm' | 'addRMSNorm';
-  shape: number[];
-  args: Record<string, any>;
-  x: number[];
-  dy: number[];
-  y: number[];
-  residual?: number[];
-  dsum?: number[];
-  sum?: number[];
-  gamma?: number[];
-  beta?: number[];
-  mean?: number[];
-  variance?: number[];
-  dx: number[];
-  dresidual?: number[];
-  dgamma?: number[];
-  dbeta?: number[];
-}
-
-const FIXTURES: {torchVersion: string; cases: ActCase[]} =
+const FIXTURES: ActFixtures =
     JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'activation.json'), 'utf8'));
 
 /** Kernel calls so far, on any implementation. */
@@ -84,77 +67,16 @@ function setFused(on: boolean): boolean {
   return prev;
 }
 
-interface Inputs {
-  x: tf.Tensor;
-  residual?: tf.Tensor;
-  gamma?: tf.Tensor;
-  beta?: tf.Tensor;
-  mean?: tf.Tensor;
-  variance?: tf.Tensor;
-}
+type Inputs = ActInputs;
 
-/** The op of a case on its inputs: [y] or [y, sum]. */
-function runOp(op: ActCase['op'], args: Record<string, any>, t: Inputs): tf.Tensor[] {
-  const aff = {gamma: t.gamma ?? null, beta: t.beta ?? null};
-  switch (op) {
-    case 'groupNorm': return [tfn.ops.groupNorm(t.x, {...args, ...aff} as any)];
-    case 'batchNorm': return [tfn.ops.batchNorm(t.x, {...args, ...aff, mean: t.mean ?? null, variance: t.variance ?? null})];
-    case 'instanceNorm': return [tfn.ops.instanceNorm(t.x, {...args, ...aff})];
-    case 'layerNorm': return [tfn.ops.layerNorm(t.x, {...args, ...aff})];
-    case 'rmsNorm': return [tfn.ops.rmsNorm(t.x, {...args, gamma: aff.gamma})];
-    case 'addLayerNorm': {
-      const r = tfn.ops.addLayerNorm(t.x, t.residual!, {...args, ...aff}) as tf.Tensor | tf.Tensor[];
-      return Array.isArray(r) ? r : [r];
-    }
-    case 'addRMSNorm': {
-      const r = tfn.ops.addRMSNorm(t.x, t.residual!, {...args, gamma: aff.gamma}) as tf.Tensor | tf.Tensor[];
-      return Array.isArray(r) ? r : [r];
-    }
-  }
-}
-
-/** The layer of a case (its args as layer args). */
-function layerOf(c: ActCase): tf.layers.Layer {
-  const {training, ...a} = c.args;
-  switch (c.op) {
-    case 'groupNorm': return tfn.layers.groupNorm(a as any);
-    case 'batchNorm': return tfn.layers.batchNorm(a);
-    case 'instanceNorm': return tfn.layers.instanceNorm({...a, affine: true});
-    case 'layerNorm': return tfn.layers.layerNorm(a);
-    case 'rmsNorm': return tfn.layers.rmsNorm(a);
-    case 'addLayerNorm': return tfn.layers.addLayerNorm(a);
-    case 'addRMSNorm': return tfn.layers.addRMSNorm(a);
-  }
-}
-
-/** y (and sum) and the gradients of sum(y * dy) (+ sum(sum * dsum)) w.r.t. x, residual, gamma, beta. */
-function valueAndGrads(op: ActCase['op'], args: Record<string, any>, t: Inputs, dy: tf.Tensor, dsum: tf.Tensor | null) {
-  const names = (['x', 'residual', 'gamma', 'beta'] as const).filter(n => t[n] != null);
-  const ins = names.map(n => t[n]!);
-  let outs: number[][] = [];
-  const grads = tf.tidy(() => tf.grads((...vars: tf.Tensor[]) => {
-    const tt: Inputs = {...t};
-    names.forEach((n, i) => { tt[n] = vars[i]; });
-    const r = runOp(op, args, tt);
-    outs = r.map(o => Array.from(o.dataSync()));
-    let loss = tf.sum(tf.mul(r[0], dy));
-    if (dsum) loss = tf.add(loss, tf.sum(tf.mul(r[1], dsum)));
-    return loss;
-  })(ins));
+/** y (and sum) and the gradients of sum(y * dy) (+ sum(sum * dsum)) w.r.t. x, residual, gamma, beta, read back. */
+function valueAndGrads(op: ActOp, args: Record<string, any>, t: Inputs, dy: tf.Tensor, dsum: tf.Tensor | null) {
+  const r = valueAndGradTensors(op, args, t, dy, dsum);
+  const outs = r.outs.map(o => Array.from(o.dataSync()));
   const g: Record<string, number[]> = {};
-  names.forEach((n, i) => { g[n] = Array.from(grads[i].dataSync()); });
-  tf.dispose(grads);
+  for (const [n, v] of Object.entries(r.grads)) g[n] = Array.from(v!.dataSync());
+  disposeAll(r);
   return {y: outs[0], sum: outs[1] ?? null, grads: g};
-}
-
-function tensorsOf(c: ActCase): Inputs & {dy: tf.Tensor; dsum: tf.Tensor | null} {
-  const p = (v?: number[], shape?: number[]) => (v ? tf.tensor(v, shape) : undefined);
-  const pshape = c.op === 'layerNorm' && Array.isArray(c.args.axis) ? c.shape.slice(c.shape.length - c.args.axis.length)
-      : undefined;
-  return {
-    x: tf.tensor(c.x, c.shape), residual: p(c.residual, c.shape), gamma: p(c.gamma, pshape), beta: p(c.beta, pshape),
-    mean: p(c.mean), variance: p(c.variance), dy: tf.tensor(c.dy, c.shape), dsum: c.dsum ? tf.tensor(c.dsum, c.shape) : null,
-  };
 }
 
 const ACTIVATIONS = ['relu', 'silu', 'gelu'] as const;
@@ -169,20 +91,13 @@ describeBackends(`activation and add-norm: PyTorch ${FIXTURES.torchVersion} fixt
       it(`${c.name} (op, ${fused ? 'fused kernels' : 'op composition'})`, async () => {
         const prev = setFused(fused);
         try {
-          await noLeak(() => {
-            const t = tensorsOf(c);
+          await noLeak(async () => {
             const calls0 = kernelCalls();
-            const r = valueAndGrads(c.op, c.args, t, t.dy, t.dsum);
+            const r = await runActOpCase(c, tol);
             // The path that ran: kernels where fused (cpu, wasm), none on the op composition.
             if (fused && FUSED_EPILOGUE_BACKENDS.has(backend)) expect(kernelCalls()).toBeGreaterThan(calls0);
             if (!fused) expect(kernelCalls()).toBe(calls0);
-            expectClose(r.y, c.y, 'y', tol.atol, tol.rtol);
-            if (c.sum) expectClose(r.sum!, c.sum, 'sum', tol.atol, tol.rtol);
-            expectClose(r.grads.x, c.dx, 'dx', tol.atol, tol.rtol);
-            if (c.dresidual) expectClose(r.grads.residual, c.dresidual, 'dresidual', tol.atol, tol.rtol);
-            if (c.dgamma) expectClose(r.grads.gamma, c.dgamma, 'dgamma', tol.atol, tol.rtol);
-            if (c.dbeta) expectClose(r.grads.beta, c.dbeta, 'dbeta', tol.atol, tol.rtol);
-            tf.dispose(Object.values(t).filter((v): v is tf.Tensor => v instanceof tf.Tensor));
+            if (r.failures.length) throw new Error(r.failures.join('\n'));
           }, c.name);
         } finally {
           setFused(prev);
@@ -190,53 +105,13 @@ describeBackends(`activation and add-norm: PyTorch ${FIXTURES.torchVersion} fixt
       });
     }
     it(`${c.name} (layer)`, async () => {
-      const layer = layerOf(c);
-      layer.build(c.residual ? [c.shape, c.shape] : c.shape);
-      await noLeak(() => {
-        const t = tensorsOf(c);
-        const input = t.residual ? [t.x, t.residual] : t.x;
-        const training = c.args.training === true || c.op !== 'batchNorm';
-        tf.tidy(() => {
-          if (c.gamma) weight(layer, 'gamma')!.write(tf.reshape(t.gamma!, weight(layer, 'gamma')!.shape as number[]));
-          if (c.beta) weight(layer, 'beta')!.write(tf.reshape(t.beta!, weight(layer, 'beta')!.shape as number[]));
-          if (c.mean) weight(layer, 'moving_mean')!.write(t.mean!);
-          if (c.variance) weight(layer, 'moving_variance')!.write(t.variance!);
-        });
-        const out = layer.apply(input, {training}) as tf.Tensor | tf.Tensor[];
-        const outs = Array.isArray(out) ? out : [out];
-        expect(outs.length).toBe(c.sum ? 2 : 1);
-        expectClose(outs[0], c.y, 'layer y', tol.atol, tol.rtol);
-        if (c.sum) expectClose(outs[1], c.sum, 'layer sum', tol.atol, tol.rtol);
-        tf.dispose([...outs, ...Object.values(t).filter((v): v is tf.Tensor => v instanceof tf.Tensor)]);
+      await noLeak(async () => {
+        const r = await runActLayerCase(c, tol);
+        if (r.failures.length) throw new Error(r.failures.join('\n'));
       }, c.name);
-      disposeLayer(layer);
     });
   }
 });
-
-/** Deterministic values (xorshift). */
-function randoms(n: number, seed: number, scale = 1, offset = 0): number[] {
-  let s = seed >>> 0 || 1;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out.push(offset + scale * ((s / 4294967296) * 2 - 1));
-  }
-  return out;
-}
-
-interface RandomCase {
-  name: string;
-  op: ActCase['op'];
-  shape: number[];
-  args: Record<string, any>;
-  /** Parameter shape; null: no affine. */
-  param: number[] | null;
-  beta?: boolean;
-  stats?: boolean;
-  /** gamma = gammaScale * (1 + U(-0.5, 0.5)): large values reach the activations' tails. Default 1. */
-  gammaScale?: number;
-}
 
 const RANDOM_CASES: RandomCase[] = [
   ...ACTIVATIONS.flatMap((activation): RandomCase[] => [
@@ -265,23 +140,6 @@ const RANDOM_CASES: RandomCase[] = [
   ...ACTIVATIONS.map((activation): RandomCase => ({name: `LayerNorm ${activation}, |z| up to 300`, op: 'layerNorm',
                                                    shape: [3, 64], args: {activation}, param: [64], gammaScale: 100})),
 ];
-
-function randomInputs(c: RandomCase, seed: number): Inputs & {dy: tf.Tensor; dsum: tf.Tensor | null} {
-  const n = c.shape.reduce((a, b) => a * b, 1);
-  const add = c.op.startsWith('add');
-  const p = c.param;
-  const pn = p ? p.reduce((a, b) => a * b, 1) : 0;
-  return {
-    x: tf.tensor(randoms(n, seed, 2, 0.5), c.shape),
-    residual: add ? tf.tensor(randoms(n, seed + 1, 1), c.shape) : undefined,
-    gamma: p ? tf.tensor(randoms(pn, seed + 2, 0.5 * (c.gammaScale ?? 1), c.gammaScale ?? 1), p) : undefined,
-    beta: p && c.beta !== false ? tf.tensor(randoms(pn, seed + 3, 0.5), p) : undefined,
-    mean: c.stats ? tf.tensor(randoms(pn, seed + 4, 0.3), p!) : undefined,
-    variance: c.stats ? tf.tensor(randoms(pn, seed + 5, 0.4, 1), p!) : undefined,
-    dy: tf.tensor(randoms(n, seed + 6), c.shape),
-    dsum: c.args.returnSum ? tf.tensor(randoms(n, seed + 7), c.shape) : null,
-  };
-}
 
 describeBackends('activation and add-norm: fused kernels == op composition', () => {
   RANDOM_CASES.forEach((c, idx) => MODES.forEach(mode => {

@@ -213,6 +213,17 @@ function cases(quick: boolean): Case[] {
       naive: () => naiveSubject('GN', shape, layout),
     }});
   }
+  // Issue #17's fused activation: GroupNorm with activation 'silu' (one layer) vs GroupNorm then SiLU as tfjs ops.
+  out.push({name: 'GroupNorm(32)+SiLU cl', shape: cl, subjects: {
+    ...ours(() => new tfn.GroupNorm({numGroups: 32, axis: -1, activation: 'silu'}), cl),
+    'GroupNorm + tf SiLU': () => {
+      const sub = layerSubject(new tfn.GroupNorm({numGroups: 32, axis: -1}), cl, true);
+      return {...sub, forward: (x, training) => {
+        const y = sub.forward(x, training);
+        return tf.mul(y, tf.sigmoid(y));
+      }};
+    },
+  }});
   out.push({name: 'LayerNorm', shape: seq, subjects: {
     ...ours(() => new tfn.LayerNorm({axis: -1}), seq),
     'tfjs layer': () => layerSubject(tf.layers.layerNormalization({axis: -1}), seq),

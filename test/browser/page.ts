@@ -7,7 +7,8 @@
  *
  * `window.runSuite({backend, f16})` starts the backend and runs, with a leak
  * check after every test: every PyTorch fixture case (test/fixture_runner.ts,
- * the same check as the Node suite), the shape grid (test/shape_grid.ts, on
+ * the same check as the Node suite), every activation / add-norm fixture case
+ * (test/activation_runner.ts, shared with test/activation.test.ts), the shape grid (test/shape_grid.ts, on
  * the GPU backends), a Sequential `fit` with every catalog layer, and an
  * IndexedDB save/load round trip. Progress goes to console.log with the
  * `[suite]` prefix; the result is a JSON-able SuiteReport.
@@ -18,6 +19,12 @@ import {
   CaseResult, F16_MIN_GROUP_SCALE, FixtureCase, Quantity, Tolerance, compareArrays, minGroupScale, runFixtureCase,
   toleranceFor,
 } from '../fixture_runner';
+// The set as the source states it (the bundle does not export it; this module's copy is read only).
+import {FUSED_EPILOGUE_BACKENDS} from '../../src/engine/kernels';
+import {
+  ActCase, ActFixtures, ActResult, FORWARD_QUANTITIES, RandomCase, actMinGroupScale, disposeAll, disposeInputs, randomInputs,
+  runActLayerCase, runActOpCase, valueAndGradTensors,
+} from '../activation_runner';
 import {gridCases, runGridCase} from '../shape_grid';
 import {deviceName} from './device';
 
@@ -59,6 +66,8 @@ export interface SuiteOptions {
   /** Only the shape grid (no fixtures, fit or IndexedDB tests). */
   gridOnly?: boolean;
   fixturesUrl?: string;
+  /** The activation / add-norm fixtures (test/fixtures/activation.json). */
+  activationFixturesUrl?: string;
   wasmPath?: string;
 }
 
@@ -360,6 +369,25 @@ interface PathRun {
  * runner is wrapped to count while one of them is active.
  */
 function watchKernels<T>(backend: string, fn: () => T): {result: T; called: string[]; counts: Record<string, number>} {
+  const w = installWatch(backend);
+  try {
+    return {result: fn(), called: w.called, counts: w.counts};
+  } finally {
+    w.restore();
+  }
+}
+
+/** watchKernels for an async `fn` (the wrappers stay until it settles; nothing else runs on the page meanwhile). */
+async function watchKernelsAsync<T>(backend: string, fn: () => Promise<T>): Promise<{result: T; called: string[]; counts: Record<string, number>}> {
+  const w = installWatch(backend);
+  try {
+    return {result: await fn(), called: w.called, counts: w.counts};
+  } finally {
+    w.restore();
+  }
+}
+
+function installWatch(backend: string): {called: string[]; counts: Record<string, number>; restore: () => void} {
   const b = tf.backend() as unknown as Record<string, unknown>;
   const runner = ['runWebGLProgram', 'runWebGPUProgram'].find(m => typeof b[m] === 'function');
   const counts: Record<string, number> = {};
@@ -395,11 +423,7 @@ function watchKernels<T>(backend: string, fn: () => T): {result: T; called: stri
     };
     restore.push(() => { b[runner] = original; });
   }
-  try {
-    return {result: fn(), called, counts};
-  } finally {
-    restore.forEach(r => r());
-  }
+  return {called, counts, restore: () => restore.reverse().forEach(r => r())};
 }
 
 /**
@@ -514,6 +538,171 @@ async function fusedVsOpTest(backend: string, tol: Tolerance): Promise<Partial<T
   return {maxAbs, notes};
 }
 
+/**
+ * One activation / add-norm fixture case (issue #17, test/fixtures/activation.json)
+ * through its op: y, the sum, and the gradients w.r.t. x, residual, gamma and
+ * beta against PyTorch (test/activation_runner.ts, the same check as the Node
+ * suite), with TFJS_NORM_FUSED off (the op composition: no fused kernel may
+ * run) and on. With it on, backends in FUSED_EPILOGUE_BACKENDS that register
+ * the kernels must run TfjsNormForward and TfjsNormBackward (BatchNorm in
+ * inference: TfjsNormScaleShift) (proved by
+ * wrapping the kernel functions) and agree with the op path; the others must
+ * run the op path (no fused kernel). float16 textures: every value finite,
+ * forward outputs (y, sum) asserted for unit-scale cases, gradients measured.
+ */
+function activationOpTest(c: ActCase, tol: Tolerance, f16: boolean, backend: string) {
+  return async (): Promise<Partial<TestReport>> => {
+    const scale = actMinGroupScale(c);
+    const unitScale = scale >= F16_MIN_GROUP_SCALE;
+    const opts = f16 ? {assert: unitScale ? FORWARD_QUANTITIES : [], assertFinite: true} : {};
+    const asserted = new Set<string>(opts.assert ?? ['y', 'sum', 'dx', 'dresidual', 'dgamma', 'dbeta']);
+    const saved = tf.env().getBool('TFJS_NORM_FUSED');
+    const failures: string[] = [];
+    const notes: string[] = [];
+    const maxAbs: Record<string, number> = {};
+    const runs: Record<string, ActResult> = {};
+    try {
+      for (const fused of [false, true]) {
+        const path = fused ? 'fused' : 'op path';
+        tf.env().set('TFJS_NORM_FUSED', fused);
+        const w = await watchKernelsAsync(backend, () => runActOpCase(c, tol, opts));
+        const r = w.result;
+        runs[path] = r;
+        failures.push(...r.failures.map(f => `${path}: ${f}`));
+        notes.push(...r.notes.map(f => `${path}: ${f}`));
+        for (const [q, v] of Object.entries(r.maxAbs)) maxAbs[`${q} (${path})`] = v as number;
+        const ran = [...new Set(w.called)];
+        const registered = tf.getKernel(FUSED_KERNELS.forward, backend) != null;
+        if (fused && registered && FUSED_EPILOGUE_BACKENDS.has(backend)) {
+          // BatchNorm in inference with running statistics: one scale-and-shift kernel (its gradient is ops).
+          const inference = c.op === 'batchNorm' && c.args.training !== true && c.mean != null;
+          for (const k of inference ? [FUSED_KERNELS.scaleShift] : [FUSED_KERNELS.forward, FUSED_KERNELS.backward]) {
+            if (!ran.includes(k)) failures.push(`fused: ${k} did not run on ${backend} (in FUSED_EPILOGUE_BACKENDS); Received kernels: ${ran.join(', ') || 'none'}`);
+          }
+        } else if (ran.length) {
+          failures.push(`${path}: fused kernels ran on ${backend}, where this call must take the op path; Received kernels: ${ran.join(', ')}`);
+        }
+        if (fused) notes.push(`fused kernels that ran: ${ran.join(', ') || 'none (op path)'}`);
+      }
+      // fused == op path, on every asserted quantity.
+      for (const [q, want] of Object.entries(runs['op path'].values)) {
+        if (!asserted.has(q)) continue;
+        const got = runs.fused.values[q as keyof ActResult['values']];
+        if (!got) continue;
+        const d = compareArrays(got, want!, tol);
+        if (d.why || !(d.ratio <= 1)) {
+          failures.push(`${q}: fused differs from the op path beyond ${tol.atol} + ${tol.rtol}|e|; ` +
+                        `Received: ${d.why || `${got[d.worstIndex]} at ${d.worstIndex}, op path ${want![d.worstIndex]}`}`);
+        }
+      }
+    } finally {
+      tf.env().set('TFJS_NORM_FUSED', saved);
+    }
+    if (f16 && !unitScale) notes.unshift(`not unit-scale (min sqrt(var + eps) ${scale.toExponential(2)}): closeness measured only`);
+    if (failures.length) throw new Error(failures.join('\n'));
+    return {maxAbs, notes: notes.length ? notes : undefined, unitScale: f16 ? unitScale : undefined};
+  };
+}
+
+/** The layer of an activation fixture case (AddLayerNorm, ..., with the case's weights and running statistics). */
+function activationLayerTest(c: ActCase, tol: Tolerance, f16: boolean) {
+  return async (): Promise<Partial<TestReport>> => {
+    const scale = actMinGroupScale(c);
+    const unitScale = scale >= F16_MIN_GROUP_SCALE;
+    const r = await runActLayerCase(c, tol, f16 ? {assert: unitScale ? FORWARD_QUANTITIES : [], assertFinite: true} : {});
+    if (r.failures.length) throw new Error(r.failures.join('\n'));
+    const notes = [...r.notes];
+    if (f16 && !unitScale) notes.unshift(`not unit-scale (min sqrt(var + eps) ${scale.toExponential(2)}): closeness measured only`);
+    return {maxAbs: r.maxAbs, notes: notes.length ? notes : undefined, unitScale: f16 ? unitScale : undefined};
+  };
+}
+
+/**
+ * GPU-sized epilogue calls (the kernels' chunked, workgroup-per-statistic,
+ * thread-per-statistic and vec4 / scalar paths; activations' tails with
+ * |z| up to 300): every activation and the residual sum.
+ */
+const EPILOGUE_CASES: RandomCase[] = [
+  {name: 'GroupNorm(8) channels-last silu', op: 'groupNorm', shape: [4, 16, 16, 32], args: {numGroups: 8, axis: -1, activation: 'silu'}, param: [32]},
+  {name: 'GroupNorm(2) channels-first gelu', op: 'groupNorm', shape: [2, 8, 15, 7], args: {numGroups: 2, axis: 1, activation: 'gelu'}, param: [8]},
+  {name: 'BatchNorm chunked relu', op: 'batchNorm', shape: [64, 128, 8], args: {axis: -1, training: true, activation: 'relu'}, param: [8]},
+  {name: 'BatchNorm inference gelu', op: 'batchNorm', shape: [64, 12], args: {axis: -1, activation: 'gelu'}, param: [12], stats: true},
+  {name: 'InstanceNorm channels-first silu', op: 'instanceNorm', shape: [2, 4, 301], args: {axis: 1, activation: 'silu'}, param: [4]},
+  {name: 'LayerNorm long rows gelu', op: 'layerNorm', shape: [4, 3001], args: {activation: 'gelu'}, param: [3001]},
+  {name: 'LayerNorm gelu, |z| up to 300', op: 'layerNorm', shape: [8, 64], args: {activation: 'gelu'}, param: [64], gammaScale: 100},
+  {name: 'LayerNorm silu, |z| up to 300', op: 'layerNorm', shape: [8, 64], args: {activation: 'silu'}, param: [64], gammaScale: 100},
+  {name: 'RMSNorm relu no beta', op: 'rmsNorm', shape: [33, 96], args: {activation: 'relu'}, param: [96], beta: false},
+  {name: 'AddLayerNorm gelu returnSum', op: 'addLayerNorm', shape: [16, 512], args: {activation: 'gelu', returnSum: true}, param: [512]},
+  {name: 'AddLayerNorm no activation, two axes', op: 'addLayerNorm', shape: [3, 5, 6, 7], args: {axis: [-2, -1]}, param: [6, 7]},
+  {name: 'AddRMSNorm silu returnSum', op: 'addRMSNorm', shape: [32, 258], args: {activation: 'silu', returnSum: true}, param: [258], beta: false},
+  {name: 'AddRMSNorm no affine', op: 'addRMSNorm', shape: [4, 50], args: {}, param: null},
+];
+
+/**
+ * EPILOGUE_CASES with TFJS_NORM_FUSED on and off: on backends in
+ * FUSED_EPILOGUE_BACKENDS registering the kernels, the fused kernels must run
+ * (kernel functions wrapped) and give the op path's y, sum and gradients
+ * (ulps of z, amplified by 1/std in the gradients: the suite's tolerance
+ * scaled by |z|'s range); elsewhere both are the op path (no fused kernel).
+ */
+async function epilogueFusedVsOpTest(backend: string, tol: Tolerance): Promise<Partial<TestReport>> {
+  const failures: string[] = [];
+  const notes: string[] = [];
+  const maxAbs: Record<string, number> = {};
+  const saved = tf.env().getBool('TFJS_NORM_FUSED');
+  const fusedHere = FUSED_EPILOGUE_BACKENDS.has(backend) && tf.getKernel(FUSED_KERNELS.forward, backend) != null;
+  try {
+    for (const [i, c] of EPILOGUE_CASES.entries()) {
+      const values: Array<Record<string, Float32Array>> = [];
+      for (const fused of [false, true]) {
+        tf.env().set('TFJS_NORM_FUSED', fused);
+        const t = randomInputs(c, 500 + 31 * i);
+        try {
+          const w = await watchKernelsAsync(backend, async () => {
+            const r = valueAndGradTensors(c.op, c.args, t, t.dy, t.dsum);
+            try {
+              const v: Record<string, Float32Array> = {y: await r.outs[0].data() as Float32Array};
+              if (r.outs[1]) v.sum = await r.outs[1].data() as Float32Array;
+              for (const [n, g] of Object.entries(r.grads)) v[`d${n}`] = await g!.data() as Float32Array;
+              return v;
+            } finally {
+              disposeAll(r);
+            }
+          });
+          values.push(w.result);
+          const ran = [...new Set(w.called)];
+          const inference = c.stats === true;
+          const want = inference ? [FUSED_KERNELS.scaleShift] : [FUSED_KERNELS.forward, FUSED_KERNELS.backward];
+          if (fused && fusedHere) {
+            for (const k of want) if (!ran.includes(k)) failures.push(`${c.name}: fused did not run ${k}; Received kernels: ${ran.join(', ') || 'none'}`);
+            if (i === 0) notes.push(`${c.name}: ${Object.entries(w.counts).map(([k, n]) => `${k} ${n}`).join(', ')} programs`);
+          } else if (ran.length) {
+            failures.push(`${c.name} (${fused ? 'fused' : 'op path'}): fused kernels ran where the op path must; Received kernels: ${ran.join(', ')}`);
+          }
+        } finally {
+          disposeInputs(t);
+        }
+      }
+      const [op, fused] = values;
+      const zScale = Math.max(1, 3 * (c.gammaScale ?? 1));
+      for (const [q, want] of Object.entries(op)) {
+        const got = fused[q];
+        const d = compareArrays(got, want, {atol: tol.atol * zScale, rtol: tol.rtol});
+        maxAbs[q] = Math.max(maxAbs[q] ?? 0, d.maxAbs);
+        if (d.why || !(d.ratio <= 1)) {
+          failures.push(`${c.name} ${q}: fused differs from the op path beyond ${tol.atol * zScale} + ${tol.rtol}|e|; ` +
+                        `Received: ${d.why || `${got[d.worstIndex]} at ${d.worstIndex}, op path ${want[d.worstIndex]}`}`);
+        }
+      }
+    }
+  } finally {
+    tf.env().set('TFJS_NORM_FUSED', saved);
+  }
+  if (!fusedHere) notes.push(`${backend}: epilogues take the op path (not in FUSED_EPILOGUE_BACKENDS or no kernels)`);
+  if (failures.length) throw new Error([...failures, ...notes].join('\n'));
+  return {maxAbs, notes};
+}
+
 export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
   const t0 = performance.now();
   const {backend} = opts;
@@ -551,6 +740,21 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteReport> {
     if (filter && !filter.test(c.name)) continue;
     await runTest(report, `fixture ${c.name}`, caseTest(c, tol, f16));
     if (tf.getBackend() !== backend) throw new Error(`backend changed to ${tf.getBackend()}`);
+  }
+  const actFixtures: ActFixtures = opts.gridOnly ? {torchVersion: '', cases: []} :
+    await (await fetch(opts.activationFixturesUrl ?? '/test/fixtures/activation.json')).json();
+  for (const c of actFixtures.cases) {
+    if (filter && !filter.test(`activation ${c.name}`)) continue;
+    await runTest(report, `activation ${c.name} (op, fused and op path)`, activationOpTest(c, tol, f16, backend));
+    await runTest(report, `activation ${c.name} (layer)`, activationLayerTest(c, tol, f16));
+  }
+  if (!opts.gridOnly && !f16 && (!filter || filter.test('activation fused vs op'))) {
+    await runTest(report, 'activation fused vs op (GPU-sized epilogue calls)', () => epilogueFusedVsOpTest(backend, tol));
+  }
+  if (!opts.gridOnly && !filter && actFixtures.cases.length < 15) {
+    await runTest(report, 'activation fixtures present', async () => {
+      throw new Error(`activation.json has ${actFixtures.cases.length} cases; Received fewer than 15`);
+    });
   }
   if (f16 && !opts.gridOnly) {
     await runTest(report, 'zero-variance input stays finite (epsilon survives float16)', zeroVarianceTest);

@@ -6,7 +6,9 @@
  * headless Chromium with playwright-core:
  *
  *   1. on each of webgl, webgpu, wasm and cpu (a fresh page each): every
- *      PyTorch fixture case, the shape grid against the cpu op path (webgl
+ *      PyTorch fixture case, every activation / add-norm fixture case
+ *      (test/fixtures/activation.json: op with fused kernels on and off, and
+ *      layer; test/activation_runner.ts), the shape grid against the cpu op path (webgl
  *      and webgpu; test/shape_grid.ts), a Sequential fit, an IndexedDB
  *      save/load, with a leak check after every test (page.ts);
  *   2. webgl with WEBGL_FORCE_F16_TEXTURES (mobile precision): fixtures and the grid;
@@ -17,7 +19,7 @@
  * Without Chromium (or playwright-core) the suite prints `SKIPPED browser
  * suite: <reason>` and exits 0, unless CI is set, where that is a failure.
  *
- * Options: --backends=webgl,cpu  --filter=<regexp on fixture and grid cell names>  --no-f16  --no-example
+ * Options: --backends=webgl,cpu  --filter=<regexp on fixture and grid cell names; `activation <case>` for the activation fixtures>  --no-f16  --no-example
  * --no-grid  --grid-only (or BROWSER_BACKENDS / BROWSER_FILTER); CHROMIUM_PATH picks the browser.
  */
 import * as fs from 'fs';

@@ -34,6 +34,13 @@
  * or 6 (with running statistics, or chunked statistics), plus buffer copies
  * for the small outputs (mean, variance, aux, running statistics, dgamma, dbeta).
  *
+ * Epilogues (kernels.ts): the activation is applied in the y pass and in
+ * scale-and-shift; the backward's passes that read dy (sums, per-parameter
+ * combine, dx) use dz = dy * act'(z), z = xhat * gamma + beta recomputed
+ * there (ACT_FNS). The residual: one elementwise program writes x + residual
+ * first (the stats program has one output buffer, so the sum is not written
+ * by the first statistics pass), the forward normalizes it and returns it last.
+ *
  * Packed buffers: the forward's [mean (S), variance (S), 1/std (S),
  * runningMean' (P), runningVariance' (P), numBatchesTracked' (1)] as int32
  * (floats stored with bitcast, so the int32 count fits); aux = its first 3S
@@ -76,6 +83,35 @@ interface View {
   perThread: boolean;
   uniforms: (floats?: number[]) => Uniforms;
 }
+
+/**
+ * The epilogue's activations (../../activation.ts): act(z) and act'(z). gelu is
+ * the exact erf form, through the same erfc as activation.ts / loops.ts
+ * (Numerical Recipes' Chebyshev fit `erfcc`, fractional error < 1.2e-7; WGSL
+ * has no erf); exp's argument is clamped to 88 (float32's largest finite exp)
+ * so saturated sigmoids give 0 rather than an implementation-defined infinity.
+ */
+const ACT_FNS = `
+fn tfjsnormErfc(x : f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+      t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 +
+      t * 0.17087277)))))))));
+  return select(2.0 - r, r, x >= 0.0);
+}
+fn tfjsnormSigmoid(z : f32) -> f32 { return 1.0 / (1.0 + exp(min(-z, 88.0))); }
+fn act_relu(z : f32) -> f32 { return select(0.0, z, z > 0.0 || z != z); }
+fn act_silu(z : f32) -> f32 { return z * tfjsnormSigmoid(z); }
+fn act_gelu(z : f32) -> f32 { return 0.5 * z * tfjsnormErfc(-z * 0.7071067811865476); }
+fn actGrad_relu(z : f32) -> f32 { return select(0.0, 1.0, z > 0.0); }
+fn actGrad_silu(z : f32) -> f32 { let s = tfjsnormSigmoid(z); return s * (1.0 + z * (1.0 - s)); }
+fn actGrad_gelu(z : f32) -> f32 {
+  return 0.5 * tfjsnormErfc(-z * 0.7071067811865476) + z * 0.3989422804014327 * exp(-0.5 * z * z);
+}`;
+
+/** `expr` through the activation (none: itself). */
+const actOf = (act: string | undefined, expr: string) => (act ? `act_${act}(${expr})` : expr);
 
 /** The uniforms every program of the view declares (the data: View.uniforms). */
 const VIEW_UNIFORMS = 'shp : vec4<i32>, keptSz : vec4<i32>, redSz : vec4<i32>, parSz : vec4<i32>, ' +
@@ -132,7 +168,8 @@ fn nP() -> i32 { return uniforms.dims.z; }
 fn nChunks() -> i32 { return uniforms.dims.w; }
 fn chunkLen() -> i32 { return uniforms.dims2.x; }
 fn nSize() -> i32 { return uniforms.dims2.y; }
-fn wgTotal() -> i32 { return i32(numWorkgroups.x * numWorkgroups.y * numWorkgroups.z); }`;
+fn wgTotal() -> i32 { return i32(numWorkgroups.x * numWorkgroups.y * numWorkgroups.z); }
+${ACT_FNS}`;
 
 /** Chunk bounds of workgroup wg: statistic, first and last element (empty past the end). */
 const CHUNK = `let valid = wg < nS() * nChunks();
@@ -170,6 +207,23 @@ const COMBINE = `var n = 0.0;
 
 const program = (key: string, v: View, outputSize: number, names: string[], workgroups: number, code: string) =>
   new NormProgram(key, outputSize, names, workgroups, `${VIEW_FNS}\n${code}`, VIEW_UNIFORMS);
+
+/**
+ * The activation epilogue in the backward: dz = dy * act'(z), z = xhat * gamma
+ * + beta at parameter index `pi` (WGSL expression; none: dy itself).
+ */
+function dzExpr(act: string | undefined, hasGamma: boolean, hasBeta: boolean, dy: string, xhat: string, pi: string): string {
+  if (!act) return dy;
+  const z = `${xhat}${hasGamma ? ` * gamma[${pi}]` : ''}${hasBeta ? ` + beta[${pi}]` : ''}`;
+  return `${dy} * actGrad_${act}(${z})`;
+}
+
+/** The epilogue's parameter inputs (gamma, beta where present) added to `names` without repeats. */
+function withActParams(names: string[], act: string | undefined, hasGamma: boolean, hasBeta: boolean): string[] {
+  if (!act) return names;
+  const extra = [...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])].filter(n => !names.includes(n));
+  return [...names, ...extra];
+}
 
 // ---------------------------------------------------------------- forward
 
@@ -294,21 +348,30 @@ ${code}`);
   return prog;
 }
 
-function applyProgram(v: View, hasGamma: boolean, hasBeta: boolean): NormProgram {
+function applyProgram(v: View, hasGamma: boolean, hasBeta: boolean, act?: string): NormProgram {
   const names = ['x', 'stats', ...(hasGamma ? ['gamma'] : []), ...(hasBeta ? ['beta'] : [])];
-  return elementwise(v, `apply_${hasGamma}_${hasBeta}`, names, ['x'], () => `
+  return elementwise(v, `apply_${hasGamma}_${hasBeta}_${act ?? 'none'}`, names, ['x'], () => `
   var y = (xv - bitcast<f32>(stats[s])) * bitcast<f32>(stats[2 * nS() + s]);
   ${hasGamma ? 'y = y * gamma[p];' : ''}
   ${hasBeta ? 'y = y + beta[p];' : ''}
-  return y;`);
+  return ${actOf(act, 'y')};`);
+}
+
+/** The residual epilogue's sum x + residual (the forward then normalizes it, and returns it last). */
+function addProgram(v: View): NormProgram {
+  return elementwise(v, 'residual_sum', ['x', 'residual'], ['x', 'residual'], (k, at) => `
+  return xv + ${at('residual')};`);
 }
 
 export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorInfo[] {
   const b = backend as GpuBackend;
   const a = attrs as unknown as ForwardAttrs;
   const v = viewOf(a);
-  const {x, gamma, beta, runningMean, runningVariance, numBatchesTracked} = inputs;
+  const {gamma, beta, runningMean, runningVariance, numBatchesTracked, residual} = inputs;
   const running = runningMean != null;
+  // The residual epilogue: everything below normalizes x + residual.
+  const sum = residual ? run(b, addProgram(v), [inputs.x!, residual], 'float32', v.uniforms()) : null;
+  const x = sum ?? inputs.x;
   if (running && v.paramInStat) throw new Error('running statistics need parameters constant within each statistic');
   const momentum = a.momentum ?? null;
   const u = v.uniforms([a.epsilon, momentum ?? 0, v.count / (v.count - 1), v.count]);
@@ -322,10 +385,10 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
     b.disposeData(part.dataId);
   }
   const params = [gamma, beta].filter((t): t is tf.TensorInfo => t != null);
-  const y = run(b, applyProgram(v, gamma != null, beta != null), [x!, packed, ...params], 'float32', u);
+  const y = run(b, applyProgram(v, gamma != null, beta != null, a.activation), [x!, packed, ...params], 'float32', u);
   const S = v.S;
   const outs = [
-    {dataId: y.dataId, shape: x!.shape, dtype: 'float32' as tf.DataType},
+    {dataId: y.dataId, shape: inputs.x!.shape, dtype: 'float32' as tf.DataType},
     copyOut(b, packed, 0, a.statShape, 'float32'),
     copyOut(b, packed, S, a.statShape, 'float32'),
     copyOut(b, packed, 0, [3, S], 'float32'),
@@ -336,6 +399,7 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
               copyOut(b, packed, 3 * S + 2 * v.P, [], 'int32'));
   }
   b.disposeData(packed.dataId);
+  if (sum) outs.push({dataId: sum.dataId, shape: inputs.x!.shape, dtype: 'float32'});
   return outs;
 }
 
@@ -346,9 +410,10 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
  * the parameters vary within the statistic, else dy (gamma, constant, is
  * applied in the combine, which also needs the plain sums for dgamma/dbeta).
  */
-function backwardSumsProgram(v: View, gammaHere: boolean): NormProgram {
+function backwardSumsProgram(v: View, gammaHere: boolean, act?: string, hasGamma = false, hasBeta = false): NormProgram {
   const t = v.perThread;
-  return program(`bsums_${gammaHere}_${t}`, v, 2 * v.S * v.chunks, ['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])],
+  const names = withActParams(['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])], act, hasGamma, hasBeta);
+  return program(`bsums_${gammaHere}_${t}_${act ?? 'none'}_${hasGamma}_${hasBeta}`, v, 2 * v.S * v.chunks, names,
                  t ? Math.ceil(v.S / WG) : v.S * v.chunks, `
 ${t ? '' : REDUCE}
 ${MAIN} {
@@ -359,9 +424,11 @@ ${MAIN} {
   var sgx = 0.0;
   for (var e = start + ${t ? '0' : 'tid'}; e < end; e = e + ${t ? 1 : WG}) {
     let o = base + elemX(e);
-    let g = dy[o]${gammaHere ? ' * gamma[pbase + elemP(e)]' : ''};
+    let pi = pbase + elemP(e);
+    let xh = (x[o] - mean) * inv;
+    let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi')}${gammaHere ? ' * gamma[pi]' : ''};
     sg = sg + g;
-    sgx = sgx + g * (x[o] - mean) * inv;
+    sgx = sgx + g * xh;
   }
   let r = ${t ? 'vec2<f32>(sg, sgx)' : 'reduce2(tid, sg, sgx)'};
   if (${t ? 'true' : 'tid == 0 && valid'}) {
@@ -378,7 +445,8 @@ ${MAIN} {
  * each parameter's elements, a workgroup per parameter (a thread per
  * parameter when it has few elements: LayerNorm on a small batch).
  */
-function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: boolean): NormProgram {
+function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: boolean, act?: string,
+                        hasBeta = false): NormProgram {
   const {S, P} = v;
   const gammaAfter = hasGamma && !v.paramInStat;
   const stat = `
@@ -426,9 +494,10 @@ function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: 
     for (var j = 0; j < uniforms.dims2.w; j = j + 1) {
       let o = paramElemX(p, j);
       let s = paramElemS(p, j);
-      let g = dy[o];
+      let xh = (x[o] - aux[s]) * aux[2 * nS() + s];
+      let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'p')};
       db = db + g;
-      dg = dg + g * (x[o] - aux[s]) * aux[2 * nS() + s];
+      dg = dg + g * xh;
     }
     result[2 * nS() + p] = dg;
     result[2 * nS() + nP() + p] = db;
@@ -445,9 +514,10 @@ function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: 
   for (var j = select(uniforms.dims2.w, tid, pv); j < uniforms.dims2.w; j = j + ${WG}) {
     let o = paramElemX(p, j);
     let s = paramElemS(p, j);
-    let g = dy[o];
+    let xh = (x[o] - aux[s]) * aux[2 * nS() + s];
+    let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'p')};
     db = db + g;
-    dg = dg + g * (x[o] - aux[s]) * aux[2 * nS() + s];
+    dg = dg + g * xh;
   }
   let r = reduce2(tid, dg, db);
   if (tid == 0 && pv) {
@@ -456,7 +526,9 @@ function combineProgram(v: View, center: boolean, hasGamma: boolean, paramSums: 
   }`;
     workgroups = Math.max(workgroups, P);
   }
-  return program(`bcombine_${center}_${gammaAfter}_${mode}`, v, 2 * S + 2 * P, names, workgroups, `
+  if (mode === 'thread' || mode === 'workgroup') names = withActParams(names, act, hasGamma, hasBeta);
+  return program(`bcombine_${center}_${gammaAfter}_${mode}_${mode === 'thread' || mode === 'workgroup' ? act ?? 'none' : 'none'}_${hasBeta}`,
+                 v, 2 * S + 2 * P, names, workgroups, `
 ${mode === 'workgroup' ? REDUCE : ''}
 ${MAIN} {
   ${WG_INDEX}
@@ -465,12 +537,13 @@ ${MAIN} {
 }`);
 }
 
-function dxProgram(v: View, hasGamma: boolean): NormProgram {
-  return elementwise(v, `dx_${hasGamma}`, ['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])], ['dy', 'x'],
+function dxProgram(v: View, hasGamma: boolean, act?: string, hasBeta = false): NormProgram {
+  const names = withActParams(['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])], act, hasGamma, hasBeta);
+  return elementwise(v, `dx_${hasGamma}_${act ?? 'none'}_${hasBeta}`, names, ['dy', 'x'],
                      (k, at) => `
   let inv = aux[2 * nS() + s];
   let xhat = (xv - aux[s]) * inv;
-  let g = ${at('dy')}${hasGamma ? ' * gamma[p]' : ''};
+  let g = ${dzExpr(act, hasGamma, hasBeta, at('dy'), 'xhat', 'p')}${hasGamma ? ' * gamma[p]' : ''};
   return (g - coef[s] - xhat * coef[nS() + s]) * inv;`);
 }
 
@@ -481,14 +554,24 @@ export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorI
   const u = v.uniforms();
   const {dy, x, aux, gamma} = inputs;
   const hasGamma = gamma != null;
+  // The activation epilogue: every pass that reads dy uses dz = dy * act'(z), z recomputed (dzExpr).
+  const act = a.activation;
+  const beta = act ? inputs.beta : undefined;
+  const hasBeta = beta != null;
+  // Each program's inputs, by the names it declares.
+  const pool: Record<string, tf.TensorInfo | undefined> = {dy, x, aux, gamma, beta};
+  const ins = (names: string[]) => names.map(n => pool[n]!);
   const gammaHere = hasGamma && v.paramInStat;
-  const part = run(b, backwardSumsProgram(v, gammaHere), [dy!, x!, aux!, ...(gammaHere ? [gamma!] : [])], 'float32', u);
+  const sums = backwardSumsProgram(v, gammaHere, act, hasGamma, hasBeta);
+  const part = run(b, sums, ins(sums.variableNames), 'float32', u);
+  pool.part = part;
   const paramSums = a.withGamma || a.withBeta;
-  const gammaAfter = hasGamma && !v.paramInStat;
-  const combineInputs = [part, ...(gammaAfter ? [gamma!] : []), ...(paramSums && v.paramInStat ? [dy!, x!, aux!] : [])];
-  const coef = run(b, combineProgram(v, a.center, hasGamma, paramSums), combineInputs, 'float32', u);
+  const combine = combineProgram(v, a.center, hasGamma, paramSums, act, hasBeta);
+  const coef = run(b, combine, ins(combine.variableNames), 'float32', u);
+  pool.coef = coef;
   b.disposeData(part.dataId);
-  const dx = run(b, dxProgram(v, hasGamma), [dy!, x!, aux!, coef, ...(hasGamma ? [gamma!] : [])], 'float32', u);
+  const dxp = dxProgram(v, hasGamma, act, hasBeta);
+  const dx = run(b, dxp, ins(dxp.variableNames), 'float32', u);
   const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: dy!.shape, dtype: 'float32'}];
   if (a.withGamma) outs.push(copyOut(b, coef, 2 * v.S, gamma!.shape, 'float32'));
   if (a.withBeta) outs.push(copyOut(b, coef, 2 * v.S + v.P, a.betaShape ?? a.paramShape, 'float32'));
@@ -505,14 +588,14 @@ export function scaleShiftKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   const v = viewOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape});
   const {x, mean, variance, gamma, beta} = inputs;
   const names = ['x', 'mean', 'variance', ...(gamma ? ['gamma'] : []), ...(beta ? ['beta'] : [])];
-  const p = program(`scaleshift_${!!gamma}_${!!beta}`, v, v.size, names, Math.ceil(v.size / WG), `
+  const p = program(`scaleshift_${!!gamma}_${!!beta}_${a.activation ?? 'none'}`, v, v.size, names, Math.ceil(v.size / WG), `
 ${MAIN} {
   if (index < nSize()) {
     let p = iParam(index);
     var y = (x[index] - mean[p]) * (1.0 / sqrt(variance[p] + uniforms.fl.x));
     ${gamma ? 'y = y * gamma[p];' : ''}
     ${beta ? 'y = y + beta[p];' : ''}
-    result[index] = y;
+    result[index] = ${actOf(a.activation, 'y')};
   }
 }`);
   const ins = [x!, mean!, variance!, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
