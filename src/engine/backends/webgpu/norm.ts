@@ -571,16 +571,12 @@ export function scaleShiftKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   const v = viewOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape});
   const {x, mean, variance, gamma, beta} = inputs;
   const names = ['x', 'mean', 'variance', ...(gamma ? ['gamma'] : []), ...(beta ? ['beta'] : [])];
-  const p = program(`scaleshift_${!!gamma}_${!!beta}`, v, v.size, names, Math.ceil(v.size / WG), `
-${MAIN} {
-  if (index < nSize()) {
-    let p = iParam(index);
-    var y = (x[index] - mean[p]) * (1.0 / sqrt(variance[p] + uniforms.fl.x));
-    ${gamma ? 'y = y * gamma[p];' : ''}
-    ${beta ? 'y = y + beta[p];' : ''}
-    result[index] = y;
-  }
-}`);
+  // Elementwise, 4 elements a thread where the innermost axis allows (vec4 reads and writes of x and y).
+  const p = elementwise(v, `scaleshift_${!!gamma}_${!!beta}`, names, ['x'], () => `
+  var y = (xv - mean[p]) * (1.0 / sqrt(variance[p] + uniforms.fl.x));
+  ${gamma ? 'y = y * gamma[p];' : ''}
+  ${beta ? 'y = y + beta[p];' : ''}
+  return y;`);
   const ins = [x!, mean!, variance!, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const y = run(b, p, ins, 'float32', v.uniforms([a.epsilon]));
   return {dataId: y.dataId, shape: x!.shape, dtype: 'float32'};
