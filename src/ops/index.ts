@@ -15,4 +15,4 @@ export {layerNorm, LayerNormOpArgs} from './layer_norm';
 export {moments} from './moments';
 export {rmsNorm, RMSNormOpArgs, FLOAT32_EPS} from './rms_norm';
 export {localResponseNorm, LocalResponseNormOpArgs} from './local_response_norm';
-export {addLayerNorm, AddLayerNormOpArgs, addRMSNorm, AddRMSNormOpArgs} from './add_norm';
+export {addLayerNorm, AddLayerNormOpArgs, AddNormOpArgs, addRMSNorm, AddRMSNormOpArgs} from './add_norm';

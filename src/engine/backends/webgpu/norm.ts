@@ -8,14 +8,16 @@
  * idx4), with the sizes and strides as uniforms: one compiled pipeline per
  * kind of layout (centered, affine, ...), whatever the shape.
  *
- * Statistics: one workgroup per statistic, or per chunk of a statistic when
- * there are few statistics over many elements (BatchNorm: 64 channels of 32k
- * values run as 8 chunks each), so the GPU has enough workgroups; one thread
- * per statistic when statistics are short (<= 128 values: LayerNorm over a
- * few channels). A workgroup reads its elements twice: the sum (shared-memory
- * tree reduction) gives its mean, then the sum of squared deviations from
- * that mean: shifted two-pass statistics in float32, exact for large common
- * offsets. Chunks combine with Chan's parallel formula. The elementwise
+ * Statistics: one thread per statistic when statistics are short (<= 1024
+ * values: LayerNorm rows, InstanceNorm planes), one thread per chunk of 512
+ * values of a statistic up to 128k values (BatchNorm: 64 channels of 8k
+ * values as 16 chunks each), adjacent threads on adjacent statistics; only
+ * longer statistics use a workgroup per statistic or chunk (shared-memory
+ * tree reduction; its barriers are what SwiftShader runs slowest, see
+ * SHORT_STAT). Each reads its elements twice: the sum gives its mean, then
+ * the sum of squared deviations from that mean: shifted two-pass statistics
+ * in float32, exact for large common offsets. Index arithmetic is specialized
+ * per layout (indexFns: no division for axes of size 1 or stride 0). Chunks combine with Chan's parallel formula. The elementwise
  * passes (y, dx) handle 4 elements a thread as vec4 when the innermost axis
  * is a multiple of 4.
  *
@@ -49,7 +51,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs, ForwardAttrs, LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
-import {GpuBackend, IDX4, MAIN, NormProgram, REDUCE, Uniforms, WG, WG_INDEX, copyOut, run, sizeOf} from './program';
+import {GpuBackend, MAIN, NormProgram, REDUCE, Uniforms, WG, WG_INDEX, copyOut, run, sizeOf} from './program';
 import {broadcastStrides, pad4} from '../geometry';
 
 interface KernelArgs {
@@ -61,11 +63,23 @@ interface KernelArgs {
 /** Sizes of `shape` where `keep`, 1 elsewhere. */
 const only = (shape: number[], keep: (d: number) => boolean) => shape.map((s, d) => (keep(d) ? s : 1));
 
-/** Below this many elements per parameter, dgamma/dbeta reduce with one thread per parameter (else a workgroup). */
-const THREAD_PER_PARAM = 256;
+/** Below this many elements per parameter, dgamma/dbeta reduce with one thread per parameter (else a workgroup): adjacent threads read adjacent columns (LayerNorm [1024 rows, 768]: 768 threads), no barriers. */
+const THREAD_PER_PARAM = 2048;
 
-/** Statistics of at most this many elements are reduced by one thread each (else by a workgroup). */
-const SHORT_STAT = 128;
+/**
+ * Statistics of at most this many elements are reduced by one thread each,
+ * longer ones (up to MAX_THREAD_CHUNKS times that) in chunks of THREAD_CHUNK
+ * elements by one thread each, combined by the finish pass; only longer ones
+ * by workgroups. Workgroup tree reductions cost a barrier a level; on
+ * SwiftShader (Chromium's CPU WebGPU) each barrier switches every SIMD group
+ * of the workgroup, which made the LayerNorm forward 20x slower than one
+ * thread a row (932 vs 50 ms, [8,128,768] inference). Adjacent threads take
+ * adjacent statistics, so for channels-last layouts (statistic = channel) the
+ * threads' reads are coalesced on GPUs.
+ */
+const SHORT_STAT = 1024;
+const THREAD_CHUNK = 512;
+const MAX_THREAD_CHUNKS = 256;
 
 /** The canonical view as the programs need it. */
 interface View {
@@ -82,6 +96,10 @@ interface View {
   /** Short statistics: one thread each, no shared memory (LayerNorm over 16 channels of 16k rows). */
   perThread: boolean;
   uniforms: (floats?: number[]) => Uniforms;
+  /** The index functions specialized to which axes are longer than 1 / have non-zero strides (see indexFns). */
+  fns: string;
+  /** Identifies `fns` (part of every program's key). */
+  mask: string;
 }
 
 /**
@@ -131,7 +149,12 @@ function viewOf(a: LayoutAttrs): View {
   const ps = broadcastStrides(pa);
   // Few statistics over many elements: split each into chunks (aim: ~512 workgroups of >= 2048 elements).
   let chunks = 1;
-  if (count > 4096 && S < 512) chunks = Math.min(64, Math.ceil(512 / S), Math.ceil(count / 2048));
+  const perThread = count <= SHORT_STAT * MAX_THREAD_CHUNKS;
+  if (perThread) {
+    if (count > SHORT_STAT) chunks = Math.ceil(count / THREAD_CHUNK);
+  } else if (count > 4096 && S < 512) {
+    chunks = Math.min(64, Math.ceil(512 / S), Math.ceil(count / 2048));
+  }
   let chunkLen = Math.ceil(Math.ceil(count / chunks) / 4) * 4;
   chunks = Math.ceil(count / chunkLen);
   if (chunks === 1) chunkLen = count;
@@ -139,8 +162,13 @@ function viewOf(a: LayoutAttrs): View {
     s, only(s, kept), only(s, d => !kept(d)), only(s, d => ps[d] !== 0), only(s, d => kept(d) && ps[d] === 0),
     only(s, d => ps[d] === 0), broadcastStrides(s), broadcastStrides(st), ps, [S, count, P, chunks], [chunkLen, size, S / P, size / P],
   ];
+  const [shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss] = ints;
+  const sized = (sz: number[]) => sz.map(n => (n > 1 ? 1 : 0)).join('');
+  const nz = (st: number[]) => st.map(n => (n !== 0 ? 1 : 0)).join('');
   return {
-    s, size, S, count, P, chunks, chunkLen, perThread: count <= SHORT_STAT,
+    s, size, S, count, P, chunks, chunkLen, perThread,
+    fns: indexFns(shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss, ps),
+    mask: [shp, keptSz, redSz, parSz, othKeptSz, othSz].map(sized).join('') + [xs, ss, ps].map(nz).join(''),
     paramInStat: [0, 1, 2, 3].some(d => !kept(d) && s[d] > 1 && ps[d] !== 0),
     uniforms: (floats = []) => [
       ...ints.map(data => ({type: 'int32' as const, data})),
@@ -149,20 +177,56 @@ function viewOf(a: LayoutAttrs): View {
   };
 }
 
-/** The view's index functions (sizes and strides from the uniforms). */
-const VIEW_FNS = `${IDX4}
-fn statX(s : i32) -> i32 { return idx4(s, uniforms.keptSz, uniforms.xs); }
-fn statP(s : i32) -> i32 { return idx4(s, uniforms.keptSz, uniforms.ps); }
-fn elemX(e : i32) -> i32 { return idx4(e, uniforms.redSz, uniforms.xs); }
-fn elemP(e : i32) -> i32 { return idx4(e, uniforms.redSz, uniforms.ps); }
-fn iStat(i : i32) -> i32 { return idx4(i, uniforms.shp, uniforms.ss); }
-fn iParam(i : i32) -> i32 { return idx4(i, uniforms.shp, uniforms.ps); }
+const AXES = ['x', 'y', 'z', 'w'];
+
+/**
+ * idx(i, sz, st) as WGSL for uniforms `szName`, `stName`, specialized to the
+ * axes that matter: axes of size 1 drop out, the outermost axis with a
+ * non-zero stride needs no modulo, and nothing outside it is computed. Integer
+ * division is slow (emulated per lane on SwiftShader, tens of cycles on GPUs),
+ * and these run once or twice per element.
+ */
+function idxExpr(i: string, szName: string, stName: string, sz: number[], st: number[]): string {
+  const axes = [0, 1, 2, 3].filter(d => sz[d] > 1);
+  const nzAxes = axes.filter(d => st[d] !== 0);
+  if (nzAxes.length === 0) return `{ return 0; }`;
+  const outer = nzAxes[0];
+  const lines: string[] = [];
+  for (let n = axes.length - 1; n >= 0 && axes[n] >= outer; n--) {
+    const d = axes[n];
+    const a = AXES[d];
+    const isOuter = d === outer;
+    const coord = isOuter && n === 0 ? 'r' : `(r % uniforms.${szName}.${a})`;
+    if (st[d] !== 0) lines.push(`o = o + ${coord} * uniforms.${stName}.${a};`);
+    if (!isOuter) lines.push(`r = r / uniforms.${szName}.${a};`);
+  }
+  return `{\n  var r = ${i};\n  var o = 0;\n  ${lines.join('\n  ')}\n  return o;\n}`;
+}
+
+function indexFns(shp: number[], keptSz: number[], redSz: number[], parSz: number[], othKeptSz: number[],
+                  othSz: number[], xs: number[], ss: number[], ps: number[]): string {
+  const fn = (name: string, sz: string, szv: number[], st: string, stv: number[]) =>
+    `fn ${name}(i : i32) -> i32 ${idxExpr('i', sz, st, szv, stv)}`;
+  return `
+${fn('statX', 'keptSz', keptSz, 'xs', xs)}
+${fn('statP', 'keptSz', keptSz, 'ps', ps)}
+${fn('elemX', 'redSz', redSz, 'xs', xs)}
+${fn('elemP', 'redSz', redSz, 'ps', ps)}
+${fn('iStat', 'shp', shp, 'ss', ss)}
+${fn('iParam', 'shp', shp, 'ps', ps)}
+${fn('pStat', 'parSz', parSz, 'ss', ss)}
+${fn('okStat', 'othKeptSz', othKeptSz, 'ss', ss)}
+${fn('pX', 'parSz', parSz, 'xs', xs)}
+${fn('oX', 'othSz', othSz, 'xs', xs)}
+${fn('oStat', 'othSz', othSz, 'ss', ss)}
 // The j-th statistic of parameter p (parameters constant within statistics: S / P statistics each).
-fn statOfParam(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.ss) + idx4(j, uniforms.othKeptSz, uniforms.ss); }
+fn statOfParam(p : i32, j : i32) -> i32 { return pStat(p) + okStat(j); }
 // Element j of parameter p (over the axes the parameters do not vary along) and its statistic.
-fn paramElemX(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.xs) + idx4(j, uniforms.othSz, uniforms.xs); }
-fn paramElemS(p : i32, j : i32) -> i32 { return idx4(p, uniforms.parSz, uniforms.ss) + idx4(j, uniforms.othSz, uniforms.ss); }
-fn nS() -> i32 { return uniforms.dims.x; }
+fn paramElemX(p : i32, j : i32) -> i32 { return pX(p) + oX(j); }
+fn paramElemS(p : i32, j : i32) -> i32 { return pStat(p) + oStat(j); }`;
+}
+/** The view's other helpers. */
+const VIEW_FNS = `fn nS() -> i32 { return uniforms.dims.x; }
 fn nCount() -> i32 { return uniforms.dims.y; }
 fn nP() -> i32 { return uniforms.dims.z; }
 fn nChunks() -> i32 { return uniforms.dims.w; }
@@ -180,14 +244,16 @@ const CHUNK = `let valid = wg < nS() * nChunks();
   let base = statX(st);
   let pbase = statP(st);`;
 
-/** The same for one thread per statistic (one chunk, all its elements). */
-const PER_THREAD = `let st = index;
-  if (st >= nS()) { return; }
-  let wg = st;
+/** The same for one thread per (statistic, chunk). */
+const PER_THREAD = `if (index >= nS() * nChunks()) { return; }
   let valid = true;
-  let start = 0;
-  let end = nCount();
-  let n = f32(end);
+  // Adjacent threads: adjacent statistics (coalesced reads for channels-last).
+  let st = index % nS();
+  let chunk = index / nS();
+  let wg = st * nChunks() + chunk;
+  let start = chunk * chunkLen();
+  let end = min(start + chunkLen(), nCount());
+  let n = f32(max(end - start, 1));
   let base = statX(st);
   let pbase = statP(st);`;
 
@@ -206,7 +272,7 @@ const COMBINE = `var n = 0.0;
     }`;
 
 const program = (key: string, v: View, outputSize: number, names: string[], workgroups: number, code: string) =>
-  new NormProgram(key, outputSize, names, workgroups, `${VIEW_FNS}\n${code}`, VIEW_UNIFORMS);
+  new NormProgram(`${key}_${v.mask}`, outputSize, names, workgroups, `${v.fns}\n${VIEW_FNS}\n${code}`, VIEW_UNIFORMS);
 
 /**
  * The activation epilogue in the backward: dz = dy * act'(z), z = xhat * gamma
@@ -238,7 +304,7 @@ function statsProgram(v: View, center: boolean, finished: boolean): NormProgram 
     result[2 * wg + 1] = r2.y;`;
   const t = v.perThread;
   return program(`stats_${center}_${finished}_${t}`, v, finished ? 3 * v.S : 2 * v.S * v.chunks, ['x'],
-                 t ? Math.ceil(v.S / WG) : v.S * v.chunks, `
+                 t ? Math.ceil(v.S * v.chunks / WG) : v.S * v.chunks, `
 ${t ? '' : REDUCE}
 ${MAIN} {
   ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
@@ -414,7 +480,7 @@ function backwardSumsProgram(v: View, gammaHere: boolean, act?: string, hasGamma
   const t = v.perThread;
   const names = withActParams(['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])], act, hasGamma, hasBeta);
   return program(`bsums_${gammaHere}_${t}_${act ?? 'none'}_${hasGamma}_${hasBeta}`, v, 2 * v.S * v.chunks, names,
-                 t ? Math.ceil(v.S / WG) : v.S * v.chunks, `
+                 t ? Math.ceil(v.S * v.chunks / WG) : v.S * v.chunks, `
 ${t ? '' : REDUCE}
 ${MAIN} {
   ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
@@ -588,16 +654,12 @@ export function scaleShiftKernel({inputs, backend, attrs}: KernelArgs): tf.Tenso
   const v = viewOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape});
   const {x, mean, variance, gamma, beta} = inputs;
   const names = ['x', 'mean', 'variance', ...(gamma ? ['gamma'] : []), ...(beta ? ['beta'] : [])];
-  const p = program(`scaleshift_${!!gamma}_${!!beta}_${a.activation ?? 'none'}`, v, v.size, names, Math.ceil(v.size / WG), `
-${MAIN} {
-  if (index < nSize()) {
-    let p = iParam(index);
-    var y = (x[index] - mean[p]) * (1.0 / sqrt(variance[p] + uniforms.fl.x));
-    ${gamma ? 'y = y * gamma[p];' : ''}
-    ${beta ? 'y = y + beta[p];' : ''}
-    result[index] = ${actOf(a.activation, 'y')};
-  }
-}`);
+  // Elementwise, 4 elements a thread where the innermost axis allows (vec4 reads and writes of x and y).
+  const p = elementwise(v, `scaleshift_${!!gamma}_${!!beta}_${a.activation ?? 'none'}`, names, ['x'], () => `
+  var y = (xv - mean[p]) * (1.0 / sqrt(variance[p] + uniforms.fl.x));
+  ${gamma ? 'y = y * gamma[p];' : ''}
+  ${beta ? 'y = y + beta[p];' : ''}
+  return ${actOf(a.activation, 'y')};`);
   const ins = [x!, mean!, variance!, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
   const y = run(b, p, ins, 'float32', v.uniforms([a.epsilon]));
   return {dataId: y.dataId, shape: x!.shape, dtype: 'float32'};
