@@ -48,11 +48,13 @@ function chunkGlsl(gs: Groups, gp: Groups | null, withGamma: boolean): string {
       int j0 = c * ${gs.L};
       int len = nm_s_len(c);
       float acc = 0.0;
+      // A statistic's aux values are the same for all its elements: read once.
+      float hi = getAux(b.y), lo = getAux(${gs.count} + b.y), inv = getAux(${2 * gs.count} + b.y);
       for (int t = 0; t < ${gs.L}; t++) {
         if (t >= len) break;
         ivec3 e = b + nm_s_off(j0 + t);
         float g = getDy(e.x) * ${gam};
-        if (which == 1) g *= nm_xhat(e.x, e.y);
+        if (which == 1) g *= ((getX(e.x) - hi) - lo) * inv;
         acc += g;
       }
       return acc / float(len);
@@ -93,7 +95,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   if (withGamma) names.push('gamma');
   const ins = [dy, x, aux];
   if (withGamma) ins.push(gamma);
-  // Partial layout: [2, S, ncS] then [2, P, ncP].
+  // Partial layout: [2, S, ncS] then [2, ncP, P].
   const sPart = 2 * S * gs.nc;
   const r = new Runner(backend as WebGLBackend);
   try {
@@ -116,14 +118,16 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       t -= ${sPart};
       int which = t / ${P * gp.nc};
       int q = t - which * ${P * gp.nc};
-      int p = q / ${gp.nc};
-      setOutput(nm_pc(which, p, q - p * ${gp.nc}));` : ''}
+      int c = q / ${P};
+      setOutput(nm_pc(which, q - c * ${P}, c));` : ''}
     }`,
       } as WebGLProgram, ins);
     }
     // Sum of chunk c's mean times its length, over a group's chunks (from the partials, or computed here).
-    const combine = (g: Groups, fn: string, offset: string, group: string, which: string) => (partials ? `
-        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(${offset} + (${which}) * ${g.count * g.nc} + ${group} * ${g.nc} + c);` : `
+    // Statistic partials are [2, S, ncS]; parameter partials [2, ncP, P] (neighbouring texels read
+    // neighbouring columns: walking a column alone, 768 values apart for LayerNorm, was the hot spot).
+    const combine = (g: Groups, fn: string, offset: string, group: string, which: string, chunkMajor = false) => (partials ? `
+        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(${offset} + (${which}) * ${g.count * g.nc} + ${chunkMajor ? `c * ${g.count} + ${group}` : `${group} * ${g.nc} + c`});` : `
         acc = ${fn}(${which}, ${group}, 0) * ${lit(g.n)};`);
     // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
     // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
@@ -151,7 +155,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       int q = t - ${2 * R * S};
       int which = q / ${P};
       int p = q - which * ${P};
-      ${combine(gp, 'nm_pc', String(sPart), 'p', 'which')}
+      ${combine(gp, 'nm_pc', String(sPart), 'p', 'which', true)}
       setOutput(acc);` : ''}
     }`,
     }, partials ? [...ins, part!] : ins);
@@ -165,7 +169,9 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       float g = getDy(i)${withGamma ? ' * getGamma(e.z)' : ''};
       float c1 = ${f16 ? `getSums(e.y) + getSums(${S} + e.y)` : 'getSums(e.y)'};
       float c2 = ${f16 ? `getSums(${2 * S} + e.y) + getSums(${3 * S} + e.y)` : `getSums(${S} + e.y)`};
-      setOutput((g - c1 - nm_xhat(i, e.y) * c2) * getAux(${2 * S} + e.y));
+      float inv = getAux(${2 * S} + e.y);
+      float xhat = ((getX(i) - getAux(e.y)) - getAux(${S} + e.y)) * inv;
+      setOutput((g - c1 - xhat * c2) * inv);
     }`,
     }, [...ins, sums]);
     const outs = [Runner.reshaped(dx, dy.shape)];
