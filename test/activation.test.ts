@@ -20,11 +20,11 @@ import * as tfn from '../src';
 import {implUsage} from '../src/engine/backends/simd/select';
 import {EPILOGUE_AS_OPS_WITH_SIMD, FUSED_EPILOGUE_BACKENDS} from '../src/engine/kernels';
 import {
-  ActFixtures, ActInputs, ActOp, RandomCase, disposeAll, randomInputs, randoms, runActLayerCase, runActOpCase, runOp,
+  ActFixtures, ActInputs, ActOp, RandomCase, disposeAll, randomInputs, runActLayerCase, runActOpCase, runOp,
   valueAndGradTensors,
 } from './activation_runner';
 import {describeBackends, expectClose, expectValueError, noLeak, shortName} from './harness';
-import {toleranceFor} from './fixture_runner';
+import {randoms, toleranceFor} from './fixture_runner';
 
 const FIXTURES: ActFixtures =
     JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'activation.json'), 'utf8'));

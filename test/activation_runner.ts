@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as tfn from '../src';
 import {weightByShortName} from '../src/weight_names';
 import {layerInfo} from './catalog';
-import {Tolerance, compareArrays, minGroupScaleOf} from './fixture_runner';
+import {Tolerance, compareArrays, minGroupScaleOf, randoms} from './fixture_runner';
 
 export type ActOp = 'groupNorm' | 'batchNorm' | 'instanceNorm' | 'layerNorm' | 'rmsNorm' | 'addLayerNorm' | 'addRMSNorm';
 
@@ -267,17 +267,6 @@ export function actMinGroupScale(c: ActCase): number {
   const spec = layerInfo(LAYER_OF_OP[c.op]).reference({...args, epsilon: eps}, c.shape);
   const input = c.residual ? c.x.map((v, i) => v + c.residual![i]) : c.x;
   return minGroupScaleOf(spec, [input]) ?? Infinity;
-}
-
-/** Deterministic values (xorshift). */
-export function randoms(n: number, seed: number, scale = 1, offset = 0): number[] {
-  let s = seed >>> 0 || 1;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out.push(offset + scale * ((s / 4294967296) * 2 - 1));
-  }
-  return out;
 }
 
 /** A case of random inputs (fused == op composition, finite differences). */

@@ -296,3 +296,14 @@ export async function runFixtureCase(c: FixtureCase, tol: Tolerance, opts: RunOp
   }
   return result;
 }
+
+/** Deterministic pseudo-random values (xorshift) so failures reproduce (gradient checks, random cases). */
+export function randoms(n: number, seed: number, scale = 1, offset = 0): number[] {
+  let s = seed >>> 0 || 1;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    out.push(offset + scale * ((s / 4294967296) * 2 - 1));
+  }
+  return out;
+}

@@ -4,21 +4,11 @@
  * input and for gamma and beta, with L = sum(y * dy) summed in float64.
  */
 import * as tf from '@tensorflow/tfjs';
+import {randoms} from './fixture_runner';
 import {CATALOG, describeBackends, disposeLayer, layerFromCase, noLeak, trainStep, weight, FixtureCase} from './harness';
 
 /** Every catalog layer's gradient-check configurations, in catalog order. */
 const CASES = CATALOG.flatMap(info => info.gradcheck.map(g => ({layer: info.name, ...g})));
-
-/** Deterministic pseudo-random values (xorshift) so failures reproduce. */
-function randoms(n: number, seed: number, scale = 1, offset = 0): number[] {
-  let s = seed >>> 0 || 1;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out.push(offset + scale * ((s / 4294967296) * 2 - 1));
-  }
-  return out;
-}
 
 const H = 1e-2;
 
