@@ -160,7 +160,7 @@ export class SimdRunner implements NormImpl {
   }
 
   forward(g: Geometry, io: ForwardIO, epsilon: number, center: boolean): void {
-    this.forwardOf(g, io, epsilon, center, null, null);
+    this.forwardOf(g, io, epsilon, center, null, null, null);
   }
 
   /**
@@ -170,7 +170,7 @@ export class SimdRunner implements NormImpl {
    * cache).
    */
   private forwardOf(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, residual: Float32Array | null,
-                    sum: Float32Array | null): void {
+                    sum: Float32Array | null, act: Activation | null): void {
     const L = this.setup(g, io.gamma, io.beta);
     const e = this.exp;
     const S = g.statSize;
@@ -200,20 +200,24 @@ export class SimdRunner implements NormImpl {
     this.f32(L.hi, S).set(io.aux.subarray(0, S));
     this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
     this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
-    this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+    if (act) {
+      const kind = ACT_KIND[act];
+      this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.applyAct(x, y, r0, r1, kind));
+    } else {
+      this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+    }
   }
 
   /**
-   * The epilogues (issue #17) as the module's elementwise passes around its
-   * normalization passes: forward on x + residual (the sum written in the
-   * first statistics pass), then act(y) in place; backward: z recomputed into dx by the apply pass,
-   * dz = dy * act'(z) in place, then the backward reading dy = dx (its dx pass
-   * is elementwise, so in place is exact).
+   * The epilogues (issue #17) inside the module's passes: forward on
+   * x + residual (the sum written in the first statistics pass), the
+   * activation in the apply pass; backward: dz = dy * act'(z) in one pass (z
+   * recomputed from x and the statistics, written to dx), then the backward
+   * reading dy = dx (its dx pass is elementwise, so in place is exact).
    */
   forwardEpilogue(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, act: Activation | null,
                   residual: Float32Array | null, sum: Float32Array | null): void {
-    this.forwardOf(g, io, epsilon, center, residual, sum);
-    if (act) this.activate(g, io.y, act);
+    this.forwardOf(g, io, epsilon, center, residual, sum, act);
   }
 
   backwardEpilogue(g: Geometry, io: BackwardIO, center: boolean, act: Activation, beta: Float32Array | null): void {
@@ -222,17 +226,10 @@ export class SimdRunner implements NormImpl {
     this.f32(L.hi, S).set(io.aux.subarray(0, S));
     this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
     this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
-    this.sweep(g, [io.x], [io.dx], (r0, r1, [x, z]) => this.exp.apply(x, z, r0, r1));
     const kind = ACT_KIND[act];
-    this.sweep(g, [io.dy, io.dx], [io.dx],
-               (r0, r1, [dy, z, dz]) => this.exp.actBackward(dy, z, dz, (r1 - r0) * g.K, kind));
+    this.sweep(g, [io.x, io.dy], [io.dx],
+               (r0, r1, [x, dy, dz]) => this.exp.applyActGrad(x, dy, dz, r0, r1, kind));
     this.backward(g, {...io, dy: io.dx}, center);
-  }
-
-  /** y = act(y) in place. */
-  activate(g: Geometry, y: Float32Array, act: Activation): void {
-    const kind = ACT_KIND[act];
-    this.sweep(g, [y], [y], (r0, r1, [yi, yo]) => this.exp.actForward(yi, yo, (r1 - r0) * g.K, kind));
   }
 
   backward(g: Geometry, io: BackwardIO, center: boolean): void {
@@ -253,12 +250,23 @@ export class SimdRunner implements NormImpl {
   }
 
   scaleShift(g: Geometry, io: ScaleShiftIO, epsilon: number): void {
+    this.scaleShiftEpilogue(g, io, epsilon, null);
+  }
+
+  /** Inference with running statistics, the activation (if any) in the same pass. */
+  scaleShiftEpilogue(g: Geometry, io: ScaleShiftIO, epsilon: number, act: Activation | null): void {
     const L = this.setup(g, io.gamma, io.beta);
     const P = io.mean.length;
     this.f32(L.hi, P).set(io.mean);
     const is = this.f32(L.is, P);
     for (let p = 0; p < P; p++) is[p] = 1 / Math.sqrt(io.variance[p] + epsilon);
-    this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => this.exp.apply(x, y, r0, r1));
+    const e = this.exp;
+    if (act) {
+      const kind = ACT_KIND[act];
+      this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.applyAct(x, y, r0, r1, kind));
+    } else {
+      this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+    }
   }
 
   // ---------------------------------------------------------------- LocalResponseNorm
