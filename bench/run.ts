@@ -8,6 +8,8 @@
  *                                 instead of working on the tfjs heap)
  *   npm run bench -- --quick      short run: small shapes, 3 runs (labelled QUICK)
  *   npm run bench -- --backends cpu --only BatchNorm
+ *   npm run bench -- --anchors plainJS,naive,torch   only these anchors (skips tfjs' layers, minutes
+ *                                 a call on wasm for layerNormalization)
  *   npm run bench -- --merge a.json b.json   one result from runs started separately (e.g. cpu and
  *                                 wasm side by side on two cores; --machine TEXT when they lack it)
  *
@@ -39,12 +41,14 @@ const argOf = (name: string) => {
 const BACKENDS = (argOf('--backends') ?? 'cpu,wasm,cpu-js,wasm-copy').split(',');
 const tfBackend = (b: string) => b.split('-')[0];
 const ONLY = argOf('--only');
+/** Anchors kept (key prefixes: tfjsBN, tfjsLN, naive, plainJS, torch); all by default. */
+const ANCHORS = argOf('--anchors')?.split(',');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
 /** Raw results: git-ignored unless --out says otherwise. */
 const OUT = argOf('--out') ?? path.join(__dirname, 'raw', QUICK ? 'results.quick.json' : 'results.json');
 /** The committed summary: only full runs write it. */
 const SUMMARY = path.join(__dirname, 'RESULTS.md');
-const FULL_RUN = !QUICK && !ONLY && ['cpu', 'wasm'].every(b => BACKENDS.includes(b));
+const FULL_RUN = !QUICK && !ONLY && !ANCHORS && ['cpu', 'wasm'].every(b => BACKENDS.includes(b));
 
 // ---------------------------------------------------------------- shapes and cases
 
@@ -436,6 +440,7 @@ async function main() {
       const anchors: Row['anchors'] = {};
       for (const key of c.anchors) {
         if (key === 'torch' || (variant && !key.startsWith('plainJS'))) continue;
+        if (ANCHORS && !ANCHORS.some(a => key.startsWith(a))) continue;
         if (!anchorCache.has(key)) {
           if (key.startsWith('plainJS')) {
             anchorCache.set(key, tfBackend(backend) === 'cpu' ? await measurePlainJS(anchorShape(key)) : {});
