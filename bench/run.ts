@@ -8,6 +8,8 @@
  *                                 instead of working on the tfjs heap)
  *   npm run bench -- --quick      short run: small shapes, 3 runs (labelled QUICK)
  *   npm run bench -- --backends cpu --only BatchNorm
+ *   npm run bench -- --anchors plainJS,naive,torch   only these anchors (skips tfjs' layers, minutes
+ *                                 a call on wasm for layerNormalization)
  *   npm run bench -- --merge a.json b.json   one result from runs started separately (e.g. cpu and
  *                                 wasm side by side on two cores; --machine TEXT when they lack it)
  *
@@ -26,8 +28,16 @@ import * as path from 'path';
 import * as tfn from '../src';
 import {simdOptions} from '../src/engine/backends/simd/select';
 
-type Mode = 'infer' | 'trainFwd' | 'fwdBwd' | 'fit';
-const MODES: Mode[] = ['infer', 'trainFwd', 'fwdBwd', 'fit'];
+type Mode = 'infer' | 'trainFwd' | 'fwdBwd' | 'vjp' | 'fit';
+/**
+ * vjp: fwdBwd without reading the gradients back. cpu and wasm run kernels
+ * synchronously, so the work is done when gradients() returns; what fwdBwd adds
+ * is the read-back (on wasm a copy out of the heap: ~13 ms per 25 MB tensor),
+ * which a training loop does not do and PyTorch's time does not contain.
+ * Measured for our layers only; the PyTorch column compares with it.
+ */
+const MODES: Mode[] = ['infer', 'trainFwd', 'fwdBwd', 'vjp', 'fit'];
+const ANCHOR_MODES: Mode[] = MODES.filter(m => m !== 'vjp');
 
 const argv = process.argv.slice(2);
 const QUICK = argv.includes('--quick');
@@ -39,12 +49,14 @@ const argOf = (name: string) => {
 const BACKENDS = (argOf('--backends') ?? 'cpu,wasm,cpu-js,wasm-copy').split(',');
 const tfBackend = (b: string) => b.split('-')[0];
 const ONLY = argOf('--only');
+/** Anchors kept (key prefixes: tfjsBN, tfjsLN, naive, plainJS, torch); all by default. */
+const ANCHORS = argOf('--anchors')?.split(',');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
 /** Raw results: git-ignored unless --out says otherwise. */
 const OUT = argOf('--out') ?? path.join(__dirname, 'raw', QUICK ? 'results.quick.json' : 'results.json');
 /** The committed summary: only full runs write it. */
 const SUMMARY = path.join(__dirname, 'RESULTS.md');
-const FULL_RUN = !QUICK && !ONLY && ['cpu', 'wasm'].every(b => BACKENDS.includes(b));
+const FULL_RUN = !QUICK && !ONLY && !ANCHORS && ['cpu', 'wasm'].every(b => BACKENDS.includes(b));
 
 // ---------------------------------------------------------------- shapes and cases
 
@@ -338,6 +350,11 @@ async function measureSubject(sub: Subject, shape: number[], layout: Layout, mod
       value.dispose();
       tf.dispose(grads);
     },
+    vjp: async () => {
+      const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
+      value.dispose();
+      tf.dispose(grads);
+    },
     fit: null,
   };
   let model: tf.Sequential | null = null;
@@ -390,7 +407,13 @@ function torchResults(list: Case[]): {version: string | null; results: Record<st
     return {version: null, results: {}, why: `${py} cannot import torch`};
   }
   const spec = list.map(c => ({name: c.name, shape: c.shape, runs: RUNS, ...c.torch}));
-  const out = execFileSync(py, [path.join(__dirname, 'torch_bench.py')], {input: JSON.stringify(spec), maxBuffer: 1 << 24});
+  // glibc serves big tensors by mmap and unmaps them on free, so each call page-faults its outputs in afresh:
+  // PyTorch's times then vary 2-6x from one process to the next (IN cl fwd+bwd 4.4 or 27 ms). Thresholds above
+  // any tensor here keep freed blocks for reuse, PyTorch's steady state (as in a training loop with its caching
+  // allocator); a fair anchor is PyTorch at its best.
+  const env = {...process.env, MALLOC_MMAP_THRESHOLD_: String(2 ** 32), MALLOC_TRIM_THRESHOLD_: String(2 ** 32)};
+  const out = execFileSync(py, [path.join(__dirname, 'torch_bench.py')],
+                           {input: JSON.stringify(spec), maxBuffer: 1 << 24, env});
   return JSON.parse(out.toString());
 }
 
@@ -436,13 +459,14 @@ async function main() {
       const anchors: Row['anchors'] = {};
       for (const key of c.anchors) {
         if (key === 'torch' || (variant && !key.startsWith('plainJS'))) continue;
+        if (ANCHORS && !ANCHORS.some(a => key.startsWith(a))) continue;
         if (!anchorCache.has(key)) {
           if (key.startsWith('plainJS')) {
             anchorCache.set(key, tfBackend(backend) === 'cpu' ? await measurePlainJS(anchorShape(key)) : {});
           } else {
             const shape = anchorShape(key);
             const a = anchorSubject(key, shape)!;
-            const modes: Mode[] = key.startsWith('naive') ? ['trainFwd', 'fwdBwd'] : MODES;
+            const modes: Mode[] = key.startsWith('naive') ? ['trainFwd', 'fwdBwd'] : ANCHOR_MODES;
             anchorCache.set(key, await measureSubject(a, shape, key.endsWith('cf') ? 'cf' : 'cl', modes));
             a.dispose();
           }
@@ -545,7 +569,8 @@ function summaryMarkdown(raw: RawResults): string {
     const key = Object.keys(r.anchors).find(k => k.startsWith(prefix));
     const a = key ? r.anchors[key].fwdBwd : undefined;
     if (!a) return '-';
-    return withRatio ? `${ms(a)} (${ratio(a.medianMs, r.ours.fwdBwd?.medianMs)})` : ms(a);
+    const ours = (prefix === 'torch' ? r.ours.vjp : undefined) ?? r.ours.fwdBwd;
+    return withRatio ? `${ms(a)} (${ratio(a.medianMs, ours?.medianMs)})` : ms(a);
   };
   const lines = [
     '# Benchmark results',
@@ -560,7 +585,9 @@ function summaryMarkdown(raw: RawResults): string {
     'is not repeated)',
     '',
     'Times in ms. fwd+bwd: a training step, the vector-Jacobian product with a given dy (gradients w.r.t. x, ' +
-    'gamma, beta). k: kernels per fwd+bwd call (`tf.profile`). mem: peak extra bytes of that step over the ' +
+    'gamma, beta), the gradients read back (`data()`); no read: the same without reading them back (the work is ' +
+    "done when the call returns on cpu and wasm; a training loop does not read gradients back, and PyTorch's time " +
+    'has no read-back: the PyTorch ratio compares with this one). k: kernels per fwd+bwd call (`tf.profile`). mem: peak extra bytes of that step over the ' +
     "input's, as `tf.memory().numBytes` (counts views) / unique buffers. Anchors are fwd+bwd times; " +
     '(Nx) = anchor time / ours, higher is better (plain JS 0.8x: ours takes 1.25x as long). tfjs layer: ' +
     '`batchNormalization` for BatchNorm, InstanceNorm and GroupNorm rows, `layerNormalization` for LayerNorm and ' +
@@ -568,14 +595,15 @@ function summaryMarkdown(raw: RawResults): string {
     'JavaScript loops (`TFJS_NORM_SIMD` off); wasm-copy: the SIMD module copying through its own memory instead ' +
     'of working on the tfjs heap in place.',
     '',
-    '| backend | layer | shape | infer | train fwd | fwd+bwd | k | mem | fit | tfjs layer | naive ops | plain JS | PyTorch |',
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| backend | layer | shape | infer | train fwd | fwd+bwd | no read | k | mem | fit | tfjs layer | naive ops | plain JS | PyTorch |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of raw.rows) {
     const o = r.ours;
     const fb = o.fwdBwd;
     const mem = fb?.peakX != null ? `${fb.peakX.toFixed(1)}x / ${fb.bufX?.toFixed(1)}x` : '-';
     lines.push(`| ${r.backend} | ${r.name} | [${r.shape.join(',')}] | ${ms(o.infer)} | ${ms(o.trainFwd)} | ${ms(fb)} | ` +
+               `${ms(o.vjp)} | ` +
                `${fb?.kernels ?? '-'} | ${mem} | ${ms(o.fit)} | ${anchor(r, 'tfjs', true)} | ${anchor(r, 'naive', true)} | ` +
                `${anchor(r, 'plainJS', true)} | ${anchor(r, 'torch', true)} |`);
   }
@@ -592,20 +620,22 @@ function table(rows: Row[], torchVersion: string | null): string {
              `(tf.engine().gradients), gradients w.r.t. x, gamma, beta; layers with running stats update them too. ` +
              `* = one cold call (a call over ${SLOW_MS / 1000} s is not repeated).`);
   lines.push('');
-  lines.push('| backend | layer | shape | infer ms (k) | train fwd ms (k) | fwd+bwd ms (k, mem) | fit ms | fwd+bwd vs anchors | infer / fit vs tfjs layer |');
-  lines.push('|---|---|---|---|---|---|---|---|---|');
+  lines.push('| backend | layer | shape | infer ms (k) | train fwd ms (k) | fwd+bwd ms (k, mem) | no read ms | fit ms | fwd+bwd vs anchors (torch: vs no read) | infer / fit vs tfjs layer |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const o = r.ours;
     const fb = o.fwdBwd!;
     const vs = Object.entries(r.anchors)
       .filter(([, a]) => a.fwdBwd)
-      .map(([k, a]) => `${k.split(' ')[0]} ${fmtM(a.fwdBwd)} (${ratio(a.fwdBwd!.medianMs, fb.medianMs)})`)
+      .map(([k, a]) => `${k.split(' ')[0]} ${fmtM(a.fwdBwd)} (${ratio(a.fwdBwd!.medianMs,
+                                                                     (k === 'torch' ? o.vjp : undefined)?.medianMs ?? fb.medianMs)})`)
       .join('; ');
     const tfjsKey = Object.keys(r.anchors).find(k => k.startsWith('tfjs'));
     const ta = tfjsKey ? r.anchors[tfjsKey] : undefined;
     const inferFit = ta ? `${ratio(ta.infer?.medianMs, o.infer?.medianMs)} / ${ratio(ta.fit?.medianMs, o.fit?.medianMs)}` : '';
     lines.push(`| ${r.backend} | ${r.name} | ${JSON.stringify(r.shape)} | ${fmt(o.infer?.medianMs)} (${o.infer?.kernels}) | ` +
                `${fmt(o.trainFwd?.medianMs)} (${o.trainFwd?.kernels}) | ${fmt(fb.medianMs)} (${fb.kernels}, ${fb.peakX?.toFixed(1)}x/${fb.bufX?.toFixed(1)}x) | ` +
+               `${fmt(o.vjp?.medianMs)} | ` +
                `${fmt(o.fit?.medianMs)} | ${vs} | ${inferFit} |`);
   }
   lines.push('');

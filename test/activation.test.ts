@@ -136,6 +136,16 @@ const RANDOM_CASES: RandomCase[] = [
   {name: 'AddLayerNorm over two axes, gamma only', op: 'addLayerNorm', shape: [2, 5, 6, 7],
    args: {axis: [-2, -1]}, param: [6, 7], beta: false},
   {name: 'AddRMSNorm no affine', op: 'addRMSNorm', shape: [4, 50], args: {}, param: null},
+  // Larger than one block of the SIMD module's blocked passes (32768 elements on the wasm heap, 16384 streamed):
+  // statistics finished block by block, dz inside each block.
+  {name: 'GroupNorm channels-first silu, several blocks', op: 'groupNorm', shape: [2, 16, 40, 40],
+   args: {numGroups: 8, axis: 1, activation: 'silu'}, param: [16]},
+  {name: 'GroupNorm channels-last silu, several blocks', op: 'groupNorm', shape: [3, 40, 40, 16],
+   args: {numGroups: 4, axis: -1, activation: 'silu'}, param: [16]},
+  {name: 'AddLayerNorm gelu returnSum, several blocks', op: 'addLayerNorm', shape: [48, 1030],
+   args: {activation: 'gelu', returnSum: true}, param: [1030]},
+  {name: 'AddRMSNorm relu, several blocks', op: 'addRMSNorm', shape: [40, 1000], args: {activation: 'relu'},
+   param: [1000], beta: false},
   // z up to +-300: exp's clamping, erfc's tails, sigmoid saturating.
   ...ACTIVATIONS.map((activation): RandomCase => ({name: `LayerNorm ${activation}, |z| up to 300`, op: 'layerNorm',
                                                    shape: [3, 64], args: {activation}, param: [64], gammaScale: 100})),

@@ -58,6 +58,11 @@ const CASES: PlanCase[] = [
   {name: 'GroupNorm channels-first, odd spatial size', shape: [3, 12, 17, 19], plan: s => groupPlan(s, 1, 3)},
   {name: 'LayerNorm long rows', shape: [5, 3001], plan: s => axesPlan(s, [1])},
   {name: 'RMS long rows', shape: [7, 2999], plan: s => axesPlan(s, [1]), center: false, beta: false},
+  // Several blocks of the SIMD module's blocked passes (32768 elements on the wasm heap, 16384 streamed).
+  {name: 'LayerNorm, several blocks', shape: [48, 1030], plan: s => axesPlan(s, [1])},
+  {name: 'RMS, several blocks', shape: [40, 1000], plan: s => axesPlan(s, [1]), center: false},
+  {name: 'GroupNorm channels-first, several blocks', shape: [2, 16, 40, 40], plan: s => groupPlan(s, 1, 8)},
+  {name: 'InstanceNorm channels-first, several blocks', shape: [4, 12, 30, 30], plan: s => instancePlan(s, 1)},
 ];
 
 interface RunResult {

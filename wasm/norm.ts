@@ -289,12 +289,14 @@ function loadStatColumns(sb: i32): void {
 }
 
 /** Rows [r0, r1) of x into y (both point at row r0). */
-export function apply(xp: usize, yp: usize, r0: i32, r1: i32): void {
+// @ts-ignore: decorator
+@inline function applyRows(xp: usize, dyp: usize, yp: usize, r0: i32, r1: i32, kind: i32, grad: bool): void {
   const k4 = K & ~3;
   for (let r = r0; r < r1; r++) {
     const off = <usize>((r - r0) * K) << 2;
     const x = xp + off;
     const y = yp + off;
+    const dy = dyp + off;
     const sb = statBase(r);
     const pb = paramBase(r);
     if (STAT_VARIES) {
@@ -316,12 +318,12 @@ export function apply(xp: usize, yp: usize, r0: i32, r1: i32): void {
       for (; k < k4; k += 4) {
         const o = <usize>k << 2;
         const d = f32x4.sub(f32x4.sub(v128.load(x + o), v128.load(V0 + o)), v128.load(V1 + o));
-        v128.store(y + o, f32x4.add(f32x4.mul(d, v128.load(V3 + o)), v128.load(V4 + o)));
+        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, v128.load(V3 + o)), v128.load(V4 + o)), dy + o, kind, grad));
       }
       for (; k < K; k++) {
         const o = <usize>k << 2;
-        store<f32>(y + o, (load<f32>(x + o) - load<f32>(V0 + o) - load<f32>(V1 + o)) * load<f32>(V3 + o) +
-                          load<f32>(V4 + o));
+        store<f32>(y + o, epiS((load<f32>(x + o) - load<f32>(V0 + o) - load<f32>(V1 + o)) * load<f32>(V3 + o) +
+                          load<f32>(V4 + o), dy + o, kind, grad));
       }
     } else if (PARAM_VARIES) {
       if (pb != CUR_P) {
@@ -342,11 +344,11 @@ export function apply(xp: usize, yp: usize, r0: i32, r1: i32): void {
       for (; k < k4; k += 4) {
         const o = <usize>k << 2;
         const d = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(x + o), vhi), vlo), vis);
-        v128.store(y + o, f32x4.add(f32x4.mul(d, v128.load(V3 + o)), v128.load(V4 + o)));
+        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, v128.load(V3 + o)), v128.load(V4 + o)), dy + o, kind, grad));
       }
       for (; k < K; k++) {
         const o = <usize>k << 2;
-        store<f32>(y + o, (load<f32>(x + o) - hi - lo) * is * load<f32>(V3 + o) + load<f32>(V4 + o));
+        store<f32>(y + o, epiS((load<f32>(x + o) - hi - lo) * is * load<f32>(V3 + o) + load<f32>(V4 + o), dy + o, kind, grad));
       }
     } else {
       const hi = f32At(HI, sb);
@@ -361,14 +363,52 @@ export function apply(xp: usize, yp: usize, r0: i32, r1: i32): void {
       for (; k < k4; k += 4) {
         const o = <usize>k << 2;
         const d = f32x4.sub(f32x4.sub(v128.load(x + o), vhi), vlo);
-        v128.store(y + o, f32x4.add(f32x4.mul(d, va), vb));
+        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, va), vb), dy + o, kind, grad));
       }
       for (; k < K; k++) {
         const o = <usize>k << 2;
-        store<f32>(y + o, (load<f32>(x + o) - hi - lo) * a + b);
+        store<f32>(y + o, epiS((load<f32>(x + o) - hi - lo) * a + b, dy + o, kind, grad));
       }
     }
   }
+}
+
+/**
+ * The epilogue of an apply pass (issue #17): z as is (kind 0), act(z), or with
+ * `grad` dy * act'(z) (dz of the backward, z recomputed). kind and grad are
+ * constants in each specialised copy of applyRows, so these branches fold away.
+ */
+// @ts-ignore: decorator
+@inline function epiV(z: v128, dyo: usize, kind: i32, grad: bool): v128 {
+  if (kind == 0) return z;
+  if (grad) return f32x4.mul(v128.load(dyo), actGradV(z, kind));
+  return actV(z, kind);
+}
+
+// @ts-ignore: decorator
+@inline function epiS(z: f32, dyo: usize, kind: i32, grad: bool): f32 {
+  if (kind == 0) return z;
+  if (grad) return load<f32>(dyo) * f32x4.extract_lane(actGradV(f32x4.splat(z), kind), 0);
+  return f32x4.extract_lane(actV(f32x4.splat(z), kind), 0);
+}
+
+/** y = xhat * gamma + beta over rows [r0, r1). */
+export function apply(xp: usize, yp: usize, r0: i32, r1: i32): void {
+  applyRows(xp, 0, yp, r0, r1, 0, false);
+}
+
+/** y = act(xhat * gamma + beta): the forward with its activation in the same pass. */
+export function applyAct(xp: usize, yp: usize, r0: i32, r1: i32, kind: i32): void {
+  if (kind == 1) applyRows(xp, 0, yp, r0, r1, 1, false);
+  else if (kind == 2) applyRows(xp, 0, yp, r0, r1, 2, false);
+  else applyRows(xp, 0, yp, r0, r1, 3, false);
+}
+
+/** out = dy * act'(xhat * gamma + beta): dz for the backward, in one pass (out may be dy). */
+export function applyActGrad(xp: usize, dyp: usize, outp: usize, r0: i32, r1: i32, kind: i32): void {
+  if (kind == 1) applyRows(xp, dyp, outp, r0, r1, 1, true);
+  else if (kind == 2) applyRows(xp, dyp, outp, r0, r1, 2, true);
+  else applyRows(xp, dyp, outp, r0, r1, 3, true);
 }
 
 // ------------------------------------------------------------ backward
@@ -967,9 +1007,9 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
 
 // ------------------------------------------------------------ epilogues (issue #17)
 //
-// Elementwise passes the kernels run around the normalization's passes: the
-// residual sum before the forward, the activation after it, and in the
-// backward dz = dy * act'(z) (z recomputed by `apply`). Activation kinds:
+// The residual sum before the forward (addInto, in the first statistics
+// pass), the activation inside the apply pass (applyAct), and in the
+// backward dz = dy * act'(z) with z recomputed (applyActGrad). Activation kinds:
 // 1 relu, 2 silu, 3 gelu (exact erf form). float32 arithmetic: exp by
 // Cephes' expf (range reduction by ln 2, degree-5 polynomial, about 1 ulp),
 // erfc by Numerical Recipes' erfcc (fractional error < 1.2e-7).
@@ -1049,34 +1089,6 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
   const cdf = f32x4.mul(f32x4.splat(0.5), erfcV(f32x4.mul(f32x4.neg(z), f32x4.splat(SQRT1_2))));
   const pdf = f32x4.mul(f32x4.splat(INV_SQRT_2PI), expV(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(z, z))));
   return f32x4.add(cdf, f32x4.mul(z, pdf));
-}
-
-/** out[i] = act(y[i]) for n floats (out may be y). */
-export function actForward(yp: usize, outp: usize, n: i32, kind: i32): void {
-  const n4 = n & ~3;
-  let i = 0;
-  for (; i < n4; i += 4) {
-    const o = <usize>i << 2;
-    v128.store(outp + o, actV(v128.load(yp + o), kind));
-  }
-  for (; i < n; i++) {
-    const o = <usize>i << 2;
-    store<f32>(outp + o, f32x4.extract_lane(actV(f32x4.splat(load<f32>(yp + o)), kind), 0));
-  }
-}
-
-/** out[i] = dy[i] * act'(z[i]) for n floats (out may be z or dy). */
-export function actBackward(dyp: usize, zp: usize, outp: usize, n: i32, kind: i32): void {
-  const n4 = n & ~3;
-  let i = 0;
-  for (; i < n4; i += 4) {
-    const o = <usize>i << 2;
-    v128.store(outp + o, f32x4.mul(v128.load(dyp + o), actGradV(v128.load(zp + o), kind)));
-  }
-  for (; i < n; i++) {
-    const o = <usize>i << 2;
-    store<f32>(outp + o, load<f32>(dyp + o) * f32x4.extract_lane(actGradV(f32x4.splat(load<f32>(zp + o)), kind), 0));
-  }
 }
 
 /** out[i] = x[i] + r[i] for n floats. */

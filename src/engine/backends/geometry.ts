@@ -43,6 +43,14 @@ export interface Geometry {
   paramSize: number;
   /** Values per statistic. */
   count: number;
+  /**
+   * When the statistics are computed by consecutive runs of rows, `rows` rows
+   * each, run u covering statistics [u * stats, (u + 1) * stats) (LayerNorm: one
+   * row per statistic; channels-first InstanceNorm/GroupNorm: a sample's
+   * channel or group; channels-last InstanceNorm/GroupNorm: a sample); null
+   * otherwise (BatchNorm: every row feeds every statistic).
+   */
+  units: {rows: number; stats: number} | null;
 }
 
 /** `s` padded in front with 1s to rank 4. */
@@ -113,11 +121,32 @@ function build(a: LayoutAttrs): Geometry {
   }
   const size = s[0] * s[1] * s[2] * s[3];
   const statSize = a.statShape.reduce((p, d) => p * d, 1);
+  const rows = size / K;
   return {
-    size, K, rows: size / K, o: o as Geometry['o'], rs: rs as Geometry['rs'], rp: rp as Geometry['rp'],
+    size, K, rows, o: o as Geometry['o'], rs: rs as Geometry['rs'], rp: rp as Geometry['rp'],
     colStat, colParam, statVaries: colStat.some(v => v !== 0), paramVaries: colParam.some(v => v !== 0),
     statSize, paramSize: a.paramShape.reduce((p, d) => p * d, 1), count: size / statSize,
+    units: unitsOf(o, rs, rows, colStat, statSize),
   };
+}
+
+/** Geometry.units: checked row by row (once per geometry). */
+function unitsOf(o: number[], rs: number[], rows: number, colStat: Int32Array, statSize: number):
+    Geometry['units'] {
+  const base = (r: number) => {
+    const i2 = r % o[2];
+    const q = (r - i2) / o[2];
+    const i1 = q % o[1];
+    return ((q - i1) / o[1]) * rs[0] + i1 * rs[1] + i2 * rs[2];
+  };
+  let U = 1;
+  while (U < rows && base(U) === base(0)) U++;
+  const W = colStat.reduce((m, v) => Math.max(m, v), 0) + 1;
+  if (rows % U !== 0 || (rows / U) * W !== statSize || U === rows) return null;
+  for (let r = 0; r < rows; r++) {
+    if (base(r) !== Math.floor(r / U) * W) return null;
+  }
+  return {rows: U, stats: W};
 }
 
 /**

@@ -127,10 +127,7 @@ export function scaleShiftBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Ten
       x: f32(st, inputs.x)!, mean: f32(st, inputs.mean)!, variance: f32(st, inputs.variance)!,
       gamma: f32(st, inputs.gamma), beta: f32(st, inputs.beta), y: f32(st, y)!,
     };
-    if (act && sel.runner) {
-      sel.runner.scaleShift(g, io, a.epsilon);
-      sel.runner.activate(g, io.y, act);
-    }
+    if (act && sel.runner) sel.runner.scaleShiftEpilogue(g, io, a.epsilon, act);
     else if (act) jsEpilogue.scaleShift(g, io, a.epsilon, act);
     else sel.impl.scaleShift(g, io, a.epsilon);
   } finally {

@@ -75,19 +75,21 @@ export interface NormImpl {
  * From the sums: mean64 (in place: sums / n, or 0 without centering), and the
  * outputs mean, variance and aux (hi, lo, 1/std).
  */
-export function finishMean(sums: Float64Array | null, mean64: Float64Array, n: number): void {
+/** Statistics [from, to) (all by default; the SIMD runner's blocked passes finish a block's at a time). */
+export function finishMean(sums: Float64Array | null, mean64: Float64Array, n: number, from = 0,
+                           to = mean64.length): void {
   if (!sums) {
-    mean64.fill(0);
+    mean64.fill(0, from, to);
     return;
   }
-  for (let s = 0; s < mean64.length; s++) mean64[s] = sums[s] / n;
+  for (let s = from; s < to; s++) mean64[s] = sums[s] / n;
 }
 
 export function finishForward(mean64: Float64Array, squares: Float64Array, n: number, epsilon: number,
-                              io: Pick<ForwardIO, 'mean' | 'variance' | 'aux'>): void {
+                              io: Pick<ForwardIO, 'mean' | 'variance' | 'aux'>, from = 0, to = mean64.length): void {
   const S = mean64.length;
   const {mean, variance, aux} = io;
-  for (let s = 0; s < S; s++) {
+  for (let s = from; s < to; s++) {
     const v = squares[s] / n;
     const hi = Math.fround(mean64[s]);
     mean[s] = hi;
@@ -100,8 +102,9 @@ export function finishForward(mean64: Float64Array, squares: Float64Array, n: nu
 
 /** mean(g) (0 without centering) and mean(g * xhat) per statistic, from the backward's sums. */
 export function finishBackward(sumG: Float64Array, sumGX: Float64Array, n: number, center: boolean,
-                               c1: Float32Array | Float64Array, c2: Float32Array | Float64Array): void {
-  for (let s = 0; s < sumG.length; s++) {
+                               c1: Float32Array | Float64Array, c2: Float32Array | Float64Array, from = 0,
+                               to = sumG.length): void {
+  for (let s = from; s < to; s++) {
     c1[s] = center ? sumG[s] / n : 0;
     c2[s] = sumGX[s] / n;
   }

@@ -27,6 +27,8 @@ export interface NormExports {
   fwdSum(x: number, r0: number, r1: number, last: number): void;
   fwdSquares(x: number, r0: number, r1: number, last: number): void;
   apply(x: number, y: number, r0: number, r1: number): void;
+  applyAct(x: number, y: number, r0: number, r1: number, kind: number): void;
+  applyActGrad(x: number, dy: number, out: number, r0: number, r1: number, kind: number): void;
   bwdSums(dy: number, x: number, r0: number, r1: number, last: number): void;
   bwdDx(dy: number, x: number, dx: number, r0: number, r1: number): void;
   setLrnScratch(acc: number, p: number, t: number): void;
@@ -34,8 +36,6 @@ export interface NormExports {
              scale: number, k: number, beta: number): void;
   lrnBackward(dy: number, x: number, dx: number, outer: number, c: number, inner: number, before: number,
               after: number, scale: number, k: number, beta: number): void;
-  actForward(y: number, out: number, n: number, kind: number): void;
-  actBackward(dy: number, z: number, out: number, n: number, kind: number): void;
   addInto(x: number, r: number, out: number, n: number): void;
 }
 

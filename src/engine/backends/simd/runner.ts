@@ -35,6 +35,13 @@ export interface Arena {
 
 /** Elements per streamed chunk buffer (64 KiB of float32). */
 const CHUNK = 16384;
+/**
+ * Blocked passes (Geometry.units): elements per block on the wasm heap (128 KiB
+ * of float32, so a block's x, dy and dx stay in a core's L2 between the
+ * passes), and the largest unit a streamed chunk grows to hold (1 MiB).
+ */
+const BLOCK = 32768;
+const MAX_UNIT = 262144;
 
 const align16 = (n: number) => (n + 15) & ~15;
 
@@ -65,8 +72,10 @@ function normRegions(g: Geometry, streamed: boolean) {
   };
   layout.zeroed = r.size;
   if (streamed) {
-    layout.chunkRows = Math.max(1, Math.floor(CHUNK / K));
-    layout.chunks = [0, 1, 2].map(() => r.take(layout.chunkRows * K * 4));
+    // Whole units per chunk where they fit, so that the blocked passes can run chunk by chunk.
+    const unit = g.units && g.units.rows * K <= MAX_UNIT ? g.units.rows : 0;
+    layout.chunkRows = unit ? Math.max(1, Math.floor(CHUNK / (unit * K))) * unit : Math.max(1, Math.floor(CHUNK / K));
+    layout.chunks = [0, 1, 2, 3].map(() => r.take(layout.chunkRows * K * 4));
   }
   layout.size = r.size;
   return layout;
@@ -159,8 +168,35 @@ export class SimdRunner implements NormImpl {
     }
   }
 
+  /**
+   * Rows per block when the statistics come in units of rows (Geometry.units):
+   * then each block of whole units runs every pass of a kernel while it is in
+   * cache (streamed: in the chunk copied in once), instead of one sweep over
+   * the tensor per pass. 0: the sweeps.
+   */
+  private blockRows(g: Geometry): number {
+    const u = g.units;
+    if (!u) return 0;
+    if (this.streamed) return this.layout!.chunkRows % u.rows === 0 ? this.layout!.chunkRows : 0;
+    return Math.max(1, Math.floor(BLOCK / (u.rows * g.K))) * u.rows;
+  }
+
+  /** `sweep` by blocks of `n` rows (streamed: the chunks, which normRegions made whole units). */
+  private sweepBlocks(g: Geometry, n: number, ins: Float32Array[], outs: Float32Array[],
+                      pass: (r0: number, r1: number, ptrs: number[]) => void): void {
+    if (this.streamed) {
+      this.sweep(g, ins, outs, pass);
+      return;
+    }
+    const ptrs = [...ins, ...outs].map(a => this.addr(a));
+    for (let r0 = 0; r0 < g.rows; r0 += n) {
+      const off = r0 * g.K * 4;
+      pass(r0, Math.min(g.rows, r0 + n), ptrs.map(p => p + off));
+    }
+  }
+
   forward(g: Geometry, io: ForwardIO, epsilon: number, center: boolean): void {
-    this.forwardOf(g, io, epsilon, center, null, null);
+    this.forwardOf(g, io, epsilon, center, null, null, null);
   }
 
   /**
@@ -170,10 +206,15 @@ export class SimdRunner implements NormImpl {
    * cache).
    */
   private forwardOf(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, residual: Float32Array | null,
-                    sum: Float32Array | null): void {
+                    sum: Float32Array | null, act: Activation | null): void {
     const L = this.setup(g, io.gamma, io.beta);
     const e = this.exp;
     const S = g.statSize;
+    const n = this.blockRows(g);
+    if (n) {
+      this.forwardBlocked(g, L, n, io, epsilon, center, residual, sum, act);
+      return;
+    }
     const mean64 = this.f64(L.mean64, S);
     let xs = io.x;
     let squared = false;
@@ -200,51 +241,130 @@ export class SimdRunner implements NormImpl {
     this.f32(L.hi, S).set(io.aux.subarray(0, S));
     this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
     this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
-    this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+    if (act) {
+      const kind = ACT_KIND[act];
+      this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.applyAct(x, y, r0, r1, kind));
+    } else {
+      this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+    }
+  }
+
+  /** forwardOf by blocks: per block, the sums (after the residual add), mean, squares, statistics and y. */
+  private forwardBlocked(g: Geometry, L: NormRegions, n: number, io: ForwardIO, epsilon: number, center: boolean,
+                         residual: Float32Array | null, sum: Float32Array | null, act: Activation | null): void {
+    const e = this.exp;
+    const S = g.statSize;
+    const {rows: U, stats: W} = g.units!;
+    const [s64a, s64b, mean64] = [L.s64a, L.s64b, L.mean64].map(o => this.f64(o, S));
+    const [hi, lo, is] = [L.hi, L.lo, L.is].map(o => this.f32(o, S));
+    const aux = io.aux;
+    const kind = act ? ACT_KIND[act] : 0;
+    const add = residual && sum;
+    this.sweepBlocks(g, n, add ? [io.x, residual] : [io.x], add ? [sum, io.y] : [io.y], (r0, r1, ptrs) => {
+      const s0 = (r0 / U) * W;
+      const s1 = (r1 / U) * W;
+      let x = ptrs[0];
+      if (add) {
+        e.addInto(x, ptrs[1], ptrs[2], (r1 - r0) * g.K);
+        x = ptrs[2];
+      }
+      if (center) {
+        e.resetState();
+        e.fwdSum(x, r0, r1, 1);
+        finishMean(s64a, mean64, g.count, s0, s1);
+      }
+      e.resetState();
+      e.fwdSquares(x, r0, r1, 1);
+      finishForward(mean64, s64b, g.count, epsilon, io, s0, s1);
+      hi.set(aux.subarray(s0, s1), s0);
+      lo.set(aux.subarray(S + s0, S + s1), s0);
+      is.set(aux.subarray(2 * S + s0, 2 * S + s1), s0);
+      e.resetState();
+      const y = ptrs[ptrs.length - 1];
+      if (kind) e.applyAct(x, y, r0, r1, kind);
+      else e.apply(x, y, r0, r1);
+    });
   }
 
   /**
-   * The epilogues (issue #17) as the module's elementwise passes around its
-   * normalization passes: forward on x + residual (the sum written in the
-   * first statistics pass), then act(y) in place; backward: z recomputed into dx by the apply pass,
-   * dz = dy * act'(z) in place, then the backward reading dy = dx (its dx pass
-   * is elementwise, so in place is exact).
+   * The backward by blocks: per block, dz = dy * act'(z) (with an activation,
+   * into dx), the sums, c1/c2 of the block's statistics and dx.
+   */
+  private backwardBlocked(g: Geometry, L: NormRegions, n: number, io: BackwardIO, center: boolean,
+                          act: Activation | null): void {
+    const e = this.exp;
+    const S = g.statSize;
+    const {rows: U, stats: W} = g.units!;
+    const [s64a, s64b] = [L.s64a, L.s64b].map(o => this.f64(o, S));
+    const [c1, c2] = [L.c1, L.c2].map(o => this.f32(o, S));
+    const kind = act ? ACT_KIND[act] : 0;
+    this.sweepBlocks(g, n, [io.dy, io.x], [io.dx], (r0, r1, [dy, x, dx]) => {
+      const s0 = (r0 / U) * W;
+      const s1 = (r1 / U) * W;
+      let d = dy;
+      if (kind) {
+        e.resetState();
+        e.applyActGrad(x, dy, dx, r0, r1, kind);
+        d = dx;
+      }
+      e.resetState();
+      e.bwdSums(d, x, r0, r1, 1);
+      finishBackward(s64a, s64b, g.count, center, c1, c2, s0, s1);
+      e.resetState();
+      e.bwdDx(d, x, dx, r0, r1);
+    });
+    const P = g.paramSize;
+    if (io.dgamma) io.dgamma.set(this.f64(L.p64a, P));
+    if (io.dbeta) io.dbeta.set(this.f64(L.p64b, P));
+  }
+
+  /**
+   * The epilogues (issue #17) inside the module's passes: forward on
+   * x + residual (the sum written in the first statistics pass), the
+   * activation in the apply pass; backward: dz = dy * act'(z) in one pass (z
+   * recomputed from x and the statistics, written to dx), then the backward
+   * reading dy = dx (its dx pass is elementwise, so in place is exact).
    */
   forwardEpilogue(g: Geometry, io: ForwardIO, epsilon: number, center: boolean, act: Activation | null,
                   residual: Float32Array | null, sum: Float32Array | null): void {
-    this.forwardOf(g, io, epsilon, center, residual, sum);
-    if (act) this.activate(g, io.y, act);
+    this.forwardOf(g, io, epsilon, center, residual, sum, act);
   }
 
   backwardEpilogue(g: Geometry, io: BackwardIO, center: boolean, act: Activation, beta: Float32Array | null): void {
-    const S = g.statSize;
-    const L = this.setup(g, io.gamma, beta);
-    this.f32(L.hi, S).set(io.aux.subarray(0, S));
-    this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
-    this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
-    this.sweep(g, [io.x], [io.dx], (r0, r1, [x, z]) => this.exp.apply(x, z, r0, r1));
+    const L = this.setupBackward(g, io, beta, true);
+    const n = this.blockRows(g);
+    if (n) {
+      this.backwardBlocked(g, L, n, io, center, act);
+      return;
+    }
     const kind = ACT_KIND[act];
-    this.sweep(g, [io.dy, io.dx], [io.dx],
-               (r0, r1, [dy, z, dz]) => this.exp.actBackward(dy, z, dz, (r1 - r0) * g.K, kind));
+    this.sweep(g, [io.x, io.dy], [io.dx],
+               (r0, r1, [x, dy, dz]) => this.exp.applyActGrad(x, dy, dz, r0, r1, kind));
     this.backward(g, {...io, dy: io.dx}, center);
   }
 
-  /** y = act(y) in place. */
-  activate(g: Geometry, y: Float32Array, act: Activation): void {
-    const kind = ACT_KIND[act];
-    this.sweep(g, [y], [y], (r0, r1, [yi, yo]) => this.exp.actForward(yi, yo, (r1 - r0) * g.K, kind));
-  }
-
-  backward(g: Geometry, io: BackwardIO, center: boolean): void {
-    const L = this.setup(g, io.gamma, null);
-    const e = this.exp;
+  /** Setup for a backward: parameters, and the forward's hi, lo (when centred) and 1/std. */
+  private setupBackward(g: Geometry, io: BackwardIO, beta: Float32Array | null, center: boolean): NormRegions {
+    const L = this.setup(g, io.gamma, beta);
     const S = g.statSize;
-    const P = g.paramSize;
     if (center) {
       this.f32(L.hi, S).set(io.aux.subarray(0, S));
       this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
     }
     this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
+    return L;
+  }
+
+  backward(g: Geometry, io: BackwardIO, center: boolean): void {
+    const L = this.setupBackward(g, io, null, center);
+    const n = this.blockRows(g);
+    if (n) {
+      this.backwardBlocked(g, L, n, io, center, null);
+      return;
+    }
+    const e = this.exp;
+    const S = g.statSize;
+    const P = g.paramSize;
     this.sweep(g, [io.dy, io.x], [], (r0, r1, [dy, x], last) => e.bwdSums(dy, x, r0, r1, last ? 1 : 0));
     finishBackward(this.f64(L.s64a, S), this.f64(L.s64b, S), g.count, center, this.f32(L.c1, S), this.f32(L.c2, S));
     this.sweep(g, [io.dy, io.x], [io.dx], (r0, r1, [dy, x, dx]) => e.bwdDx(dy, x, dx, r0, r1));
@@ -253,12 +373,23 @@ export class SimdRunner implements NormImpl {
   }
 
   scaleShift(g: Geometry, io: ScaleShiftIO, epsilon: number): void {
+    this.scaleShiftEpilogue(g, io, epsilon, null);
+  }
+
+  /** Inference with running statistics, the activation (if any) in the same pass. */
+  scaleShiftEpilogue(g: Geometry, io: ScaleShiftIO, epsilon: number, act: Activation | null): void {
     const L = this.setup(g, io.gamma, io.beta);
     const P = io.mean.length;
     this.f32(L.hi, P).set(io.mean);
     const is = this.f32(L.is, P);
     for (let p = 0; p < P; p++) is[p] = 1 / Math.sqrt(io.variance[p] + epsilon);
-    this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => this.exp.apply(x, y, r0, r1));
+    const e = this.exp;
+    if (act) {
+      const kind = ACT_KIND[act];
+      this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.applyAct(x, y, r0, r1, kind));
+    } else {
+      this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
+    }
   }
 
   // ---------------------------------------------------------------- LocalResponseNorm
