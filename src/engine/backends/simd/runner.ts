@@ -8,9 +8,14 @@
  *   sums, per-column vectors) comes from tfjs' own malloc.
  * - streamed: a memory of the module's own (the cpu backend, or a wasm heap
  *   the module cannot import, e.g. a shared one). Each pass copies a chunk of
- *   rows in (about 64 KiB, cache-resident), runs on it and copies results out,
- *   so the extra memory stays a few hundred KiB whatever the tensor size: the
- *   accumulators persist across chunks, which is what the row-range passes are for.
+ *   rows in (about 64 KiB, cache-resident; up to 1 MiB to hold a block of
+ *   whole statistics), runs on it and copies results out, so the extra memory
+ *   stays a few MiB at most whatever the tensor size: the accumulators persist
+ *   across chunks, which is what the row-range passes are for.
+ *
+ * Blocked passes (blockRows): where the statistics come in runs of whole rows,
+ * every pass of a kernel runs on one block (direct) or chunk (streamed) before
+ * the next, so the tensor is read from memory once per kernel, not once per pass.
  *
  * The steps between passes (statistics from sums, running statistics) are
  * norm_impl.ts' for both this and the JavaScript loops.
