@@ -1017,6 +1017,8 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
 // @ts-ignore: decorator
 @inline const LOG2E: f32 = 1.44269504088896341;
 // @ts-ignore: decorator
+@inline const EXP_MAGIC: f32 = 12583039.0; // 1.5 * 2^23 + 127
+// @ts-ignore: decorator
 @inline const LN2_HI: f32 = 0.693359375;
 // @ts-ignore: decorator
 @inline const LN2_LO: f32 = -2.12194440e-4;
@@ -1025,11 +1027,18 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
 // @ts-ignore: decorator
 @inline const INV_SQRT_2PI: f32 = 0.39894228040143268;
 
-/** exp(x) on four lanes (x clamped to [-87.3, 88]: the exponent 2^n stays a normal float). */
+/**
+ * exp(x) on four lanes (x clamped to [-87.3, 88]: the exponent 2^n stays a normal float). The clamp uses
+ * pmin/pmax (one instruction each; NaN passes through: a NaN x gives NaN), and n = round(x * log2 e) comes
+ * from adding 1.5 * 2^23 + 127: the sum's low mantissa bits are then n + 127, which shifted by 23 are the
+ * exponent field of 2^n (no float-to-int conversion, whose saturating form costs several instructions).
+ */
 // @ts-ignore: decorator
 @inline function expV(x0: v128): v128 {
-  const x1 = f32x4.min(f32x4.max(x0, f32x4.splat(-87.3)), f32x4.splat(88.0));
-  const fx = f32x4.nearest(f32x4.mul(x1, f32x4.splat(LOG2E)));
+  const x1 = f32x4.pmin(f32x4.pmax(x0, f32x4.splat(-87.3)), f32x4.splat(88.0));
+  const vn = f32x4.add(f32x4.mul(x1, f32x4.splat(LOG2E)), f32x4.splat(EXP_MAGIC));
+  const pow2 = i32x4.shl(vn, 23);
+  const fx = f32x4.sub(vn, f32x4.splat(EXP_MAGIC));
   const x = f32x4.sub(f32x4.sub(x1, f32x4.mul(fx, f32x4.splat(LN2_HI))), f32x4.mul(fx, f32x4.splat(LN2_LO)));
   const z = f32x4.mul(x, x);
   let y = f32x4.splat(1.9875691500e-4);
@@ -1039,7 +1048,6 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
   y = f32x4.add(f32x4.mul(y, x), f32x4.splat(1.6666665459e-1));
   y = f32x4.add(f32x4.mul(y, x), f32x4.splat(5.0000001201e-1));
   y = f32x4.add(f32x4.add(f32x4.mul(y, z), x), f32x4.splat(1.0));
-  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(fx), i32x4.splat(127)), 23);
   return f32x4.mul(y, pow2);
 }
 
