@@ -119,24 +119,38 @@ async function countPrograms(fn: () => Promise<void>): Promise<number> {
 }
 
 /**
- * Per-program times of `fn` (webgl): gl.finish() before and after each
- * runWebGLProgram, median over `reps` calls; the rest (downloads, JS) as 'other'.
+ * Per-program times of `fn` (webgl): each runWebGLProgram is followed by a
+ * one-pixel readPixels of its output (gl.finish does not wait for
+ * SwiftShader), median over `reps` calls; the rest (downloads, JS) as 'other'.
  */
 async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<string> {
-  const b = tf.backend() as unknown as {runWebGLProgram: (...a: unknown[]) => unknown; gpgpu?: {gl: WebGL2RenderingContext}};
+  type B = {runWebGLProgram: (...a: unknown[]) => unknown; gpgpu?: {gl: WebGL2RenderingContext};
+            texData: {get(id: unknown): {texture?: {texture: WebGLTexture} | WebGLTexture}}};
+  const b = tf.backend() as unknown as B;
   if (typeof b.runWebGLProgram !== 'function' || !b.gpgpu) return '';
   const gl = b.gpgpu.gl;
   const orig = b.runWebGLProgram;
+  const fb = gl.createFramebuffer();
+  const pixel = new Float32Array(4);
+  const wait = (out: tf.TensorInfo) => {
+    const t = b.texData.get(out.dataId).texture;
+    const tex = t && 'texture' in (t as object) ? (t as {texture: WebGLTexture}).texture : t as WebGLTexture;
+    if (!tex) return;
+    const prev = gl.getParameter(gl.FRAMEBUFFER_BINDING);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, fb);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, tex, 0);
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.FLOAT, pixel);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, prev);
+  };
   const samples = new Map<string, number[][]>();
   const totals: number[] = [];
   for (let k = 0; k < reps; k++) {
     const seen = new Map<string, number>();
     b.runWebGLProgram = function (this: unknown, ...args: unknown[]) {
       const p = args[0] as {constructor: {name: string}; variableNames: string[]; outputShape: number[]; packedOutput?: boolean};
-      gl.finish();
       const t = performance.now();
-      const out = orig.apply(this, args);
-      gl.finish();
+      const out = orig.apply(this, args) as tf.TensorInfo;
+      wait(out);
       const ms = performance.now() - t;
       const base = `${p.constructor.name}(${p.variableNames.join(',')})->[${p.outputShape}]${p.packedOutput ? 'P' : ''}`;
       const n = seen.get(base) ?? 0;
@@ -148,7 +162,7 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
       arr[k].push(ms);
       return out;
     };
-    gl.finish();
+    await tf.nextFrame();
     const t0 = performance.now();
     try {
       await fn();
@@ -157,12 +171,13 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
     }
     totals.push(performance.now() - t0);
   }
+  gl.deleteFramebuffer(fb);
   const lines: string[] = [];
   let sum = 0;
   for (const [key, per] of samples) {
     const m = median(per.map(a => a.reduce((x, y) => x + y, 0)));
     sum += m;
-    lines.push(`    ${m.toFixed(1).padStart(7)} ms  ${key}`);
+    if (m >= 0.3) lines.push(`    ${m.toFixed(1).padStart(7)} ms  ${key}`);
   }
   const total = median(totals);
   lines.push(`    ${total.toFixed(1).padStart(7)} ms  total (programs ${sum.toFixed(1)}, other ${(total - sum).toFixed(1)})`);
