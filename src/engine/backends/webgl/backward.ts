@@ -2,15 +2,18 @@
  * TfjsNormBackward on WebGL, in at most three programs:
  *
  *   1. partials (only when a statistic or a parameter gathers more than
- *      DIRECT_MAX values): per chunk of ~sqrt(n) values, the chunk's mean of
- *      g = dy * gamma and of g * xhat for each statistic, and of dy * xhat and
- *      dy for each parameter (xhat recomputed from x and the forward's aux).
+ *      DIRECT_MAX values): a packed texture [2, chunks], per chunk of
+ *      ~sqrt(n) values the chunk's means of g = dy * gamma and of g * xhat
+ *      for each statistic, and of dy * xhat and dy for each parameter (xhat
+ *      recomputed from x and the forward's aux), both in one pass, two
+ *      chunks per texel.
  *   2. sums: one flat texture [mean(g) | mean(g * xhat) | dgamma | dbeta]
  *      (per statistic, per parameter; with float16 textures each mean as two
  *      rows, hi + lo) combining the chunks, or reducing the
  *      groups directly when they are short. dgamma and dbeta are shallow
  *      slices of it.
- *   3. dx = (g - mean(g) - xhat * mean(g * xhat)) * invStd.
+ *   3. dx = (g - mean(g) - xhat * mean(g * xhat)) * invStd, a packed output
+ *      in dy's shape (four values per texel).
  *
  * Sums accumulate in float32 in the shader; chunk results are stored as
  * means (bounded by the data, so float16 textures hold them).
@@ -18,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs} from '../../kernels';
 import {f16Textures, hiGlsl} from './forward';
-import {FINITE_GLSL, Groups, View, elemGlsl, groupGlsl, viewOf} from './layout';
+import {FINITE_GLSL, Groups, View, elemGlsl, elementwiseMain, groupGlsl, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -36,42 +39,40 @@ function xhatGlsl(S: number): string {
 }
 
 /**
- * Chunk means: `float nm_sc(int which, int s, int c)` over a statistic
- * (which 0: g, 1: g * xhat) and `float nm_pc(int which, int p, int c)` over a
- * parameter (which 0: dy * xhat, 1: dy).
+ * Chunk means, both of a group's sums in one pass: `vec2 nm_sc(int s, int c)`
+ * over a statistic (g, g * xhat) and `vec2 nm_pc(int p, int c)` over a
+ * parameter (dy * xhat, dy).
  */
 function chunkGlsl(gs: Groups, gp: Groups | null, withGamma: boolean): string {
   const gam = withGamma ? 'getGamma(e.z)' : '1.0';
   const stat = `
-    float nm_sc(int which, int s, int c) {
+    vec2 nm_sc(int s, int c) {
       ivec3 b = nm_s_base(s);
       int j0 = c * ${gs.L};
       int len = nm_s_len(c);
-      float acc = 0.0;
+      vec2 acc = vec2(0.0);
       // A statistic's aux values are the same for all its elements: read once.
       float hi = getAux(b.y), lo = getAux(${gs.count} + b.y), inv = getAux(${2 * gs.count} + b.y);
       for (int t = 0; t < ${gs.L}; t++) {
         if (t >= len) break;
         ivec3 e = b + nm_s_off(j0 + t);
         float g = getDy(e.x) * ${gam};
-        if (which == 1) g *= ((getX(e.x) - hi) - lo) * inv;
-        acc += g;
+        acc += vec2(g, g * (((getX(e.x) - hi) - lo) * inv));
       }
       return acc / float(len);
     }`;
   if (!gp) return stat;
   return `${stat}
-    float nm_pc(int which, int p, int c) {
+    vec2 nm_pc(int p, int c) {
       ivec3 b = nm_p_base(p);
       int j0 = c * ${gp.L};
       int len = nm_p_len(c);
-      float acc = 0.0;
+      vec2 acc = vec2(0.0);
       for (int t = 0; t < ${gp.L}; t++) {
         if (t >= len) break;
         ivec3 e = b + nm_p_off(j0 + t);
         float d = getDy(e.x);
-        if (which == 0) d *= nm_xhat(e.x, e.y);
-        acc += d;
+        acc += vec2(d * nm_xhat(e.x, e.y), d);
       }
       return acc / float(len);
     }`;
@@ -95,40 +96,41 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   if (withGamma) names.push('gamma');
   const ins = [dy, x, aux];
   if (withGamma) ins.push(gamma);
-  // Partial layout: [2, S, ncS] then [2, ncP, P].
-  const sPart = 2 * S * gs.nc;
+  // Partials: packed [2, KS + KP] (which sum; chunk), the statistics' chunks [S, ncS] then the
+  // parameters' [ncP, P] (neighbouring texels read neighbouring columns: walking a column alone,
+  // 768 values apart for LayerNorm, was the hot spot). A texel computes two chunks, both sums each.
+  const KS = S * gs.nc;
+  const K = KS + (gp ? P * gp.nc : 0);
   const r = new Runner(backend as WebGLBackend);
   try {
     let part: tf.TensorInfo | null = null;
     if (partials) {
       part = r.runTemp({
         variableNames: names,
-        outputShape: [sPart + (gp ? 2 * P * gp.nc : 0)],
+        outputShape: [2, K],
+        packedOutput: true,
         userCode: `${common}
-    void main() {
-      int t = getOutputCoords();
-      if (t < ${sPart}) {
-        int which = t / ${S * gs.nc};
-        int q = t - which * ${S * gs.nc};
-        int s = q / ${gs.nc};
-        setOutput(nm_sc(which, s, q - s * ${gs.nc}));
-        return;
+    vec2 nm_k(int k) {
+      if (k < ${KS}) {
+        int s = k / ${gs.nc};
+        return nm_sc(s, k - s * ${gs.nc});
       }
-      ${gp ? `
-      t -= ${sPart};
-      int which = t / ${P * gp.nc};
-      int q = t - which * ${P * gp.nc};
+      ${gp ? `int q = k - ${KS};
       int c = q / ${P};
-      setOutput(nm_pc(which, q - c * ${P}, c));` : ''}
+      return nm_pc(q - c * ${P}, c);` : 'return vec2(0.0);'}
+    }
+    void main() {
+      int k = getOutputCoords().y;
+      vec2 a = nm_k(k);
+      vec2 b = k + 1 < ${K} ? nm_k(k + 1) : a;
+      setOutput(vec4(a.x, b.x, a.y, b.y));
     }`,
       } as WebGLProgram, ins);
     }
     // Sum of chunk c's mean times its length, over a group's chunks (from the partials, or computed here).
-    // Statistic partials are [2, S, ncS]; parameter partials [2, ncP, P] (neighbouring texels read
-    // neighbouring columns: walking a column alone, 768 values apart for LayerNorm, was the hot spot).
-    const combine = (g: Groups, fn: string, offset: string, group: string, which: string, chunkMajor = false) => (partials ? `
-        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(${offset} + (${which}) * ${g.count * g.nc} + ${chunkMajor ? `c * ${g.count} + ${group}` : `${group} * ${g.nc} + c`});` : `
-        acc = ${fn}(${which}, ${group}, 0) * ${lit(g.n)};`);
+    const combine = (g: Groups, fn: string, offset: number, group: string, which: string, chunkMajor = false) => (partials ? `
+        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart((${which}) * ${K} + ${offset} + ${chunkMajor ? `c * ${g.count} + ${group}` : `${group} * ${g.nc} + c`});` : `
+        { vec2 m = ${fn}(${group}, 0); acc = ((${which}) == 0 ? m.x : m.y) * ${lit(g.n)}; }`);
     // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
     // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
     const f16 = f16Textures();
@@ -145,7 +147,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
         int s = t - k * ${S};
         int which = k / ${R};
         ${a.center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}
-        ${combine(gs, 'nm_sc', '0', 's', 'which')}
+        ${combine(gs, 'nm_sc', 0, 's', 'which')}
         float mean = acc / ${lit(gs.n)};
         float hi = nm_hi(mean);
         setOutput(k - which * ${R} == 0 ? hi : mean - hi);
@@ -155,24 +157,25 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       int q = t - ${2 * R * S};
       int which = q / ${P};
       int p = q - which * ${P};
-      ${combine(gp, 'nm_pc', String(sPart), 'p', 'which', true)}
+      ${combine(gp, 'nm_pc', KS, 'p', 'which', true)}
       setOutput(acc);` : ''}
     }`,
     }, partials ? [...ins, part!] : ins);
+    const ew = elementwiseMain(dy.shape);
     const dx = r.run({
       variableNames: [...names, 'sums'],
-      outputShape: [v.size],
+      outputShape: ew.outputShape,
+      packedOutput: ew.packedOutput,
       userCode: `${elemGlsl(v)}${xhatGlsl(S)}
-    void main() {
-      int i = getOutputCoords();
+    float nm_one(int i) {
       ivec3 e = nm_elem(i);
       float g = getDy(i)${withGamma ? ' * getGamma(e.z)' : ''};
       float c1 = ${f16 ? `getSums(e.y) + getSums(${S} + e.y)` : 'getSums(e.y)'};
       float c2 = ${f16 ? `getSums(${2 * S} + e.y) + getSums(${3 * S} + e.y)` : `getSums(${S} + e.y)`};
       float inv = getAux(${2 * S} + e.y);
       float xhat = ((getX(i) - getAux(e.y)) - getAux(${S} + e.y)) * inv;
-      setOutput((g - c1 - xhat * c2) * inv);
-    }`,
+      return (g - c1 - xhat * c2) * inv;
+    }${ew.main}`,
     }, [...ins, sums]);
     const outs = [Runner.reshaped(dx, dy.shape)];
     if (a.withGamma) outs.push(r.slice(sums, 2 * R * S, gamma.shape));

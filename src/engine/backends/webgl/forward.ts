@@ -3,18 +3,20 @@
  * running statistics in at most three programs.
  *
  *   1. partials (only when a statistic covers more than DIRECT_MAX values):
- *      one texel per (statistic, chunk of ~sqrt(n) values, moment): the
- *      chunk's mean of (x - pivot), and its mean of (x - pivot - chunk mean)^2
- *      (shifted two-pass within the chunk; pivot = the statistic's first value
- *      if finite). Means, not sums, so float16 storage holds them.
+ *      a packed texture [2, S * nc], per (statistic, chunk of ~sqrt(n)
+ *      values): the chunk's mean of (x - pivot) and its variance, both from
+ *      one pass over the chunk (sums shifted by the chunk's first value;
+ *      pivot = the statistic's first value if finite), two chunks per texel.
+ *      Means, not sums, so float16 storage holds them.
  *   2. statistics: one flat texture [mean hi | mean lo | 1/sqrt(var + eps) |
  *      variance | running mean' | running variance' | batches' + 1]: each
  *      texel merges its statistic's chunks (Chan's pairwise formula, in two
  *      passes over the chunk results: mean, then M2), or reduces a short
- *      statistic directly (one pass for the mean rows, two for the others).
+ *      statistic directly (one pass, shifted as a chunk).
  *      The outputs are shallow slices of it: mean = the hi row, aux = the
  *      first three rows, variance, and the running statistics.
- *   3. y = ((x - hi) - lo) * invStd * gamma + beta.
+ *   3. y = ((x - hi) - lo) * invStd * gamma + beta, a packed output in x's
+ *      shape (four values per texel; layout.ts elementwiseMain).
  *
  * All arithmetic is float32 in the shader, whatever the texture storage.
  * With float16 textures (WEBGL_FORCE_F16_TEXTURES) the mean's hi half is
@@ -23,7 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {ForwardAttrs} from '../../kernels';
 import {statToParam} from '../geometry';
-import {FINITE_GLSL, Groups, View, elemGlsl, groupGlsl, viewOf} from './layout';
+import {FINITE_GLSL, Groups, View, elemGlsl, elementwiseMain, groupGlsl, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -47,75 +49,82 @@ export function f16Textures(): boolean {
   return tf.env().getBool('WEBGL_FORCE_F16_TEXTURES') || !tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED');
 }
 
-/** GLSL of one chunk's moments: `void nm_chunk(int s, int c, bool second, out float m, out float v)`. */
+/**
+ * GLSL of one chunk's moments in one pass over it: `vec2 nm_chunk(int s, int c)`
+ * = (mean of x - nm_pivot(s), variance) over chunk c of statistic s; without
+ * centering (0, mean of x^2). The sums are shifted by the chunk's first value
+ * (when finite), so they cancel no more than the data's spread within a chunk.
+ */
 function chunkGlsl(g: Groups, center: boolean): string {
   const {name, L} = g;
-  const loop = (body: string) => `
-      for (int t = 0; t < ${L}; t++) {
-        if (t >= len) break;
-        float xv = getX((b + ${name}_off(j0 + t)).x);
-        ${body}
-      }`;
   return `
     float nm_pivot(int s) {
       ${center ? `float p = getX(${name}_base(s).x); return nm_finite(p) ? p : 0.0;` : 'return 0.0;'}
     }
-    void nm_chunk(int s, int c, bool second, out float m, out float v) {
+    vec2 nm_chunk(int s, int c) {
       ivec3 b = ${name}_base(s);
       int j0 = c * ${L};
       int len = ${name}_len(c);
-      float piv = nm_pivot(s);
-      float acc = 0.0;
-      m = 0.0;
-      v = 0.0;
-      ${center ? `${loop('acc += xv - piv;')}
-      m = acc / float(len);
-      if (!second) return;
-      acc = 0.0;
-      ${loop('float d = xv - piv - m; acc += d * d;')}` : `if (!second) return;
-      ${loop('acc += xv * xv;')}`}
-      v = acc / float(len);
+      float a1 = 0.0;
+      float a2 = 0.0;
+      ${center ? `float c0 = getX((b + ${name}_off(j0)).x);
+      float cp = nm_finite(c0) ? c0 : nm_pivot(s);` : ''}
+      for (int t = 0; t < ${L}; t++) {
+        if (t >= len) break;
+        float d = getX((b + ${name}_off(j0 + t)).x)${center ? ' - cp' : ''};
+        ${center ? 'a1 += d;' : ''}
+        a2 += d * d;
+      }
+      float fl = float(len);
+      ${center ? `float m = a1 / fl;
+      float v = a2 / fl - m * m;
+      // Rounding can leave a tiny negative; NaN (from non-finite x) stays NaN.
+      return vec2((cp - nm_pivot(s)) + m, v < 0.0 ? 0.0 : v);` : 'return vec2(0.0, a2 / fl);'}
     }`;
 }
 
-/**
- * GLSL: `void nm_stat(int s, bool second, out float m, out float v)`: shifted
- * mean m (add nm_pivot(s)) and, with `second` (else maybe 0), the variance.
- */
+/** GLSL: `vec2 nm_stat(int s)`: (mean - nm_pivot(s), variance) of statistic s. */
 function statGlsl(g: Groups, partials: boolean): string {
   if (!partials) {
     return `
-    void nm_stat(int s, bool second, out float m, out float v) { nm_chunk(s, 0, second, m, v); }`;
+    vec2 nm_stat(int s) { return nm_chunk(s, 0); }`;
   }
   const {name, nc, n, count} = g;
   return `
-    void nm_stat(int s, bool second, out float m, out float v) {
+    vec2 nm_stat(int s) {
       float acc = 0.0;
       for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * getPart(s * ${nc} + c);
-      m = acc / ${lit(n)};
+      float m = acc / ${lit(n)};
       acc = 0.0;
       for (int c = 0; c < ${nc}; c++) {
         float d = getPart(s * ${nc} + c) - m;
         acc += float(${name}_len(c)) * (getPart(${count * nc} + s * ${nc} + c) + d * d);
       }
-      v = acc / ${lit(n)};
+      return vec2(m, acc / ${lit(n)});
     }`;
 }
 
-/** The program computing every chunk's moments: [2, S, nc] (moment, statistic, chunk). */
+/**
+ * The program computing every chunk's moments: packed [2, S * nc] (moment;
+ * statistic, chunk), so one texel computes two chunks' moments, each in one
+ * pass over x (the statistics program reads it unpacked: tfjs' unpack).
+ */
 function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean): WebGLProgram {
+  const K = g.count * g.nc;
   return {
     variableNames: ['x'],
-    outputShape: [2 * g.count * g.nc],
+    outputShape: [2, K],
+    packedOutput: true,
     userCode: `${FINITE_GLSL}${enumGlsl}${chunkGlsl(g, center)}
+    vec2 nm_k(int k) {
+      int s = k / ${g.nc};
+      return nm_chunk(s, k - s * ${g.nc});
+    }
     void main() {
-      int t = getOutputCoords();
-      int which = t / ${g.count * g.nc};
-      int r = t - which * ${g.count * g.nc};
-      int s = r / ${g.nc};
-      float m, vv;
-      nm_chunk(s, r - s * ${g.nc}, which == 1, m, vv);
-      setOutput(which == 0 ? m : vv);
+      int k = getOutputCoords().y;
+      vec2 a = nm_k(k);
+      vec2 b = k + 1 < ${K} ? nm_k(k + 1) : a;
+      setOutput(vec4(a.x, b.x, a.y, b.y));
     }`,
   };
 }
@@ -169,9 +178,8 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
       float acc = 0.0;
       for (int e = 0; e < ${running.perParam}; e++) {
         int s = nm_statOf(p, e);
-        float m, vv;
-        nm_stat(s, which == 1, m, vv);
-        acc += which == 0 ? nm_pivot(s) + m : vv * (float(${running.count}) / float(${running.count - 1}));
+        vec2 st = nm_stat(s);
+        acc += which == 0 ? nm_pivot(s) + st.x : st.y * (float(${running.count}) / float(${running.count - 1}));
       }
       float batch = acc / ${lit(running.perParam)};
       float old = which == 0 ? getRmean(p) : getRvar(p);
@@ -186,8 +194,9 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
       if (t < ${4 * S}) {
         int r = t / ${S};
         int s = t - r * ${S};
-        float m, vv;
-        nm_stat(s, r >= 2, m, vv);
+        vec2 st = nm_stat(s);
+        float m = st.x;
+        float vv = st.y;
         float piv = nm_pivot(s);
         float hi = ${a.center ? 'nm_hi(piv + m)' : '0.0'};
         float res = hi;
@@ -201,23 +210,25 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
   };
 }
 
-/** y from x and the statistics texture (hi, lo, invStd rows at `rows`). */
-export function applyProgram(v: View, withGamma: boolean, withBeta: boolean, rows: [number, number, number]): WebGLProgram {
+/** y from x and the statistics texture (hi, lo, invStd rows at `rows`), in `shape` (packed when it can). */
+export function applyProgram(v: View, shape: number[], withGamma: boolean, withBeta: boolean,
+                             rows: [number, number, number]): WebGLProgram {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
+  const {main, outputShape, packedOutput} = elementwiseMain(shape);
   return {
     variableNames: names,
-    outputShape: [v.size],
+    outputShape,
+    packedOutput,
     userCode: `${elemGlsl(v)}
-    void main() {
-      int i = getOutputCoords();
+    float nm_one(int i) {
       ivec3 e = nm_elem(i);
       float y = ((getX(i) - getStats(${rows[0]} + e.y)) - getStats(${rows[1]} + e.y)) * getStats(${rows[2]} + e.y);
       ${withGamma ? 'y *= getGamma(e.z);' : ''}
       ${withBeta ? 'y += getBeta(e.z);' : ''}
-      setOutput(y);
-    }`,
+      return y;
+    }${main}`,
   };
 }
 
@@ -238,7 +249,7 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
-    const y = r.run(applyProgram(v, inputs.gamma != null, inputs.beta != null, [0, S, 2 * S]), applyInputs);
+    const y = r.run(applyProgram(v, x.shape, inputs.gamma != null, inputs.beta != null, [0, S, 2 * S]), applyInputs);
     // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
     const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
                   r.slice(stats, 0, [3, S])];

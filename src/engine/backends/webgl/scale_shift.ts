@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
-import {elemGlsl, viewOf} from './layout';
+import {elemGlsl, elementwiseMain, viewOf} from './layout';
 import {Runner, WebGLBackend, lit} from './webgl_backend';
 
 interface Args {
@@ -31,16 +31,17 @@ export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
   }
   const r = new Runner(backend as WebGLBackend);
   try {
+    const ew = elementwiseMain(x!.shape);
     const y = r.run({
       variableNames: names,
-      outputShape: [v.size],
+      outputShape: ew.outputShape,
+      packedOutput: ew.packedOutput,
       userCode: `${elemGlsl(v)}
-    void main() {
-      int i = getOutputCoords();
+    float nm_one(int i) {
       int p = nm_elem(i).z;
       float scale = inversesqrt(getVariance(p) + ${lit(a.epsilon)})${gamma ? ' * getGamma(p)' : ''};
-      setOutput((getX(i) - getMean(p)) * scale${beta ? ' + getBeta(p)' : ''});
-    }`,
+      return (getX(i) - getMean(p)) * scale${beta ? ' + getBeta(p)' : ''};
+    }${ew.main}`,
     }, ins);
     return Runner.reshaped(y, x!.shape);
   } finally {
