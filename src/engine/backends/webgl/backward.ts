@@ -20,8 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs} from '../../kernels';
-import {f16Textures, hiGlsl} from './forward';
-import {FINITE_GLSL, Groups, View, elemGlsl, elementwiseMain, groupGlsl, viewOf} from './layout';
+import {f16Textures, hiGlsl, statsOfParam} from './forward';
+import {FINITE_GLSL, Groups, View, groupGlsl, elementwise, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -87,58 +87,58 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   const S = v.S;
   const P = v.P;
   const sEnum = groupGlsl(v, 'nm_s', v.statKept);
-  const pEnum = params ? groupGlsl(v, 'nm_p', v.paramKept) : null;
+  // Parameters constant within each statistic (BatchNorm, InstanceNorm): the parameter sums are sums of
+  // the statistics' sums of dy and dy * xhat, and g = gamma * dy is gamma times them: no parameter pass.
+  const derived = params ? statsOfParam(a, v) : null;
+  const pEnum = params && !derived ? groupGlsl(v, 'nm_p', v.paramKept) : null;
   const gs = sEnum.groups;
   const gp = pEnum ? pEnum.groups : null;
   const partials = gs.nc > 1 || (gp != null && gp.nc > 1);
-  const common = `${sEnum.glsl}${pEnum ? pEnum.glsl : ''}${xhatGlsl(S)}${chunkGlsl(gs, gp, withGamma)}`;
+  const common = `${sEnum.glsl}${pEnum ? pEnum.glsl : ''}${xhatGlsl(S)}${chunkGlsl(gs, gp, withGamma && !derived)}`;
   const names = ['dy', 'x', 'aux'];
   if (withGamma) names.push('gamma');
   const ins = [dy, x, aux];
   if (withGamma) ins.push(gamma);
-  // Partials: packed [2, KS + KP] (which sum; chunk), the statistics' chunks [S, ncS] then the
-  // parameters' [ncP, P] (neighbouring texels read neighbouring columns: walking a column alone,
-  // 768 values apart for LayerNorm, was the hot spot). A texel computes two chunks, both sums each.
+  // Partials: packed (partialLayout), both sums of each chunk: the statistics' chunks, then the
+  // parameters', each group-major or chunk-major (nm_s_col, nm_p_col: neighbouring texels read
+  // neighbouring data; walking a column alone, 768 values apart for LayerNorm, was a hot spot).
   const KS = S * gs.nc;
   const K = KS + (gp ? P * gp.nc : 0);
+  const lay = partialLayout(K);
   const r = new Runner(backend as WebGLBackend);
   try {
     let part: tf.TensorInfo | null = null;
     if (partials) {
       part = r.runTemp({
         variableNames: names,
-        outputShape: [2, K],
+        outputShape: lay.outputShape,
         packedOutput: true,
         userCode: `${common}
     vec2 nm_k(int k) {
       if (k < ${KS}) {
-        int s = k / ${gs.nc};
-        return nm_sc(s, k - s * ${gs.nc});
+        ivec2 oc = nm_s_oc(k);
+        return nm_sc(oc.x, oc.y);
       }
-      ${gp ? `int q = k - ${KS};
-      int c = q / ${P};
-      return nm_pc(q - c * ${P}, c);` : 'return vec2(0.0);'}
-    }
-    void main() {
-      int k = getOutputCoords().y;
-      vec2 a = nm_k(k);
-      vec2 b = k + 1 < ${K} ? nm_k(k + 1) : a;
-      setOutput(vec4(a.x, b.x, a.y, b.y));
-    }`,
+      ${gp ? `ivec2 oc = nm_p_oc(k - ${KS});
+      return nm_pc(oc.x, oc.y);` : 'return vec2(0.0);'}
+    }${lay.main('nm_k')}`,
       } as WebGLProgram, ins);
     }
-    // Sum of chunk c's mean times its length, over a group's chunks (from the partials, or computed here).
-    const combine = (g: Groups, fn: string, offset: number, group: string, which: string, chunkMajor = false) => (partials ? `
-        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart((${which}) * ${K} + ${offset} + ${chunkMajor ? `c * ${g.count} + ${group}` : `${group} * ${g.nc} + c`});` : `
-        { vec2 m = ${fn}(${group}, 0); acc = ((${which}) == 0 ? m.x : m.y) * ${lit(g.n)}; }`);
+    // Sum of a group's chunk means times their lengths (from the partials, or computed here): `which`
+    // picks the moment, `col` the chunk's column.
+    const combine = (g: Groups, fn: string, group: string, which: string, col: (c: string) => string) => (partials ? `
+        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(nm_pidx(${which}, ${col('c')}));` : `
+        { vec2 m = ${fn}(${group}, 0); acc += ((${which}) == 0 ? m.x : m.y) * ${lit(g.n)}; }`);
+    const statSum = (group: string, which: string) => combine(gs, 'nm_sc', group, which, c => `nm_s_col(${group}, ${c})`);
+    const gammaOfStat = derived && withGamma ? ' * getGamma(nm_s_base(s).z)' : '';
     // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
     // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
     const f16 = f16Textures();
     const R = f16 ? 2 : 1;
     const sums = r.runTemp({
       variableNames: partials ? [...names, 'part'] : names,
-      outputShape: [2 * R * S + (gp ? 2 * P : 0)],
-      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}
+      outputShape: [2 * R * S + (params ? 2 * P : 0)],
+      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partials ? lay.index : ''}${derived ? derived.glsl : ''}
     void main() {
       int t = getOutputCoords();
       float acc = 0.0;
@@ -147,8 +147,8 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
         int s = t - k * ${S};
         int which = k / ${R};
         ${a.center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}
-        ${combine(gs, 'nm_sc', 0, 's', 'which')}
-        float mean = acc / ${lit(gs.n)};
+        ${statSum('s', 'which')}
+        float mean = acc / ${lit(gs.n)}${gammaOfStat};
         float hi = nm_hi(mean);
         setOutput(k - which * ${R} == 0 ? hi : mean - hi);
         return;
@@ -157,25 +157,30 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       int q = t - ${2 * R * S};
       int which = q / ${P};
       int p = q - which * ${P};
-      ${combine(gp, 'nm_pc', KS, 'p', 'which', true)}
+      ${combine(gp, 'nm_pc', 'p', 'which', c => `${KS} + nm_p_col(p, ${c})`)}
+      setOutput(acc);` : derived ? `
+      int q = t - ${2 * R * S};
+      int which = q / ${P};
+      int p = q - which * ${P};
+      // dgamma sums the statistics' sums of dy * xhat (moment 1), dbeta of dy (moment 0).
+      for (int e = 0; e < ${derived.perParam}; e++) {
+        int s = nm_statOf(p, e);
+        ${statSum('s', '1 - which')}
+      }
       setOutput(acc);` : ''}
     }`,
     }, partials ? [...ins, part!] : ins);
-    const ew = elementwiseMain(dy.shape);
+    const stat = f16 ? [`getSums($s) + getSums(${S} + $s)`, `getSums(${2 * S} + $s) + getSums(${3 * S} + $s)`]
+                     : ['getSums($s)', `getSums(${S} + $s)`];
     const dx = r.run({
       variableNames: [...names, 'sums'],
-      outputShape: ew.outputShape,
-      packedOutput: ew.packedOutput,
-      userCode: `${elemGlsl(v)}${xhatGlsl(S)}
-    float nm_one(int i) {
-      ivec3 e = nm_elem(i);
-      float g = getDy(i)${withGamma ? ' * getGamma(e.z)' : ''};
-      float c1 = ${f16 ? `getSums(e.y) + getSums(${S} + e.y)` : 'getSums(e.y)'};
-      float c2 = ${f16 ? `getSums(${2 * S} + e.y) + getSums(${3 * S} + e.y)` : `getSums(${S} + e.y)`};
-      float inv = getAux(${2 * S} + e.y);
-      float xhat = ((getX(i) - getAux(e.y)) - getAux(${S} + e.y)) * inv;
-      return (g - c1 - xhat * c2) * inv;
-    }${ew.main}`,
+      ...elementwise(v, r.storedShape(dy), {
+        stat: [...stat, 'getAux($s)', `getAux(${S} + $s)`, `getAux(${2 * S} + $s)`],
+        param: withGamma ? ['getGamma($p)'] : [],
+        elem: ['getDy($i)', 'getX($i)'],
+        value: ([c1, c2, hi, lo, inv], [gam], [dyv, xv]) =>
+          `((${gam ? `${dyv} * ${gam}` : dyv} - ${c1} - ((${xv} - ${hi}) - ${lo}) * ${inv} * ${c2}) * ${inv})`,
+      }),
     }, [...ins, sums]);
     const outs = [Runner.reshaped(dx, dy.shape)];
     if (a.withGamma) outs.push(r.slice(sums, 2 * R * S, gamma.shape));

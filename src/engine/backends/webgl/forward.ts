@@ -16,16 +16,16 @@
  *      The outputs are shallow slices of it: mean = the hi row, aux = the
  *      first three rows, variance, and the running statistics.
  *   3. y = ((x - hi) - lo) * invStd * gamma + beta, a packed output in x's
- *      shape (four values per texel; layout.ts elementwiseMain).
+ *      shape (four values per texel; layout.ts elementwise).
  *
  * All arithmetic is float32 in the shader, whatever the texture storage.
  * With float16 textures (WEBGL_FORCE_F16_TEXTURES) the mean's hi half is
  * rounded to float16 in the shader so that lo carries what storage drops.
  */
 import * as tf from '@tensorflow/tfjs';
-import {ForwardAttrs} from '../../kernels';
+import {ForwardAttrs, LayoutAttrs} from '../../kernels';
 import {statToParam} from '../geometry';
-import {FINITE_GLSL, Groups, View, elemGlsl, elementwiseMain, groupGlsl, viewOf} from './layout';
+import {FINITE_GLSL, Groups, View, elementwise, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -89,43 +89,38 @@ function statGlsl(g: Groups, partials: boolean): string {
     return `
     vec2 nm_stat(int s) { return nm_chunk(s, 0); }`;
   }
-  const {name, nc, n, count} = g;
-  return `
+  const {name, nc, n} = g;
+  return `${partialLayout(g.count * nc).index}
     vec2 nm_stat(int s) {
       float acc = 0.0;
-      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * getPart(s * ${nc} + c);
+      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * getPart(nm_pidx(0, ${name}_col(s, c)));
       float m = acc / ${lit(n)};
       acc = 0.0;
       for (int c = 0; c < ${nc}; c++) {
-        float d = getPart(s * ${nc} + c) - m;
-        acc += float(${name}_len(c)) * (getPart(${count * nc} + s * ${nc} + c) + d * d);
+        int k = ${name}_col(s, c);
+        float d = getPart(nm_pidx(0, k)) - m;
+        acc += float(${name}_len(c)) * (getPart(nm_pidx(1, k)) + d * d);
       }
       return vec2(m, acc / ${lit(n)});
     }`;
 }
 
 /**
- * The program computing every chunk's moments: packed [2, S * nc] (moment;
- * statistic, chunk), so one texel computes two chunks' moments, each in one
- * pass over x (the statistics program reads it unpacked: tfjs' unpack).
+ * The program computing every chunk's moments: packed (partialLayout), so
+ * one texel computes two chunks' moments, each in one pass over x (the
+ * statistics program reads it unpacked: tfjs' unpack).
  */
 function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean): WebGLProgram {
-  const K = g.count * g.nc;
+  const lay = partialLayout(g.count * g.nc);
   return {
     variableNames: ['x'],
-    outputShape: [2, K],
+    outputShape: lay.outputShape,
     packedOutput: true,
     userCode: `${FINITE_GLSL}${enumGlsl}${chunkGlsl(g, center)}
     vec2 nm_k(int k) {
-      int s = k / ${g.nc};
-      return nm_chunk(s, k - s * ${g.nc});
-    }
-    void main() {
-      int k = getOutputCoords().y;
-      vec2 a = nm_k(k);
-      vec2 b = k + 1 < ${K} ? nm_k(k + 1) : a;
-      setOutput(vec4(a.x, b.x, a.y, b.y));
-    }`,
+      ivec2 oc = ${g.name}_oc(k);
+      return nm_chunk(oc.x, oc.y);
+    }${lay.main('nm_k')}`,
   };
 }
 
@@ -137,26 +132,34 @@ interface Running {
   count: number;
 }
 
-/** Statistics of each parameter: `int nm_statOf(int p, int e)`. */
-function runningOf(a: ForwardAttrs, v: View): Running {
+/**
+ * The statistics of each parameter, when every parameter is constant within
+ * each statistic (BatchNorm, InstanceNorm): `int nm_statOf(int p, int e)`, the
+ * e-th of its `perParam` statistics; null for other layouts.
+ */
+export function statsOfParam(a: LayoutAttrs, v: View): {perParam: number; glsl: string} | null {
+  if (v.s.some((d, k) => d > 1 && v.paramKept[k] && !v.statKept[k])) return null;
   const map = statToParam(a);
   const P = v.P;
   const lists: number[][] = Array.from({length: P}, () => []);
   map.forEach((p, s) => lists[p].push(s));
   const E = lists[0].length;
-  if (!lists.every(l => l.length === E)) throw new Error('fused webgl forward: uneven statistics per parameter');
-  // The statistics of parameter p are base(p) + k * step (an arithmetic progression in every plan with running
-  // statistics: BatchNorm one each, InstanceNorm one per sample); checked here, else a lookup would be needed.
+  if (!lists.every(l => l.length === E)) return null;
+  // The statistics of parameter p are base(p) + k * step (an arithmetic progression in every plan where
+  // parameters are constant within statistics: BatchNorm one each, InstanceNorm one per sample); checked here.
   const step = E > 1 ? lists[0][1] - lists[0][0] : 0;
   const base = lists.map(l => l[0]);
   const arith = lists.every(l => l.every((s, k) => s === l[0] + k * step));
   const baseStep = P > 1 ? base[1] - base[0] : 0;
   const linear = base.every((b, p) => b === base[0] + p * baseStep);
-  if (!arith || !linear) throw new Error('fused webgl forward: unsupported running-statistics layout');
-  return {
-    perParam: E, momentum: (a.momentum ?? null) as number | null, count: v.size / v.S,
-    statOfParam: `int nm_statOf(int p, int e) { return ${base[0]} + p * ${baseStep} + e * ${step}; }`,
-  };
+  if (!arith || !linear) return null;
+  return {perParam: E, glsl: `int nm_statOf(int p, int e) { return ${base[0]} + p * ${baseStep} + e * ${step}; }`};
+}
+
+function runningOf(a: ForwardAttrs, v: View): Running {
+  const sp = statsOfParam(a, v);
+  if (!sp) throw new Error('fused webgl forward: unsupported running-statistics layout');
+  return {perParam: sp.perParam, momentum: (a.momentum ?? null) as number | null, count: v.size / v.S, statOfParam: sp.glsl};
 }
 
 function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a: ForwardAttrs,
@@ -216,20 +219,19 @@ export function applyProgram(v: View, shape: number[], withGamma: boolean, withB
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
-  const {main, outputShape, packedOutput} = elementwiseMain(shape);
-  return {
-    variableNames: names,
-    outputShape,
-    packedOutput,
-    userCode: `${elemGlsl(v)}
-    float nm_one(int i) {
-      ivec3 e = nm_elem(i);
-      float y = ((getX(i) - getStats(${rows[0]} + e.y)) - getStats(${rows[1]} + e.y)) * getStats(${rows[2]} + e.y);
-      ${withGamma ? 'y *= getGamma(e.z);' : ''}
-      ${withBeta ? 'y += getBeta(e.z);' : ''}
+  const param: string[] = [];
+  if (withGamma) param.push('getGamma($p)');
+  if (withBeta) param.push('getBeta($p)');
+  const ew = elementwise(v, shape, {
+    stat: rows.map(r => `getStats(${r} + $s)`), param, elem: ['getX($i)'],
+    value: ([hi, lo, inv], pa, [xv]) => {
+      let y = `((${xv} - ${hi}) - ${lo}) * ${inv}`;
+      if (withGamma) y = `${y} * ${pa[0]}`;
+      if (withBeta) y = `${y} + ${pa[withGamma ? 1 : 0]}`;
       return y;
-    }${main}`,
-  };
+    },
+  });
+  return {variableNames: names, ...ew};
 }
 
 export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
@@ -249,7 +251,7 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
-    const y = r.run(applyProgram(v, x.shape, inputs.gamma != null, inputs.beta != null, [0, S, 2 * S]), applyInputs);
+    const y = r.run(applyProgram(v, r.storedShape(x), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S]), applyInputs);
     // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
     const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
                   r.slice(stats, 0, [3, S])];

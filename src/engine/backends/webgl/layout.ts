@@ -85,6 +85,12 @@ export interface Groups {
   /** Chunk length and number of chunks (1: direct). */
   L: number;
   nc: number;
+  /**
+   * Partials laid out [nc, count] (chunk-major) rather than [count, nc]:
+   * whichever puts neighbouring texels' data closer in x (BatchNorm
+   * channels-last: neighbouring channels, not chunks 91 rows apart).
+   */
+  chunkMajor: boolean;
 }
 
 export function chunking(n: number): {L: number; nc: number} {
@@ -116,6 +122,15 @@ export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string
   const base = walk(baseAxes);
   const off = walk(offAxes);
   const {L, nc} = chunking(n);
+  // x distance between neighbouring groups' first elements, and between a group's neighbouring chunks.
+  const groupDist = baseAxes.length ? v.xs[baseAxes[0]] : Infinity;
+  let chunkDist = 0;
+  for (let q = L, k = 0; k < offAxes.length; k++) {
+    const d = offAxes[k];
+    chunkDist += (q % v.s[d]) * v.xs[d];
+    q = Math.floor(q / v.s[d]);
+  }
+  const chunkMajor = nc > 1 && count > 1 && groupDist < chunkDist;
   const glsl = `
     ivec3 ${name}_base(int o) {
       ivec3 r = ivec3(0);
@@ -129,8 +144,12 @@ export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string
       ${off.join('\n      ')}
       return r;
     }
-    int ${name}_len(int c) { int rest = ${n} - c * ${L}; return rest < ${L} ? rest : ${L}; }`;
-  return {glsl, groups: {name, count, n, L, nc}};
+    int ${name}_len(int c) { int rest = ${n} - c * ${L}; return rest < ${L} ? rest : ${L}; }
+    int ${name}_col(int o, int c) { return ${chunkMajor ? `c * ${count} + o` : `o * ${nc} + c`}; }
+    ivec2 ${name}_oc(int k) {
+      ${chunkMajor ? `int c = k / ${count}; return ivec2(k - c * ${count}, c);` : `int o = k / ${nc}; return ivec2(o, k - o * ${nc});`}
+    }`;
+  return {glsl, groups: {name, count, n, L, nc, chunkMajor}};
 }
 
 /** GLSL: x is finite (false for NaN and +-Inf). */
@@ -174,27 +193,136 @@ export function lanesGlsl(shape: number[]): string | null {
 }
 
 /**
- * An elementwise program over `shape` from GLSL `float nm_one(int i)` (the
- * value at flat offset i): packed output (lanesGlsl) when possible, else
- * one value per texel, 1-D.
+ * An elementwise pass: per output value, GLSL reading per-statistic values
+ * (`$s`: the statistic), per-parameter values (`$p`) and per-element values
+ * (`$i`: the flat offset), combined by `value` (from the variables' names).
  */
-export function elementwiseMain(shape: number[]): {main: string; outputShape: number[]; packedOutput: boolean} {
+export interface ElementwiseSpec {
+  stat: string[];
+  param: string[];
+  elem: string[];
+  value: (stat: string[], param: string[], elem: string[]) => string;
+}
+
+type Delta = [number, number, number];
+
+/**
+ * The (x offset, statistic, parameter) steps from a packed texel's first
+ * value to its right neighbour (col) and the one below (row), where they are
+ * the same for every texel (else null): col when the last axis and the
+ * innermost canonical axis have even sizes (the pair never straddles a
+ * canonical row); row when the step of one row of `shape` adds 1 to a
+ * canonical axis of even size, or C to the innermost one (a multiple of 2 C),
+ * without carry for the texel's even row.
+ */
+function laneSteps(v: View, shape: number[]): {col: Delta | null; row: Delta | null} {
+  const n = shape.length;
+  const C = shape[n - 1];
+  const at = (d: number, k = 1): Delta => [v.xs[d] * k, v.ss[d] * k, v.ps[d] * k];
+  const col = C % 2 === 0 && v.s[3] % 2 === 0 ? at(3) : null;
+  if (n === 1) return {col, row: [0, 0, 0]};
+  if (shape[n - 2] % 2 !== 0) return {col, row: null};
+  for (let d = 1; d <= 3; d++) {
+    if (v.s.slice(d).reduce((x, y) => x * y, 1) === C && v.s[d - 1] % 2 === 0) return {col, row: at(d - 1)};
+  }
+  const s3 = v.s[3];
+  if (C % s3 === 0 && v.s[2] % (2 * (C / s3)) === 0) return {col, row: at(2, C / s3)};
+  if (s3 % (2 * C) === 0) return {col, row: at(3, C)};
+  return {col, row: null};
+}
+
+const ivec = (d: Delta) => `ivec3(${d[0]}, ${d[1]}, ${d[2]})`;
+
+/**
+ * The program text, output shape and packing of an elementwise pass over a
+ * tensor of `shape` (the canonical view `v`): a packed output (lanesGlsl)
+ * where tfjs packs, its four values' indices derived from the first one's
+ * where laneSteps allows, and each statistic or parameter value read once
+ * per texel when the lanes share it; else one value per texel, 1-D.
+ */
+export function elementwise(v: View, shape: number[], spec: ElementwiseSpec):
+    {userCode: string; outputShape: number[]; packedOutput: boolean} {
   // Packed outputs where tfjs itself packs (and so does not unpack them right away).
   const packed = tf.env().getBool('WEBGL_PACK') && tf.env().getBool('WEBGL_LAZILY_UNPACK');
   const lanes = packed ? lanesGlsl(shape) : null;
-  if (lanes) {
+  const sub = (t: string, s: string, p: string, i: string) => t.replace(/\$s/g, s).replace(/\$p/g, p).replace(/\$i/g, i);
+  if (!lanes) {
+    const body = (e: string, i: string) => {
+      const st = spec.stat.map((t, k) => `float st${k} = ${sub(t, `${e}.y`, '', i)};`);
+      const pa = spec.param.map((t, k) => `float pa${k} = ${sub(t, '', `${e}.z`, i)};`);
+      const el = spec.elem.map((t, k) => `float el${k} = ${sub(t, '', '', i)};`);
+      return [...st, ...pa, ...el].join('\n      ');
+    };
     return {
-      outputShape: shape, packedOutput: true, main: `${lanes}
+      outputShape: [shape.reduce((x, y) => x * y, 1)], packedOutput: false, userCode: `${elemGlsl(v)}
     void main() {
-      ivec4 f = nm_lanes();
-      setOutput(vec4(nm_one(f.x), nm_one(f.y), nm_one(f.z), nm_one(f.w)));
+      int i = getOutputCoords();
+      ivec3 e = nm_elem(i);
+      ${body('e', 'i')}
+      setOutput(${spec.value(spec.stat.map((_, k) => `st${k}`), spec.param.map((_, k) => `pa${k}`), spec.elem.map((_, k) => `el${k}`))});
     }`,
     };
   }
+  const {col, row} = laneSteps(v, shape);
+  const add = (a: Delta, b: Delta): Delta => [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
+  // Each lane as [lane whose nm_elem it derives from, step from it].
+  const from: [number, Delta][] = [[0, [0, 0, 0]], col ? [0, col] : [1, [0, 0, 0]], row ? [0, row] : [2, [0, 0, 0]]];
+  from.push(col ? [from[2][0], add(from[2][1], col)] : row ? [from[1][0], add(from[1][1], row)] : [3, [0, 0, 0]]);
+  const laneE = from.map(([b, d], l) => (b === l ? `ivec3 e${l} = nm_elem(f.${'xyzw'[l]});` : `ivec3 e${l} = e${b} + ${ivec(d)};`));
+  // Lane l reads its statistic (component 1) / parameter (2) values from the first lane with the same index.
+  const owner = (l: number, comp: 1 | 2) => {
+    for (let m = 0; m < l; m++) {
+      if (from[m][0] === from[l][0] && from[m][1][comp] === from[l][1][comp]) return m;
+    }
+    return l;
+  };
+  const lines: string[] = [];
+  const values: string[] = [];
+  for (let l = 0; l < 4; l++) {
+    const so = owner(l, 1);
+    const po = owner(l, 2);
+    if (so === l) spec.stat.forEach((t, k) => lines.push(`float st${k}_${l} = ${sub(t, `e${l}.y`, '', '')};`));
+    if (po === l) spec.param.forEach((t, k) => lines.push(`float pa${k}_${l} = ${sub(t, '', `e${l}.z`, '')};`));
+    const i = `f.${'xyzw'[l]}`;
+    spec.elem.forEach((t, k) => lines.push(`float el${k}_${l} = ${sub(t, '', '', i)};`));
+    values.push(spec.value(spec.stat.map((_, k) => `st${k}_${so}`), spec.param.map((_, k) => `pa${k}_${po}`),
+                           spec.elem.map((_, k) => `el${k}_${l}`)));
+  }
   return {
-    outputShape: [shape.reduce((a, b) => a * b, 1)], packedOutput: false, main: `
+    outputShape: shape, packedOutput: true, userCode: `${elemGlsl(v)}${lanes}
     void main() {
-      setOutput(nm_one(getOutputCoords()));
+      ivec4 f = nm_lanes();
+      ${laneE.join('\n      ')}
+      ${lines.join('\n      ')}
+      setOutput(vec4(${values.join(',\n        ')}));
     }`,
+  };
+}
+
+/**
+ * The packed partials texture of K chunks, two values (moments) each, as a
+ * squarish [2H, 2W] (a one-row texture would leave half of each 2x2
+ * fragment quad idle): the texel at logical (2i, 2j) holds chunks
+ * k = 2 (i W + j) and k + 1, row 2i the first moment, 2i + 1 the second.
+ * `main(fn)`: the program's main, fn(k) the GLSL vec2 of chunk k; `index`:
+ * GLSL `int nm_pidx(int m, int k)`, the flat offset of moment m of chunk k
+ * once unpacked.
+ */
+export function partialLayout(K: number): {outputShape: number[]; main: (fn: string) => string; index: string} {
+  const W = Math.max(1, Math.ceil(Math.sqrt(K / 2)));
+  const H = Math.ceil(K / 2 / W);
+  return {
+    outputShape: [2 * H, 2 * W],
+    main: fn => `
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int k = rc.x * ${W} + rc.y;
+      if (k >= ${K}) { setOutput(vec4(0.0)); return; }
+      vec2 a = ${fn}(k);
+      vec2 b = k + 1 < ${K} ? ${fn}(k + 1) : a;
+      setOutput(vec4(a.x, b.x, a.y, b.y));
+    }`,
+    index: `
+    int nm_pidx(int m, int k) { int i = k / ${2 * W}; return (2 * i + m) * ${2 * W} + (k - i * ${2 * W}); }`,
   };
 }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
-import {elemGlsl, elementwiseMain, viewOf} from './layout';
+import {elementwise, viewOf} from './layout';
 import {Runner, WebGLBackend, lit} from './webgl_backend';
 
 interface Args {
@@ -31,17 +31,16 @@ export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
   }
   const r = new Runner(backend as WebGLBackend);
   try {
-    const ew = elementwiseMain(x!.shape);
+    const param = ['getMean($p)', `inversesqrt(getVariance($p) + ${lit(a.epsilon)})`];
+    if (gamma) param.push('getGamma($p)');
+    if (beta) param.push('getBeta($p)');
     const y = r.run({
       variableNames: names,
-      outputShape: ew.outputShape,
-      packedOutput: ew.packedOutput,
-      userCode: `${elemGlsl(v)}
-    float nm_one(int i) {
-      int p = nm_elem(i).z;
-      float scale = inversesqrt(getVariance(p) + ${lit(a.epsilon)})${gamma ? ' * getGamma(p)' : ''};
-      return (getX(i) - getMean(p)) * scale${beta ? ' + getBeta(p)' : ''};
-    }${ew.main}`,
+      ...elementwise(v, r.storedShape(x!), {
+        stat: [], param, elem: ['getX($i)'],
+        value: ([], [mean, inv, ...gb], [xv]) =>
+          `(${xv} - ${mean}) * (${inv}${gamma ? ` * ${gb[0]}` : ''})${beta ? ` + ${gb[gamma ? 1 : 0]}` : ''}`,
+      }),
     }, ins);
     return Runner.reshaped(y, x!.shape);
   } finally {
