@@ -1,12 +1,16 @@
 /**
  * TfjsNormBackward on WebGL, in at most three programs:
  *
- *   1. partials (only when a statistic or a parameter gathers more than
- *      DIRECT_MAX values): a packed texture [2, chunks], per chunk of
- *      ~sqrt(n) values the chunk's means of g = dy * gamma and of g * xhat
- *      for each statistic, and of dy * xhat and dy for each parameter (xhat
- *      recomputed from x and the forward's aux), both in one pass, two
- *      chunks per texel.
+ *   1. partials (only when a group gathers more than DIRECT_MAX values): a
+ *      packed texture, per chunk of ~sqrt(n) values both of a group's sums
+ *      in one pass, two chunks per texel. With fine groups (FINE_MIN: the
+ *      groups of the statistics' and the parameters' kept axes together,
+ *      e.g. GroupNorm's (sample, channel), BatchNorm's statistics) the
+ *      chunks' means of dy and dy * xhat per fine group, from which the
+ *      sums program weighs and adds the statistics' and the parameters'
+ *      sums; else the means of g = dy * gamma and of g * xhat per statistic,
+ *      and of dy * xhat and dy per parameter (xhat recomputed from x and the
+ *      forward's aux).
  *   2. sums: one flat texture [mean(g) | mean(g * xhat) | dgamma | dbeta]
  *      (per statistic, per parameter; with float16 textures each mean as two
  *      rows, hi + lo) combining the chunks, or reducing the
@@ -20,8 +24,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs} from '../../kernels';
-import {f16Textures, hiGlsl, statsOfParam} from './forward';
-import {FINITE_GLSL, Groups, View, groupGlsl, elementwise, partialLayout, viewOf} from './layout';
+import {f16Textures, hiGlsl} from './forward';
+import {FINITE_GLSL, Groups, View, elementwise, fineOf, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -43,7 +47,7 @@ function xhatGlsl(S: number): string {
  * over a statistic (g, g * xhat) and `vec2 nm_pc(int p, int c)` over a
  * parameter (dy * xhat, dy).
  */
-function chunkGlsl(gs: Groups, gp: Groups | null, withGamma: boolean): string {
+function chunkGlsl(S: number, gs: Groups, gp: Groups | null, withGamma: boolean): string {
   const gam = withGamma ? 'getGamma(e.z)' : '1.0';
   const stat = `
     vec2 nm_sc(int s, int c) {
@@ -52,7 +56,7 @@ function chunkGlsl(gs: Groups, gp: Groups | null, withGamma: boolean): string {
       int len = nm_s_len(c);
       vec2 acc = vec2(0.0);
       // A statistic's aux values are the same for all its elements: read once.
-      float hi = getAux(b.y), lo = getAux(${gs.count} + b.y), inv = getAux(${2 * gs.count} + b.y);
+      float hi = getAux(b.y), lo = getAux(${S} + b.y), inv = getAux(${2 * S} + b.y);
       for (int t = 0; t < ${gs.L}; t++) {
         if (t >= len) break;
         ivec3 e = b + nm_s_off(j0 + t);
@@ -78,6 +82,9 @@ function chunkGlsl(gs: Groups, gp: Groups | null, withGamma: boolean): string {
     }`;
 }
 
+/** Fine groups at least this long replace the parameters' own pass (see backwardKernel). */
+const FINE_MIN = 16;
+
 export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const a = attrs as BackwardAttrs;
   const v: View = viewOf(a);
@@ -86,15 +93,22 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   const params = a.withGamma || a.withBeta;
   const S = v.S;
   const P = v.P;
-  const sEnum = groupGlsl(v, 'nm_s', v.statKept);
-  // Parameters constant within each statistic (BatchNorm, InstanceNorm): the parameter sums are sums of
-  // the statistics' sums of dy and dy * xhat, and g = gamma * dy is gamma times them: no parameter pass.
-  const derived = params ? statsOfParam(a, v) : null;
-  const pEnum = params && !derived ? groupGlsl(v, 'nm_p', v.paramKept) : null;
+  // With parameters, and groups of the statistics' and the parameters' kept axes together ("fine
+  // groups": GroupNorm (sample, channel), BatchNorm / InstanceNorm the statistics themselves) longer than
+  // FINE_MIN values, one pass sums dy and dy * xhat per fine group (gamma and the statistic are constant
+  // in one): the statistics' sums of g and g * xhat are gamma-weighted sums of those, the parameters'
+  // dbeta and dgamma plain sums. Else the statistics and the parameters are reduced apart.
+  const fineKept = v.statKept.map((k, d) => k || v.paramKept[d]);
+  const fineN = v.s.reduce((acc, d, k) => (fineKept[k] ? acc : acc * d), 1);
+  const fine = params && fineN >= FINE_MIN
+    ? {ofStat: fineOf(v, 'nm_fOfStat', fineKept, v.statKept, v.ss), ofParam: fineOf(v, 'nm_fOfParam', fineKept, v.paramKept, v.ps)}
+    : null;
+  const sEnum = groupGlsl(v, 'nm_s', fine ? fineKept : v.statKept);
+  const pEnum = params && !fine ? groupGlsl(v, 'nm_p', v.paramKept) : null;
   const gs = sEnum.groups;
   const gp = pEnum ? pEnum.groups : null;
   const partials = gs.nc > 1 || (gp != null && gp.nc > 1);
-  const common = `${sEnum.glsl}${pEnum ? pEnum.glsl : ''}${xhatGlsl(S)}${chunkGlsl(gs, gp, withGamma && !derived)}`;
+  const common = `${sEnum.glsl}${pEnum ? pEnum.glsl : ''}${xhatGlsl(S)}${chunkGlsl(S, gs, gp, withGamma && !fine)}`;
   const names = ['dy', 'x', 'aux'];
   if (withGamma) names.push('gamma');
   const ins = [dy, x, aux];
@@ -102,7 +116,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   // Partials: packed (partialLayout), both sums of each chunk: the statistics' chunks, then the
   // parameters', each group-major or chunk-major (nm_s_col, nm_p_col: neighbouring texels read
   // neighbouring data; walking a column alone, 768 values apart for LayerNorm, was a hot spot).
-  const KS = S * gs.nc;
+  const KS = gs.count * gs.nc;
   const K = KS + (gp ? P * gp.nc : 0);
   const lay = partialLayout(K);
   const r = new Runner(backend as WebGLBackend);
@@ -130,7 +144,6 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
         for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(nm_pidx(${which}, ${col('c')}));` : `
         { vec2 m = ${fn}(${group}, 0); acc += ((${which}) == 0 ? m.x : m.y) * ${lit(g.n)}; }`);
     const statSum = (group: string, which: string) => combine(gs, 'nm_sc', group, which, c => `nm_s_col(${group}, ${c})`);
-    const gammaOfStat = derived && withGamma ? ' * getGamma(nm_s_base(s).z)' : '';
     // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
     // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
     const f16 = f16Textures();
@@ -138,7 +151,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     const sums = r.runTemp({
       variableNames: partials ? [...names, 'part'] : names,
       outputShape: [2 * R * S + (params ? 2 * P : 0)],
-      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partials ? lay.index : ''}${derived ? derived.glsl : ''}
+      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partials ? lay.index : ''}${fine ? fine.ofStat.glsl + fine.ofParam.glsl : ''}
     void main() {
       int t = getOutputCoords();
       float acc = 0.0;
@@ -147,8 +160,14 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
         int s = t - k * ${S};
         int which = k / ${R};
         ${a.center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}
-        ${statSum('s', 'which')}
-        float mean = acc / ${lit(gs.n)}${gammaOfStat};
+        ${fine ? `for (int e = 0; e < ${fine.ofStat.count}; e++) {
+          int o = nm_fOfStat(s, e);
+          float part = acc;
+          acc = 0.0;
+          ${statSum('o', 'which')}
+          acc = part + acc${withGamma ? ' * getGamma(nm_s_base(o).z)' : ''};
+        }` : statSum('s', 'which')}
+        float mean = acc / ${lit(v.size / S)};
         float hi = nm_hi(mean);
         setOutput(k - which * ${R} == 0 ? hi : mean - hi);
         return;
@@ -158,14 +177,14 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       int which = q / ${P};
       int p = q - which * ${P};
       ${combine(gp, 'nm_pc', 'p', 'which', c => `${KS} + nm_p_col(p, ${c})`)}
-      setOutput(acc);` : derived ? `
+      setOutput(acc);` : fine ? `
       int q = t - ${2 * R * S};
       int which = q / ${P};
       int p = q - which * ${P};
-      // dgamma sums the statistics' sums of dy * xhat (moment 1), dbeta of dy (moment 0).
-      for (int e = 0; e < ${derived.perParam}; e++) {
-        int s = nm_statOf(p, e);
-        ${statSum('s', '1 - which')}
+      // dgamma sums the fine groups' sums of dy * xhat (moment 1), dbeta of dy (moment 0).
+      for (int e = 0; e < ${fine.ofParam.count}; e++) {
+        int o = nm_fOfParam(p, e);
+        ${statSum('o', '1 - which')}
       }
       setOutput(acc);` : ''}
     }`,

@@ -326,3 +326,39 @@ export function partialLayout(K: number): {outputShape: number[]; main: (fn: str
     int nm_pidx(int m, int k) { int i = k / ${2 * W}; return (2 * i + m) * ${2 * W} + (k - i * ${2 * W}); }`,
   };
 }
+
+/**
+ * Fine groups: the groups of groupGlsl(v, _, fine), with `fine` the union of
+ * two groupings' kept axes (statistics and parameters), so each fine group
+ * lies in one group of either. GLSL `int NAME(int k, int e)`: the index of
+ * the e-th (of `count`) fine group inside group k of the grouping kept along
+ * `kept`, whose group index has strides `strides` (v.ss or v.ps).
+ */
+export function fineOf(v: View, name: string, fine: boolean[], kept: boolean[], strides: number[]):
+    {glsl: string; count: number} {
+  // Fine-group index radices, numbered as groupGlsl numbers its groups (innermost kept axis first).
+  const radix: number[] = [0, 0, 0, 0];
+  let r = 1;
+  for (let d = 3; d >= 0; d--) {
+    if (v.s[d] === 1 || !fine[d]) continue;
+    radix[d] = r;
+    r *= v.s[d];
+  }
+  const lines: string[] = [];
+  let count = 1;
+  for (let d = 3; d >= 0; d--) {
+    if (v.s[d] === 1 || !fine[d]) continue;
+    if (kept[d]) {
+      lines.push(`o += imod(k / ${strides[d]}, ${v.s[d]}) * ${radix[d]};`);
+    } else {
+      lines.push(`o += imod(e, ${v.s[d]}) * ${radix[d]}; e = e / ${v.s[d]};`);
+      count *= v.s[d];
+    }
+  }
+  return {count, glsl: `
+    int ${name}(int k, int e) {
+      int o = 0;
+      ${lines.join('\n      ')}
+      return o;
+    }`};
+}
