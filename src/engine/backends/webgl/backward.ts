@@ -25,7 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs} from '../../kernels';
 import {f16Textures, hiGlsl} from './forward';
-import {FINITE_GLSL, Groups, View, elementwise, fineOf, groupGlsl, partialLayout, viewOf} from './layout';
+import {FINITE_GLSL, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -148,12 +148,13 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
     const f16 = f16Textures();
     const R = f16 ? 2 : 1;
+    const flat = flatOutput(2 * R * S + (params ? 2 * P : 0));
     const sums = r.runTemp({
       variableNames: partials ? [...names, 'part'] : names,
-      outputShape: [2 * R * S + (params ? 2 * P : 0)],
+      outputShape: flat.outputShape,
       userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partials ? lay.index : ''}${fine ? fine.ofStat.glsl + fine.ofParam.glsl : ''}
     void main() {
-      int t = getOutputCoords();
+      ${flat.coords}
       float acc = 0.0;
       if (t < ${2 * R * S}) {
         int k = t / ${S};

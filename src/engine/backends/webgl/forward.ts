@@ -25,7 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {ForwardAttrs, LayoutAttrs} from '../../kernels';
 import {statToParam} from '../geometry';
-import {FINITE_GLSL, Groups, View, elementwise, groupGlsl, partialLayout, viewOf} from './layout';
+import {FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -187,13 +187,14 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
       float batch = acc / ${lit(running.perParam)};
       float old = which == 0 ? getRmean(p) : getRvar(p);
       setOutput(old + (batch - old) * (${factor}));` : '';
+  const flat = flatOutput(4 * S + (running ? 2 * P + 1 : 0));
   return {
     variableNames: names,
-    outputShape: [4 * S + (running ? 2 * P + 1 : 0)],
+    outputShape: flat.outputShape,
     userCode: `${FINITE_GLSL}${hiGlsl(f16)}${enumGlsl}${chunkGlsl(g, a.center)}${statGlsl(g, partials)}
     ${running ? running.statOfParam : ''}
     void main() {
-      int t = getOutputCoords();
+      ${flat.coords}
       if (t < ${4 * S}) {
         int r = t / ${S};
         int s = t - r * ${S};

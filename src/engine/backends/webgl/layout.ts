@@ -362,3 +362,18 @@ export function fineOf(v: View, name: string, fine: boolean[], kept: boolean[], 
       return o;
     }`};
 }
+
+/**
+ * A flat unpacked output of n values as a squarish [H, W] texture (a 1-D
+ * output is one texel row, which idles half of each 2x2 fragment quad):
+ * GLSL `int t` = the flat offset (texels past n write 0 and return).
+ * Flat offsets, and so shallow slices, are as for a 1-D output.
+ */
+export function flatOutput(n: number): {outputShape: number[]; coords: string} {
+  const W = Math.ceil(Math.sqrt(n));
+  const H = Math.ceil(n / W);
+  if (H < 2) return {outputShape: [n], coords: 'int t = getOutputCoords();'};
+  return {outputShape: [H, W], coords: `ivec2 rc = getOutputCoords();
+      int t = rc.x * ${W} + rc.y;
+      if (t >= ${n}) { setOutput(0.0); return; }`};
+}
