@@ -35,10 +35,11 @@ interface Args {
 }
 
 /** GLSL reading the aux rows: xhat of element (x offset, statistic). */
-function xhatGlsl(S: number): string {
+function xhatGlsl(S: number, center: boolean): string {
+  // Without centering the mean rows hold 0: x - 0 - 0 is x, so they are not read.
   return `
     float nm_xhat(int xi, int s) {
-      return ((getX(xi) - getAux(s)) - getAux(${S} + s)) * getAux(${2 * S} + s);
+      return ${center ? `((getX(xi) - getAux(s)) - getAux(${S} + s))` : 'getX(xi)'} * getAux(${2 * S} + s);
     }`;
 }
 
@@ -108,7 +109,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   const gs = sEnum.groups;
   const gp = pEnum ? pEnum.groups : null;
   const partials = gs.nc > 1 || (gp != null && gp.nc > 1);
-  const common = `${sEnum.glsl}${pEnum ? pEnum.glsl : ''}${xhatGlsl(S)}${chunkGlsl(S, gs, gp, withGamma && !fine)}`;
+  const common = `${sEnum.glsl}${pEnum ? pEnum.glsl : ''}${xhatGlsl(S, a.center)}${chunkGlsl(S, gs, gp, withGamma && !fine)}`;
   const names = ['dy', 'x', 'aux'];
   if (withGamma) names.push('gamma');
   const ins = [dy, x, aux];
@@ -195,11 +196,17 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     const dx = r.run({
       variableNames: [...names, 'sums'],
       ...elementwise(v, r.storedShape(dy), {
-        stat: [...stat, 'getAux($s)', `getAux(${S} + $s)`, `getAux(${2 * S} + $s)`],
+        // Without centering mean(g) and the mean rows are 0 (g - 0 is g, x - 0 - 0 is x): not read.
+        stat: a.center ? [...stat, 'getAux($s)', `getAux(${S} + $s)`, `getAux(${2 * S} + $s)`]
+                       : [stat[1], `getAux(${2 * S} + $s)`],
         param: withGamma ? ['getGamma($p)'] : [],
         elem: ['getDy($i)', 'getX($i)'],
-        value: ([c1, c2, hi, lo, inv], [gam], [dyv, xv]) =>
-          `((${gam ? `${dyv} * ${gam}` : dyv} - ${c1} - ((${xv} - ${hi}) - ${lo}) * ${inv} * ${c2}) * ${inv})`,
+        value: (st, [gam], [dyv, xv]) => {
+          const g = gam ? `${dyv} * ${gam}` : dyv;
+          if (!a.center) return `((${g} - ${xv} * ${st[1]} * ${st[0]}) * ${st[1]})`;
+          const [c1, c2, hi, lo, inv] = st;
+          return `((${g} - ${c1} - ((${xv} - ${hi}) - ${lo}) * ${inv} * ${c2}) * ${inv})`;
+        },
       }),
     }, [...ins, sums]);
     const outs = [Runner.reshaped(dx, dy.shape)];

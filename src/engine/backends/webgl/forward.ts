@@ -216,7 +216,7 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
 
 /** y from x and the statistics texture (hi, lo, invStd rows at `rows`), in `shape` (packed when it can). */
 export function applyProgram(v: View, shape: number[], withGamma: boolean, withBeta: boolean,
-                             rows: [number, number, number]): WebGLProgram {
+                             rows: [number, number, number], center = true): WebGLProgram {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
@@ -224,9 +224,10 @@ export function applyProgram(v: View, shape: number[], withGamma: boolean, withB
   if (withGamma) param.push('getGamma($p)');
   if (withBeta) param.push('getBeta($p)');
   const ew = elementwise(v, shape, {
-    stat: rows.map(r => `getStats(${r} + $s)`), param, elem: ['getX($i)'],
-    value: ([hi, lo, inv], pa, [xv]) => {
-      let y = `((${xv} - ${hi}) - ${lo}) * ${inv}`;
+    // Without centering the mean rows hold 0 (x - 0 - 0 is x): not read.
+    stat: (center ? rows : [rows[2]]).map(r => `getStats(${r} + $s)`), param, elem: ['getX($i)'],
+    value: (st, pa, [xv]) => {
+      let y = center ? `((${xv} - ${st[0]}) - ${st[1]}) * ${st[2]}` : `${xv} * ${st[0]}`;
       if (withGamma) y = `${y} * ${pa[0]}`;
       if (withBeta) y = `${y} + ${pa[withGamma ? 1 : 0]}`;
       return y;
@@ -252,7 +253,7 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
-    const y = r.run(applyProgram(v, r.storedShape(x), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S]), applyInputs);
+    const y = r.run(applyProgram(v, r.storedShape(x), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S], a.center), applyInputs);
     // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
     const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
                   r.slice(stats, 0, [3, S])];
