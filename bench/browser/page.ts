@@ -29,6 +29,10 @@ export interface BenchOptions {
   /** Smaller shapes (batch / 4): a smoke run, never committed. */
   quick?: boolean;
   wasmPath?: string;
+  /** Log each GPU program's time in a training step and an inference call (webgl; gl.finish around each). */
+  profile?: boolean;
+  /** Only these subjects (comma-separated keys, e.g. 'ours,naive'). */
+  subjects?: string;
 }
 
 export interface Timing {
@@ -112,6 +116,72 @@ async function countPrograms(fn: () => Promise<void>): Promise<number> {
     for (const [m, orig] of saved) b[m] = orig;
   }
   return n;
+}
+
+/**
+ * Per-program times of `fn` (webgl): each runWebGLProgram is followed by a
+ * one-pixel readPixels of its output (gl.finish does not wait for
+ * SwiftShader), median over `reps` calls; the rest (downloads, JS) as 'other'.
+ */
+async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<string> {
+  type B = {runWebGLProgram: (...a: unknown[]) => unknown; gpgpu?: {gl: WebGL2RenderingContext};
+            texData: {get(id: unknown): {texture?: {texture: WebGLTexture} | WebGLTexture}}};
+  const b = tf.backend() as unknown as B;
+  if (typeof b.runWebGLProgram !== 'function' || !b.gpgpu) return '';
+  const gl = b.gpgpu.gl;
+  const orig = b.runWebGLProgram;
+  const fb = gl.createFramebuffer();
+  const pixel = new Float32Array(4);
+  const wait = (out: tf.TensorInfo) => {
+    const t = b.texData.get(out.dataId).texture;
+    const tex = t && 'texture' in (t as object) ? (t as {texture: WebGLTexture}).texture : t as WebGLTexture;
+    if (!tex) return;
+    const prev = gl.getParameter(gl.FRAMEBUFFER_BINDING);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, fb);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, tex, 0);
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.FLOAT, pixel);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, prev);
+  };
+  const samples = new Map<string, number[][]>();
+  const totals: number[] = [];
+  for (let k = 0; k < reps; k++) {
+    const seen = new Map<string, number>();
+    b.runWebGLProgram = function (this: unknown, ...args: unknown[]) {
+      const p = args[0] as {constructor: {name: string}; variableNames: string[]; outputShape: number[]; packedOutput?: boolean};
+      const t = performance.now();
+      const out = orig.apply(this, args) as tf.TensorInfo;
+      wait(out);
+      const ms = performance.now() - t;
+      const base = `${p.constructor.name}(${p.variableNames.join(',')})->[${p.outputShape}]${p.packedOutput ? 'P' : ''}`;
+      const n = seen.get(base) ?? 0;
+      seen.set(base, n + 1);
+      const key = `${base}#${n}`;
+      if (!samples.has(key)) samples.set(key, []);
+      const arr = samples.get(key)!;
+      while (arr.length <= k) arr.push([]);
+      arr[k].push(ms);
+      return out;
+    };
+    await tf.nextFrame();
+    const t0 = performance.now();
+    try {
+      await fn();
+    } finally {
+      b.runWebGLProgram = orig;
+    }
+    totals.push(performance.now() - t0);
+  }
+  gl.deleteFramebuffer(fb);
+  const lines: string[] = [];
+  let sum = 0;
+  for (const [key, per] of samples) {
+    const m = median(per.map(a => a.reduce((x, y) => x + y, 0)));
+    sum += m;
+    if (m >= 0.3) lines.push(`    ${m.toFixed(1).padStart(7)} ms  ${key}`);
+  }
+  const total = median(totals);
+  lines.push(`    ${total.toFixed(1).padStart(7)} ms  total (programs ${sum.toFixed(1)}, other ${(total - sum).toFixed(1)})`);
+  return lines.join('\n');
 }
 
 interface Subject {
@@ -246,7 +316,7 @@ function subjectShape(c: Case, key: string): number[] {
   return key === 'tfjs layer' && c.name.startsWith('BatchNorm') ? [c.shape[0], 32, 32, 64] : c.shape;
 }
 
-async function measure(sub: Subject, shape: number[], runs: number): Promise<SubjectResult> {
+async function measure(sub: Subject, shape: number[], runs: number, profile = false, label = ''): Promise<SubjectResult> {
   const x = tf.randomNormal(shape, 1, 2, 'float32', 1);
   const dy = tf.randomNormal(shape, 0, 1, 'float32', 2);
   const xVar = tf.variable(x, true);
@@ -270,6 +340,10 @@ async function measure(sub: Subject, shape: number[], runs: number): Promise<Sub
     r.train = await time(train, runs);
     r.programs = await countPrograms(train);
     if (r.train.runs > 0) r.kernels = (await tf.profile(train)).kernels.length;
+    if (profile) {
+      log(`profile ${label} train:\n${await profilePrograms(train)}`);
+      log(`profile ${label} infer:\n${await profilePrograms(infer)}`);
+    }
     return r;
   } finally {
     tf.env().set('TFJS_NORM_FUSED', flagBefore);
@@ -308,11 +382,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   for (const c of cases(!!opts.quick).filter(k => !opts.only || k.name.includes(opts.only))) {
     const row: BenchRow = {name: c.name, shape: c.shape, subjects: {}};
     for (const [key, make] of Object.entries(c.subjects)) {
+      if (opts.subjects && !opts.subjects.split(',').includes(key)) continue;
       const before = tf.memory().numTensors;
       let sub: Subject | null = null;
       try {
         sub = make();
-        row.subjects[key] = await measure(sub, subjectShape(c, key), opts.runs);
+        row.subjects[key] = await measure(sub, subjectShape(c, key), opts.runs, opts.profile, `${c.name} ${key}`);
       } catch (e) {
         row.subjects[key] = {error: String((e as Error).message ?? e).slice(0, 300)};
       } finally {

@@ -7,6 +7,9 @@
  *   npm run bench:browser                      all backends, median of >= 10 runs
  *   npm run bench:browser -- --backends webgl,webgpu --only GroupNorm --runs 5
  *   npm run bench:browser -- --quick           batch 2, 3 runs: a smoke run
+ *   npm run bench:browser -- --backends webgl --only LayerNorm --profile
+ *                                              also logs each GPU program's time (gl.finish around each)
+ *   npm run bench:browser -- --backends webgl --subjects ours,naive   only these subjects
  *
  * Chromium's GPU here is SwiftShader (a CPU emulation of the GPU): only ratios
  * within one run mean anything. Each row: ours (fused kernels where the
@@ -41,10 +44,12 @@ const argOf = (name: string) => {
 const QUICK = argv.includes('--quick');
 const BACKENDS = (argOf('--backends') ?? ALL.join(',')).split(',').filter(Boolean);
 const ONLY = argOf('--only');
+const PROFILE = argv.includes('--profile');
+const SUBJECTS = argOf('--subjects');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
 const OUT = path.join(ROOT, 'bench', 'raw', QUICK ? 'browser.quick.json' : 'browser.json');
 const SUMMARY = path.join(ROOT, 'bench', 'BROWSER.md');
-const FULL = !QUICK && !ONLY && RUNS >= 10 && ALL.every(b => BACKENDS.includes(b));
+const FULL = !QUICK && !ONLY && !SUBJECTS && RUNS >= 10 && ALL.every(b => BACKENDS.includes(b));
 
 function log(msg: string): void {
   // eslint-disable-next-line no-console
@@ -144,7 +149,7 @@ async function main(): Promise<void> {
         await page.goto(`${server.origin}/bench/browser/index.html`);
         page.setDefaultTimeout(PAGE_TIMEOUT_MS);
         const rep = await page.evaluate(o => (window as any).runBench(o),
-                                        {backend, runs: RUNS, only: ONLY, quick: QUICK}) as BenchReport;
+                                        {backend, runs: RUNS, only: ONLY, quick: QUICK, profile: PROFILE, subjects: SUBJECTS}) as BenchReport;
         if (!rep.started) log(`  ${backend} did not start: ${rep.reason}`);
         reports.push(rep);
       } catch (e) {

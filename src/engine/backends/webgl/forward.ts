@@ -3,27 +3,29 @@
  * running statistics in at most three programs.
  *
  *   1. partials (only when a statistic covers more than DIRECT_MAX values):
- *      one texel per (statistic, chunk of ~sqrt(n) values, moment): the
- *      chunk's mean of (x - pivot), and its mean of (x - pivot - chunk mean)^2
- *      (shifted two-pass within the chunk; pivot = the statistic's first value
- *      if finite). Means, not sums, so float16 storage holds them.
+ *      a packed texture [2, S * nc], per (statistic, chunk of ~sqrt(n)
+ *      values): the chunk's mean of (x - pivot) and its variance, both from
+ *      one pass over the chunk (sums shifted by the chunk's first value;
+ *      pivot = the statistic's first value if finite), two chunks per texel.
+ *      Means, not sums, so float16 storage holds them.
  *   2. statistics: one flat texture [mean hi | mean lo | 1/sqrt(var + eps) |
  *      variance | running mean' | running variance' | batches' + 1]: each
  *      texel merges its statistic's chunks (Chan's pairwise formula, in two
  *      passes over the chunk results: mean, then M2), or reduces a short
- *      statistic directly (one pass for the mean rows, two for the others).
+ *      statistic directly (one pass, shifted as a chunk).
  *      The outputs are shallow slices of it: mean = the hi row, aux = the
  *      first three rows, variance, and the running statistics.
- *   3. y = ((x - hi) - lo) * invStd * gamma + beta.
+ *   3. y = ((x - hi) - lo) * invStd * gamma + beta, a packed output in x's
+ *      shape (four values per texel; layout.ts elementwise).
  *
  * All arithmetic is float32 in the shader, whatever the texture storage.
  * With float16 textures (WEBGL_FORCE_F16_TEXTURES) the mean's hi half is
  * rounded to float16 in the shader so that lo carries what storage drops.
  */
 import * as tf from '@tensorflow/tfjs';
-import {ForwardAttrs} from '../../kernels';
+import {ForwardAttrs, LayoutAttrs} from '../../kernels';
 import {statToParam} from '../geometry';
-import {FINITE_GLSL, Groups, View, elemGlsl, groupGlsl, viewOf} from './layout';
+import {FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -47,76 +49,78 @@ export function f16Textures(): boolean {
   return tf.env().getBool('WEBGL_FORCE_F16_TEXTURES') || !tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED');
 }
 
-/** GLSL of one chunk's moments: `void nm_chunk(int s, int c, bool second, out float m, out float v)`. */
+/**
+ * GLSL of one chunk's moments in one pass over it: `vec2 nm_chunk(int s, int c)`
+ * = (mean of x - nm_pivot(s), variance) over chunk c of statistic s; without
+ * centering (0, mean of x^2). The sums are shifted by the chunk's first value
+ * (when finite), so they cancel no more than the data's spread within a chunk.
+ */
 function chunkGlsl(g: Groups, center: boolean): string {
   const {name, L} = g;
-  const loop = (body: string) => `
-      for (int t = 0; t < ${L}; t++) {
-        if (t >= len) break;
-        float xv = getX((b + ${name}_off(j0 + t)).x);
-        ${body}
-      }`;
   return `
     float nm_pivot(int s) {
       ${center ? `float p = getX(${name}_base(s).x); return nm_finite(p) ? p : 0.0;` : 'return 0.0;'}
     }
-    void nm_chunk(int s, int c, bool second, out float m, out float v) {
+    vec2 nm_chunk(int s, int c) {
       ivec3 b = ${name}_base(s);
       int j0 = c * ${L};
       int len = ${name}_len(c);
-      float piv = nm_pivot(s);
+      float a1 = 0.0;
+      float a2 = 0.0;
+      ${center ? `float c0 = getX((b + ${name}_off(j0)).x);
+      float cp = nm_finite(c0) ? c0 : nm_pivot(s);` : ''}
+      for (int t = 0; t < ${L}; t++) {
+        if (t >= len) break;
+        float d = getX((b + ${name}_off(j0 + t)).x)${center ? ' - cp' : ''};
+        ${center ? 'a1 += d;' : ''}
+        a2 += d * d;
+      }
+      float fl = float(len);
+      ${center ? `float m = a1 / fl;
+      float v = a2 / fl - m * m;
+      // Rounding can leave a tiny negative; NaN (from non-finite x) stays NaN.
+      return vec2((cp - nm_pivot(s)) + m, v < 0.0 ? 0.0 : v);` : 'return vec2(0.0, a2 / fl);'}
+    }`;
+}
+
+/** GLSL: `vec2 nm_stat(int s)`: (mean - nm_pivot(s), variance) of statistic s. */
+function statGlsl(g: Groups, partials: boolean): string {
+  if (!partials) {
+    return `
+    vec2 nm_stat(int s) { return nm_chunk(s, 0); }`;
+  }
+  const {name, nc, n} = g;
+  return `${partialLayout(g.count * nc).index}
+    vec2 nm_stat(int s) {
       float acc = 0.0;
-      m = 0.0;
-      v = 0.0;
-      ${center ? `${loop('acc += xv - piv;')}
-      m = acc / float(len);
-      if (!second) return;
+      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * getPart(nm_pidx(0, ${name}_col(s, c)));
+      float m = acc / ${lit(n)};
       acc = 0.0;
-      ${loop('float d = xv - piv - m; acc += d * d;')}` : `if (!second) return;
-      ${loop('acc += xv * xv;')}`}
-      v = acc / float(len);
+      for (int c = 0; c < ${nc}; c++) {
+        int k = ${name}_col(s, c);
+        float d = getPart(nm_pidx(0, k)) - m;
+        acc += float(${name}_len(c)) * (getPart(nm_pidx(1, k)) + d * d);
+      }
+      return vec2(m, acc / ${lit(n)});
     }`;
 }
 
 /**
- * GLSL: `void nm_stat(int s, bool second, out float m, out float v)`: shifted
- * mean m (add nm_pivot(s)) and, with `second` (else maybe 0), the variance.
+ * The program computing every chunk's moments: packed (partialLayout), so
+ * one texel computes two chunks' moments, each in one pass over x (the
+ * statistics program reads it unpacked: tfjs' unpack).
  */
-function statGlsl(g: Groups, partials: boolean): string {
-  if (!partials) {
-    return `
-    void nm_stat(int s, bool second, out float m, out float v) { nm_chunk(s, 0, second, m, v); }`;
-  }
-  const {name, nc, n, count} = g;
-  return `
-    void nm_stat(int s, bool second, out float m, out float v) {
-      float acc = 0.0;
-      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * getPart(s * ${nc} + c);
-      m = acc / ${lit(n)};
-      acc = 0.0;
-      for (int c = 0; c < ${nc}; c++) {
-        float d = getPart(s * ${nc} + c) - m;
-        acc += float(${name}_len(c)) * (getPart(${count * nc} + s * ${nc} + c) + d * d);
-      }
-      v = acc / ${lit(n)};
-    }`;
-}
-
-/** The program computing every chunk's moments: [2, S, nc] (moment, statistic, chunk). */
 function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean): WebGLProgram {
+  const lay = partialLayout(g.count * g.nc);
   return {
     variableNames: ['x'],
-    outputShape: [2 * g.count * g.nc],
+    outputShape: lay.outputShape,
+    packedOutput: true,
     userCode: `${FINITE_GLSL}${enumGlsl}${chunkGlsl(g, center)}
-    void main() {
-      int t = getOutputCoords();
-      int which = t / ${g.count * g.nc};
-      int r = t - which * ${g.count * g.nc};
-      int s = r / ${g.nc};
-      float m, vv;
-      nm_chunk(s, r - s * ${g.nc}, which == 1, m, vv);
-      setOutput(which == 0 ? m : vv);
-    }`,
+    vec2 nm_k(int k) {
+      ivec2 oc = ${g.name}_oc(k);
+      return nm_chunk(oc.x, oc.y);
+    }${lay.main('nm_k')}`,
   };
 }
 
@@ -128,26 +132,34 @@ interface Running {
   count: number;
 }
 
-/** Statistics of each parameter: `int nm_statOf(int p, int e)`. */
-function runningOf(a: ForwardAttrs, v: View): Running {
+/**
+ * The statistics of each parameter, when every parameter is constant within
+ * each statistic (BatchNorm, InstanceNorm): `int nm_statOf(int p, int e)`, the
+ * e-th of its `perParam` statistics; null for other layouts.
+ */
+export function statsOfParam(a: LayoutAttrs, v: View): {perParam: number; glsl: string} | null {
+  if (v.s.some((d, k) => d > 1 && v.paramKept[k] && !v.statKept[k])) return null;
   const map = statToParam(a);
   const P = v.P;
   const lists: number[][] = Array.from({length: P}, () => []);
   map.forEach((p, s) => lists[p].push(s));
   const E = lists[0].length;
-  if (!lists.every(l => l.length === E)) throw new Error('fused webgl forward: uneven statistics per parameter');
-  // The statistics of parameter p are base(p) + k * step (an arithmetic progression in every plan with running
-  // statistics: BatchNorm one each, InstanceNorm one per sample); checked here, else a lookup would be needed.
+  if (!lists.every(l => l.length === E)) return null;
+  // The statistics of parameter p are base(p) + k * step (an arithmetic progression in every plan where
+  // parameters are constant within statistics: BatchNorm one each, InstanceNorm one per sample); checked here.
   const step = E > 1 ? lists[0][1] - lists[0][0] : 0;
   const base = lists.map(l => l[0]);
   const arith = lists.every(l => l.every((s, k) => s === l[0] + k * step));
   const baseStep = P > 1 ? base[1] - base[0] : 0;
   const linear = base.every((b, p) => b === base[0] + p * baseStep);
-  if (!arith || !linear) throw new Error('fused webgl forward: unsupported running-statistics layout');
-  return {
-    perParam: E, momentum: (a.momentum ?? null) as number | null, count: v.size / v.S,
-    statOfParam: `int nm_statOf(int p, int e) { return ${base[0]} + p * ${baseStep} + e * ${step}; }`,
-  };
+  if (!arith || !linear) return null;
+  return {perParam: E, glsl: `int nm_statOf(int p, int e) { return ${base[0]} + p * ${baseStep} + e * ${step}; }`};
+}
+
+function runningOf(a: ForwardAttrs, v: View): Running {
+  const sp = statsOfParam(a, v);
+  if (!sp) throw new Error('fused webgl forward: unsupported running-statistics layout');
+  return {perParam: sp.perParam, momentum: (a.momentum ?? null) as number | null, count: v.size / v.S, statOfParam: sp.glsl};
 }
 
 function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a: ForwardAttrs,
@@ -169,25 +181,26 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
       float acc = 0.0;
       for (int e = 0; e < ${running.perParam}; e++) {
         int s = nm_statOf(p, e);
-        float m, vv;
-        nm_stat(s, which == 1, m, vv);
-        acc += which == 0 ? nm_pivot(s) + m : vv * (float(${running.count}) / float(${running.count - 1}));
+        vec2 st = nm_stat(s);
+        acc += which == 0 ? nm_pivot(s) + st.x : st.y * (float(${running.count}) / float(${running.count - 1}));
       }
       float batch = acc / ${lit(running.perParam)};
       float old = which == 0 ? getRmean(p) : getRvar(p);
       setOutput(old + (batch - old) * (${factor}));` : '';
+  const flat = flatOutput(4 * S + (running ? 2 * P + 1 : 0));
   return {
     variableNames: names,
-    outputShape: [4 * S + (running ? 2 * P + 1 : 0)],
+    outputShape: flat.outputShape,
     userCode: `${FINITE_GLSL}${hiGlsl(f16)}${enumGlsl}${chunkGlsl(g, a.center)}${statGlsl(g, partials)}
     ${running ? running.statOfParam : ''}
     void main() {
-      int t = getOutputCoords();
+      ${flat.coords}
       if (t < ${4 * S}) {
         int r = t / ${S};
         int s = t - r * ${S};
-        float m, vv;
-        nm_stat(s, r >= 2, m, vv);
+        vec2 st = nm_stat(s);
+        float m = st.x;
+        float vv = st.y;
         float piv = nm_pivot(s);
         float hi = ${a.center ? 'nm_hi(piv + m)' : '0.0'};
         float res = hi;
@@ -201,24 +214,26 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
   };
 }
 
-/** y from x and the statistics texture (hi, lo, invStd rows at `rows`). */
-export function applyProgram(v: View, withGamma: boolean, withBeta: boolean, rows: [number, number, number]): WebGLProgram {
+/** y from x and the statistics texture (hi, lo, invStd rows at `rows`), in `shape` (packed when it can). */
+export function applyProgram(v: View, shape: number[], withGamma: boolean, withBeta: boolean,
+                             rows: [number, number, number], center = true): WebGLProgram {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
-  return {
-    variableNames: names,
-    outputShape: [v.size],
-    userCode: `${elemGlsl(v)}
-    void main() {
-      int i = getOutputCoords();
-      ivec3 e = nm_elem(i);
-      float y = ((getX(i) - getStats(${rows[0]} + e.y)) - getStats(${rows[1]} + e.y)) * getStats(${rows[2]} + e.y);
-      ${withGamma ? 'y *= getGamma(e.z);' : ''}
-      ${withBeta ? 'y += getBeta(e.z);' : ''}
-      setOutput(y);
-    }`,
-  };
+  const param: string[] = [];
+  if (withGamma) param.push('getGamma($p)');
+  if (withBeta) param.push('getBeta($p)');
+  const ew = elementwise(v, shape, {
+    // Without centering the mean rows hold 0 (x - 0 - 0 is x): not read.
+    stat: (center ? rows : [rows[2]]).map(r => `getStats(${r} + $s)`), param, elem: ['getX($i)'],
+    value: (st, pa, [xv]) => {
+      let y = center ? `((${xv} - ${st[0]}) - ${st[1]}) * ${st[2]}` : `${xv} * ${st[0]}`;
+      if (withGamma) y = `${y} * ${pa[0]}`;
+      if (withBeta) y = `${y} + ${pa[withGamma ? 1 : 0]}`;
+      return y;
+    },
+  });
+  return {variableNames: names, ...ew};
 }
 
 export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
@@ -238,7 +253,7 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
-    const y = r.run(applyProgram(v, inputs.gamma != null, inputs.beta != null, [0, S, 2 * S]), applyInputs);
+    const y = r.run(applyProgram(v, r.storedShape(x), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S], a.center), applyInputs);
     // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
     const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
                   r.slice(stats, 0, [3, S])];

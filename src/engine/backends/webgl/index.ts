@@ -10,10 +10,12 @@
  * so a training step (forward with the running-statistics update, backward)
  * runs 4 to 6 programs per layer, and inference with running statistics one.
  * Measured by the browser suite's fused-vs-op test (page.ts), which counts
- * them: 4 on small inputs; on [8, 160, 4] BatchNorm 6, InstanceNorm,
- * GroupNorm, LayerNorm and RMSNorm 5, LocalResponseNorm 3. The programs read
- * unpacked textures: an input in a packed texture (a dy from a packed op)
- * costs one more, tfjs' unpack, once per kernel call.
+ * them: 4 on small inputs; on [8, 160, 4] BatchNorm, InstanceNorm and
+ * GroupNorm 6, LayerNorm and RMSNorm 5, LocalResponseNorm 3. The programs
+ * read unpacked textures: an input in a packed texture (a dy from a packed
+ * op) costs one more, tfjs' unpack, once per kernel call, and so do the
+ * packed partials (a small unpack each). Elementwise passes (y, dx,
+ * scale-shift) write packed outputs (layout.ts elementwise).
  */
 import * as tf from '@tensorflow/tfjs';
 import {

@@ -14,6 +14,7 @@
  *   small, else in `nc` chunks of `L` (~sqrt(n)) by a partial-sums program
  *   whose results a second program combines (the two-level reduction).
  */
+import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs} from '../../kernels';
 import {broadcastStrides, pad4} from '../geometry';
 
@@ -61,7 +62,11 @@ export function elemGlsl(v: View): string {
   const lines: string[] = [];
   for (let d = 3; d >= 0; d--) {
     if (v.s[d] === 1 || (v.ss[d] === 0 && v.ps[d] === 0)) continue;
-    lines.push(`{ int q = i / ${v.xs[d]}; int c = imod(q, ${v.s[d]}); r += c * ivec3(0, ${v.ss[d]}, ${v.ps[d]}); }`);
+    // The outermost non-trivial axis needs no imod (i < size); the innermost no division.
+    const outer = v.s.slice(0, d).every(k => k === 1);
+    const q = v.xs[d] === 1 ? 'i' : `i / ${v.xs[d]}`;
+    const c = outer ? q : `imod(${q}, ${v.s[d]})`;
+    lines.push(`r += (${c}) * ivec3(0, ${v.ss[d]}, ${v.ps[d]});`);
   }
   return `
     ivec3 nm_elem(int i) {
@@ -80,6 +85,12 @@ export interface Groups {
   /** Chunk length and number of chunks (1: direct). */
   L: number;
   nc: number;
+  /**
+   * Partials laid out [nc, count] (chunk-major) rather than [count, nc]:
+   * whichever puts neighbouring texels' data closer in x (BatchNorm
+   * channels-last: neighbouring channels, not chunks 91 rows apart).
+   */
+  chunkMajor: boolean;
 }
 
 export function chunking(n: number): {L: number; nc: number} {
@@ -90,21 +101,36 @@ export function chunking(n: number): {L: number; nc: number} {
 
 /** GLSL of the enumerator `NAME_base(o)`, `NAME_off(j)` and `NAME_len(c)` (chunk c's length). */
 export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string; groups: Groups} {
-  const base: string[] = [];
-  const off: string[] = [];
+  const baseAxes: number[] = [];
+  const offAxes: number[] = [];
   let count = 1;
   let n = 1;
   for (let d = 3; d >= 0; d--) {
     if (v.s[d] === 1) continue;
     if (keep[d]) {
-      base.push(`{ int c = imod(q, ${v.s[d]}); q = q / ${v.s[d]}; r += c * ${vec(v, d)}; }`);
+      baseAxes.push(d);
       count *= v.s[d];
     } else {
-      off.push(`{ int c = imod(q, ${v.s[d]}); q = q / ${v.s[d]}; r += c * ${vec(v, d)}; }`);
+      offAxes.push(d);
       n *= v.s[d];
     }
   }
+  // Innermost axis first; the outermost one takes what is left of q (no imod: q is in range).
+  const walk = (axes: number[]) => axes.map((d, k) => (k === axes.length - 1
+    ? `r += q * ${vec(v, d)};`
+    : `{ int c = imod(q, ${v.s[d]}); q = q / ${v.s[d]}; r += c * ${vec(v, d)}; }`));
+  const base = walk(baseAxes);
+  const off = walk(offAxes);
   const {L, nc} = chunking(n);
+  // x distance between neighbouring groups' first elements, and between a group's neighbouring chunks.
+  const groupDist = baseAxes.length ? v.xs[baseAxes[0]] : Infinity;
+  let chunkDist = 0;
+  for (let q = L, k = 0; k < offAxes.length; k++) {
+    const d = offAxes[k];
+    chunkDist += (q % v.s[d]) * v.xs[d];
+    q = Math.floor(q / v.s[d]);
+  }
+  const chunkMajor = nc > 1 && count > 1 && groupDist < chunkDist;
   const glsl = `
     ivec3 ${name}_base(int o) {
       ivec3 r = ivec3(0);
@@ -118,10 +144,236 @@ export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string
       ${off.join('\n      ')}
       return r;
     }
-    int ${name}_len(int c) { int rest = ${n} - c * ${L}; return rest < ${L} ? rest : ${L}; }`;
-  return {glsl, groups: {name, count, n, L, nc}};
+    int ${name}_len(int c) { int rest = ${n} - c * ${L}; return rest < ${L} ? rest : ${L}; }
+    int ${name}_col(int o, int c) { return ${chunkMajor ? `c * ${count} + o` : `o * ${nc} + c`}; }
+    ivec2 ${name}_oc(int k) {
+      ${chunkMajor ? `int c = k / ${count}; return ivec2(k - c * ${count}, c);` : `int o = k / ${nc}; return ivec2(o, k - o * ${nc});`}
+    }`;
+  return {glsl, groups: {name, count, n, L, nc, chunkMajor}};
 }
 
 /** GLSL: x is finite (false for NaN and +-Inf). */
 export const FINITE_GLSL = `
     bool nm_finite(float v) { return abs(v) <= 3.4028234e38; }`;
+
+/**
+ * A packed output for an elementwise pass: the program writes `shape` as
+ * tfjs packs it (a texel holds the 2x2 block rows r, r + 1 x columns c,
+ * c + 1 of the last two axes), so it runs a quarter of the fragments of an
+ * unpacked one, and its output goes to tfjs' packed ops without conversion.
+ * GLSL `ivec4 nm_lanes()`: the flat offsets of the texel's four values, in
+ * setOutput's order; lanes in the padding (odd sizes) repeat a valid one.
+ * null for rank > 4 (tfjs' packed coordinates differ there).
+ */
+export function lanesGlsl(shape: number[]): string | null {
+  const n = shape.length;
+  if (n < 1 || n > 4) return null;
+  const C = shape[n - 1];
+  if (n === 1) {
+    return `
+    ivec4 nm_lanes() {
+      int c = getOutputCoords();
+      int c1 = c + 1 < ${C} ? c + 1 : c;
+      return ivec4(c, c1, c, c1);
+    }`;
+  }
+  const R = shape[n - 2];
+  const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
+  const comps = ['x', 'y', 'z', 'w'].slice(0, n);
+  const type = n === 2 ? 'ivec2' : n === 3 ? 'ivec3' : 'ivec4';
+  const flat = comps.map((k, d) => (strides[d] === 1 ? `rc.${k}` : `rc.${k} * ${strides[d]}`)).join(' + ');
+  return `
+    ivec4 nm_lanes() {
+      ${type} rc = getOutputCoords();
+      int f = ${flat};
+      int dc = rc.${comps[n - 1]} + 1 < ${C} ? 1 : 0;
+      int dr = rc.${comps[n - 2]} + 1 < ${R} ? ${C} : 0;
+      return ivec4(f, f + dc, f + dr, f + dr + dc);
+    }`;
+}
+
+/**
+ * An elementwise pass: per output value, GLSL reading per-statistic values
+ * (`$s`: the statistic), per-parameter values (`$p`) and per-element values
+ * (`$i`: the flat offset), combined by `value` (from the variables' names).
+ */
+export interface ElementwiseSpec {
+  stat: string[];
+  param: string[];
+  elem: string[];
+  value: (stat: string[], param: string[], elem: string[]) => string;
+}
+
+type Delta = [number, number, number];
+
+/**
+ * The (x offset, statistic, parameter) steps from a packed texel's first
+ * value to its right neighbour (col) and the one below (row), where they are
+ * the same for every texel (else null): col when the last axis and the
+ * innermost canonical axis have even sizes (the pair never straddles a
+ * canonical row); row when the step of one row of `shape` adds 1 to a
+ * canonical axis of even size, or C to the innermost one (a multiple of 2 C),
+ * without carry for the texel's even row.
+ */
+function laneSteps(v: View, shape: number[]): {col: Delta | null; row: Delta | null} {
+  const n = shape.length;
+  const C = shape[n - 1];
+  const at = (d: number, k = 1): Delta => [v.xs[d] * k, v.ss[d] * k, v.ps[d] * k];
+  const col = C % 2 === 0 && v.s[3] % 2 === 0 ? at(3) : null;
+  if (n === 1) return {col, row: [0, 0, 0]};
+  if (shape[n - 2] % 2 !== 0) return {col, row: null};
+  for (let d = 1; d <= 3; d++) {
+    if (v.s.slice(d).reduce((x, y) => x * y, 1) === C && v.s[d - 1] % 2 === 0) return {col, row: at(d - 1)};
+  }
+  const s3 = v.s[3];
+  if (C % s3 === 0 && v.s[2] % (2 * (C / s3)) === 0) return {col, row: at(2, C / s3)};
+  if (s3 % (2 * C) === 0) return {col, row: at(3, C)};
+  return {col, row: null};
+}
+
+const ivec = (d: Delta) => `ivec3(${d[0]}, ${d[1]}, ${d[2]})`;
+
+/**
+ * The program text, output shape and packing of an elementwise pass over a
+ * tensor of `shape` (the canonical view `v`): a packed output (lanesGlsl)
+ * where tfjs packs, its four values' indices derived from the first one's
+ * where laneSteps allows, and each statistic or parameter value read once
+ * per texel when the lanes share it; else one value per texel, 1-D.
+ */
+export function elementwise(v: View, shape: number[], spec: ElementwiseSpec):
+    {userCode: string; outputShape: number[]; packedOutput: boolean} {
+  // Packed outputs where tfjs itself packs (and so does not unpack them right away).
+  const packed = tf.env().getBool('WEBGL_PACK') && tf.env().getBool('WEBGL_LAZILY_UNPACK');
+  const lanes = packed ? lanesGlsl(shape) : null;
+  const sub = (t: string, s: string, p: string, i: string) => t.replace(/\$s/g, s).replace(/\$p/g, p).replace(/\$i/g, i);
+  if (!lanes) {
+    const body = (e: string, i: string) => {
+      const st = spec.stat.map((t, k) => `float st${k} = ${sub(t, `${e}.y`, '', i)};`);
+      const pa = spec.param.map((t, k) => `float pa${k} = ${sub(t, '', `${e}.z`, i)};`);
+      const el = spec.elem.map((t, k) => `float el${k} = ${sub(t, '', '', i)};`);
+      return [...st, ...pa, ...el].join('\n      ');
+    };
+    return {
+      outputShape: [shape.reduce((x, y) => x * y, 1)], packedOutput: false, userCode: `${elemGlsl(v)}
+    void main() {
+      int i = getOutputCoords();
+      ivec3 e = nm_elem(i);
+      ${body('e', 'i')}
+      setOutput(${spec.value(spec.stat.map((_, k) => `st${k}`), spec.param.map((_, k) => `pa${k}`), spec.elem.map((_, k) => `el${k}`))});
+    }`,
+    };
+  }
+  const {col, row} = laneSteps(v, shape);
+  const add = (a: Delta, b: Delta): Delta => [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
+  // Each lane as [lane whose nm_elem it derives from, step from it].
+  const from: [number, Delta][] = [[0, [0, 0, 0]], col ? [0, col] : [1, [0, 0, 0]], row ? [0, row] : [2, [0, 0, 0]]];
+  from.push(col ? [from[2][0], add(from[2][1], col)] : row ? [from[1][0], add(from[1][1], row)] : [3, [0, 0, 0]]);
+  const laneE = from.map(([b, d], l) => (b === l ? `ivec3 e${l} = nm_elem(f.${'xyzw'[l]});` : `ivec3 e${l} = e${b} + ${ivec(d)};`));
+  // Lane l reads its statistic (component 1) / parameter (2) values from the first lane with the same index.
+  const owner = (l: number, comp: 1 | 2) => {
+    for (let m = 0; m < l; m++) {
+      if (from[m][0] === from[l][0] && from[m][1][comp] === from[l][1][comp]) return m;
+    }
+    return l;
+  };
+  const lines: string[] = [];
+  const values: string[] = [];
+  for (let l = 0; l < 4; l++) {
+    const so = owner(l, 1);
+    const po = owner(l, 2);
+    if (so === l) spec.stat.forEach((t, k) => lines.push(`float st${k}_${l} = ${sub(t, `e${l}.y`, '', '')};`));
+    if (po === l) spec.param.forEach((t, k) => lines.push(`float pa${k}_${l} = ${sub(t, '', `e${l}.z`, '')};`));
+    const i = `f.${'xyzw'[l]}`;
+    spec.elem.forEach((t, k) => lines.push(`float el${k}_${l} = ${sub(t, '', '', i)};`));
+    values.push(spec.value(spec.stat.map((_, k) => `st${k}_${so}`), spec.param.map((_, k) => `pa${k}_${po}`),
+                           spec.elem.map((_, k) => `el${k}_${l}`)));
+  }
+  return {
+    outputShape: shape, packedOutput: true, userCode: `${elemGlsl(v)}${lanes}
+    void main() {
+      ivec4 f = nm_lanes();
+      ${laneE.join('\n      ')}
+      ${lines.join('\n      ')}
+      setOutput(vec4(${values.join(',\n        ')}));
+    }`,
+  };
+}
+
+/**
+ * The packed partials texture of K chunks, two values (moments) each, as a
+ * squarish [2H, 2W] (a one-row texture would leave half of each 2x2
+ * fragment quad idle): the texel at logical (2i, 2j) holds chunks
+ * k = 2 (i W + j) and k + 1, row 2i the first moment, 2i + 1 the second.
+ * `main(fn)`: the program's main, fn(k) the GLSL vec2 of chunk k; `index`:
+ * GLSL `int nm_pidx(int m, int k)`, the flat offset of moment m of chunk k
+ * once unpacked.
+ */
+export function partialLayout(K: number): {outputShape: number[]; main: (fn: string) => string; index: string} {
+  const W = Math.max(1, Math.ceil(Math.sqrt(K / 2)));
+  const H = Math.ceil(K / 2 / W);
+  return {
+    outputShape: [2 * H, 2 * W],
+    main: fn => `
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int k = rc.x * ${W} + rc.y;
+      if (k >= ${K}) { setOutput(vec4(0.0)); return; }
+      vec2 a = ${fn}(k);
+      vec2 b = k + 1 < ${K} ? ${fn}(k + 1) : a;
+      setOutput(vec4(a.x, b.x, a.y, b.y));
+    }`,
+    index: `
+    int nm_pidx(int m, int k) { int i = k / ${2 * W}; return (2 * i + m) * ${2 * W} + (k - i * ${2 * W}); }`,
+  };
+}
+
+/**
+ * Fine groups: the groups of groupGlsl(v, _, fine), with `fine` the union of
+ * two groupings' kept axes (statistics and parameters), so each fine group
+ * lies in one group of either. GLSL `int NAME(int k, int e)`: the index of
+ * the e-th (of `count`) fine group inside group k of the grouping kept along
+ * `kept`, whose group index has strides `strides` (v.ss or v.ps).
+ */
+export function fineOf(v: View, name: string, fine: boolean[], kept: boolean[], strides: number[]):
+    {glsl: string; count: number} {
+  // Fine-group index radices, numbered as groupGlsl numbers its groups (innermost kept axis first).
+  const radix: number[] = [0, 0, 0, 0];
+  let r = 1;
+  for (let d = 3; d >= 0; d--) {
+    if (v.s[d] === 1 || !fine[d]) continue;
+    radix[d] = r;
+    r *= v.s[d];
+  }
+  const lines: string[] = [];
+  let count = 1;
+  for (let d = 3; d >= 0; d--) {
+    if (v.s[d] === 1 || !fine[d]) continue;
+    if (kept[d]) {
+      lines.push(`o += imod(k / ${strides[d]}, ${v.s[d]}) * ${radix[d]};`);
+    } else {
+      lines.push(`o += imod(e, ${v.s[d]}) * ${radix[d]}; e = e / ${v.s[d]};`);
+      count *= v.s[d];
+    }
+  }
+  return {count, glsl: `
+    int ${name}(int k, int e) {
+      int o = 0;
+      ${lines.join('\n      ')}
+      return o;
+    }`};
+}
+
+/**
+ * A flat unpacked output of n values as a squarish [H, W] texture (a 1-D
+ * output is one texel row, which idles half of each 2x2 fragment quad):
+ * GLSL `int t` = the flat offset (texels past n write 0 and return).
+ * Flat offsets, and so shallow slices, are as for a 1-D output.
+ */
+export function flatOutput(n: number): {outputShape: number[]; coords: string} {
+  const W = Math.ceil(Math.sqrt(n));
+  const H = Math.ceil(n / W);
+  if (H < 2) return {outputShape: [n], coords: 'int t = getOutputCoords();'};
+  return {outputShape: [H, W], coords: `ivec2 rc = getOutputCoords();
+      int t = rc.x * ${W} + rc.y;
+      if (t >= ${n}) { setOutput(0.0); return; }`};
+}

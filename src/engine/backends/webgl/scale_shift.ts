@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
-import {elemGlsl, viewOf} from './layout';
+import {elementwise, viewOf} from './layout';
 import {Runner, WebGLBackend, lit} from './webgl_backend';
 
 interface Args {
@@ -31,16 +31,16 @@ export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
   }
   const r = new Runner(backend as WebGLBackend);
   try {
+    const param = ['getMean($p)', `inversesqrt(getVariance($p) + ${lit(a.epsilon)})`];
+    if (gamma) param.push('getGamma($p)');
+    if (beta) param.push('getBeta($p)');
     const y = r.run({
       variableNames: names,
-      outputShape: [v.size],
-      userCode: `${elemGlsl(v)}
-    void main() {
-      int i = getOutputCoords();
-      int p = nm_elem(i).z;
-      float scale = inversesqrt(getVariance(p) + ${lit(a.epsilon)})${gamma ? ' * getGamma(p)' : ''};
-      setOutput((getX(i) - getMean(p)) * scale${beta ? ' + getBeta(p)' : ''});
-    }`,
+      ...elementwise(v, r.storedShape(x!), {
+        stat: [], param, elem: ['getX($i)'],
+        value: ([], [mean, inv, ...gb], [xv]) =>
+          `(${xv} - ${mean}) * (${inv}${gamma ? ` * ${gb[0]}` : ''})${beta ? ` + ${gb[gamma ? 1 : 0]}` : ''}`,
+      }),
     }, ins);
     return Runner.reshaped(y, x!.shape);
   } finally {

@@ -3,10 +3,13 @@
  * reached through the kernel's `backend` argument (the package never imports
  * tfjs-backend-webgl: the browser bundle runs against the page's tfjs).
  *
- * Every program here is unpacked and indexes its inputs and its output by
- * flat offset in the canonical view, so inputs go in as 1-D views of their
- * textures (free for unpacked textures: tfjs' own Reshape does the same) and
- * outputs come back 1-D and are handed out in the shape the kernel promises.
+ * Every program here reads unpacked inputs and indexes them by flat offset
+ * in the canonical view, so inputs go in as 1-D views of their textures (free
+ * for unpacked textures: tfjs' own Reshape does the same). Reductions write
+ * 1-D unpacked outputs, handed out in the shape the kernel promises, or
+ * packed partials (two values per chunk; tfjs unpacks them for the next
+ * program); elementwise passes write packed outputs in the tensor's shape
+ * (layout.ts elementwise).
  * Kernels with several outputs write them into one texture (one program) and
  * hand out contiguous ranges of it as shallow slices, the way tfjs' Slice
  * kernel does: a slice shares the texture, counted in `dataRefCount`.
@@ -74,6 +77,16 @@ export class Runner {
     const out = this.run(program, inputs);
     this.temps.push(out);
     return out;
+  }
+
+  /**
+   * The shape `t`'s texture was made in (tfjs' Reshape keeps a texture's
+   * shape), if it holds t's values: a packed output made in that shape
+   * reshapes back to it for free (the layers hand kernels reshaped views).
+   */
+  storedShape(t: tf.TensorInfo): number[] {
+    const shape = this.backend.texData.get(t.dataId).shape;
+    return shape && sizeOf(shape) === sizeOf(t.shape) ? shape : t.shape;
   }
 
   /** A kernel output: the 1-D program output in `shape`. */
