@@ -57,7 +57,7 @@ export interface LayoutAttrs {
 export type KernelActivation = 'relu' | 'silu' | 'gelu';
 
 /** Backends whose TfjsNorm* kernels implement the epilogues (`activation`, `residual`). */
-export const FUSED_EPILOGUE_BACKENDS: Set<string> = new Set<string>(['cpu', 'wasm', 'webgpu']);
+export const FUSED_EPILOGUE_BACKENDS: Set<string> = new Set<string>(['cpu', 'wasm', 'webgl', 'webgpu']);
 
 /**
  * Backends of FUSED_EPILOGUE_BACKENDS where, while the SIMD module is on

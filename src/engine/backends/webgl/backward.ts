@@ -24,7 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs} from '../../kernels';
-import {f16Textures, hiGlsl} from './forward';
+import {applyProgram, f16Textures, hiGlsl} from './forward';
 import {FINITE_GLSL, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
@@ -86,7 +86,30 @@ function chunkGlsl(S: number, gs: Groups, gp: Groups | null, withGamma: boolean)
 /** Fine groups at least this long replace the parameters' own pass (see backwardKernel). */
 const FINE_MIN = 16;
 
+/**
+ * The kernel: with an activation epilogue, first dz = dy * act'(z) (z
+ * recomputed from x, the forward's aux, gamma and beta: one more program,
+ * unpacked), then the backward of dz.
+ */
 export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
+  const a = attrs as BackwardAttrs;
+  if (!a.activation) return backwardOf({inputs, backend, attrs});
+  const {dy, x, aux, gamma, beta} = inputs as Record<string, tf.TensorInfo>;
+  const v = viewOf(a);
+  const S = v.S;
+  const r = new Runner(backend as WebGLBackend);
+  try {
+    const ins = [x, aux, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), dy];
+    const dz = r.runTemp(applyProgram(v, r.storedShape(dy), gamma != null, beta != null, [0, S, 2 * S], a.center,
+                                      a.activation, true), ins);
+    const plain = {...a, activation: undefined};
+    return backwardOf({inputs: {dy: Runner.reshaped(dz, dy.shape), x, aux, gamma}, backend, attrs: plain});
+  } finally {
+    r.done();
+  }
+}
+
+function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const a = attrs as BackwardAttrs;
   const v: View = viewOf(a);
   const {dy, x, aux, gamma} = inputs as Record<string, tf.TensorInfo>;

@@ -23,7 +23,8 @@
  * rounded to float16 in the shader so that lo carries what storage drops.
  */
 import * as tf from '@tensorflow/tfjs';
-import {ForwardAttrs, LayoutAttrs} from '../../kernels';
+import {ForwardAttrs, KernelActivation, LayoutAttrs} from '../../kernels';
+import {ACT_GLSL, actGlsl, actGradGlsl} from './activation';
 import {statToParam} from '../geometry';
 import {FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
@@ -215,35 +216,57 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
 }
 
 /** y from x and the statistics texture (hi, lo, invStd rows at `rows`), in `shape` (packed when it can). */
+/**
+ * z = xhat * gamma + beta from x and the statistics rows (hi, lo, 1/std at
+ * `rows` of input `stats`), through the activation: y = act(z); or with `grad`
+ * (an extra input dy) dz = dy * act'(z), the backward's epilogue, written
+ * unpacked for the backward's programs to read.
+ */
 export function applyProgram(v: View, shape: number[], withGamma: boolean, withBeta: boolean,
-                             rows: [number, number, number], center = true): WebGLProgram {
+                             rows: [number, number, number], center = true, act?: KernelActivation,
+                             grad = false): WebGLProgram {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
+  if (grad) names.push('dy');
   const param: string[] = [];
   if (withGamma) param.push('getGamma($p)');
   if (withBeta) param.push('getBeta($p)');
   const ew = elementwise(v, shape, {
     // Without centering the mean rows hold 0 (x - 0 - 0 is x): not read.
-    stat: (center ? rows : [rows[2]]).map(r => `getStats(${r} + $s)`), param, elem: ['getX($i)'],
-    value: (st, pa, [xv]) => {
+    stat: (center ? rows : [rows[2]]).map(r => `getStats(${r} + $s)`), param,
+    elem: grad ? ['getX($i)', 'getDy($i)'] : ['getX($i)'],
+    value: (st, pa, [xv, dyv]) => {
       let y = center ? `((${xv} - ${st[0]}) - ${st[1]}) * ${st[2]}` : `${xv} * ${st[0]}`;
       if (withGamma) y = `${y} * ${pa[0]}`;
       if (withBeta) y = `${y} + ${pa[withGamma ? 1 : 0]}`;
-      return y;
+      return grad && act ? actGradGlsl(act, dyv, y) : actGlsl(act, y);
     },
-  });
-  return {variableNames: names, ...ew};
+  }, !grad);
+  return {variableNames: names, ...ew, userCode: `${act ? ACT_GLSL : ''}${ew.userCode}`};
+}
+
+/** x + residual, unpacked (the forward's programs read it next). */
+function sumProgram(v: View, shape: number[]): WebGLProgram {
+  return {
+    variableNames: ['x', 'residual'],
+    ...elementwise(v, shape, {stat: [], param: [], elem: ['getX($i)', 'getResidual($i)'],
+                              value: (_s, _p, [xv, rv]) => `${xv} + ${rv}`}, false),
+  };
 }
 
 export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const a = attrs as ForwardAttrs;
   const v = viewOf(a);
-  const x = inputs.x!;
+  const r = new Runner(backend as WebGLBackend);
+  // The residual epilogue: everything below normalizes x + residual (one more program), returned last.
+  const sum = inputs.residual
+    ? Runner.reshaped(r.run(sumProgram(v, r.storedShape(inputs.x!)), [inputs.x!, inputs.residual]), inputs.x!.shape)
+    : null;
+  const x = sum ?? inputs.x!;
   const {glsl, groups} = groupGlsl(v, 'nm_g', v.statKept);
   const partials = groups.nc > 1;
   const running = inputs.runningMean ? runningOf(a, v) : null;
-  const r = new Runner(backend as WebGLBackend);
   try {
     const statInputs = [x];
     if (partials) statInputs.push(r.runTemp(partialProgram(v, glsl, groups, a.center), [x]));
@@ -253,7 +276,8 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
-    const y = r.run(applyProgram(v, r.storedShape(x), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S], a.center), applyInputs);
+    const y = r.run(applyProgram(v, r.storedShape(inputs.x!), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S], a.center,
+                                 a.activation), applyInputs);
     // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
     const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
                   r.slice(stats, 0, [3, S])];
@@ -261,6 +285,7 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
       outs.push(r.slice(stats, 4 * S, inputs.runningMean!.shape), r.slice(stats, 4 * S + v.P, inputs.runningVariance!.shape),
                 r.slice(stats, 4 * S + 2 * v.P, [], 'int32'));
     }
+    if (sum) outs.push(sum);
     return outs;
   } finally {
     r.done();

@@ -240,10 +240,11 @@ const ivec = (d: Delta) => `ivec3(${d[0]}, ${d[1]}, ${d[2]})`;
  * where laneSteps allows, and each statistic or parameter value read once
  * per texel when the lanes share it; else one value per texel, 1-D.
  */
-export function elementwise(v: View, shape: number[], spec: ElementwiseSpec):
+export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, allowPacked = true):
     {userCode: string; outputShape: number[]; packedOutput: boolean} {
-  // Packed outputs where tfjs itself packs (and so does not unpack them right away).
-  const packed = tf.env().getBool('WEBGL_PACK') && tf.env().getBool('WEBGL_LAZILY_UNPACK');
+  // Packed outputs where tfjs itself packs (and so does not unpack them right away); unpacked where the
+  // caller's next program reads the output (allowPacked false: it would unpack it first).
+  const packed = allowPacked && tf.env().getBool('WEBGL_PACK') && tf.env().getBool('WEBGL_LAZILY_UNPACK');
   const lanes = packed ? lanesGlsl(shape) : null;
   const sub = (t: string, s: string, p: string, i: string) => t.replace(/\$s/g, s).replace(/\$p/g, p).replace(/\$i/g, i);
   if (!lanes) {

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
+import {ACT_GLSL, actGlsl} from './activation';
 import {elementwise, viewOf} from './layout';
 import {Runner, WebGLBackend, lit} from './webgl_backend';
 
@@ -34,14 +35,12 @@ export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
     const param = ['getMean($p)', `inversesqrt(getVariance($p) + ${lit(a.epsilon)})`];
     if (gamma) param.push('getGamma($p)');
     if (beta) param.push('getBeta($p)');
-    const y = r.run({
-      variableNames: names,
-      ...elementwise(v, r.storedShape(x!), {
-        stat: [], param, elem: ['getX($i)'],
-        value: ([], [mean, inv, ...gb], [xv]) =>
-          `(${xv} - ${mean}) * (${inv}${gamma ? ` * ${gb[0]}` : ''})${beta ? ` + ${gb[gamma ? 1 : 0]}` : ''}`,
-      }),
-    }, ins);
+    const ew = elementwise(v, r.storedShape(x!), {
+      stat: [], param, elem: ['getX($i)'],
+      value: ([], [mean, inv, ...gb], [xv]) => actGlsl(a.activation,
+        `(${xv} - ${mean}) * (${inv}${gamma ? ` * ${gb[0]}` : ''})${beta ? ` + ${gb[gamma ? 1 : 0]}` : ''}`),
+    });
+    const y = r.run({variableNames: names, ...ew, userCode: `${a.activation ? ACT_GLSL : ''}${ew.userCode}`}, ins);
     return Runner.reshaped(y, x!.shape);
   } finally {
     r.done();
