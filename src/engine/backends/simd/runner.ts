@@ -200,6 +200,18 @@ export class SimdRunner implements NormImpl {
     }
   }
 
+  /** The apply pass over rows [r0, r1): y = xhat * gamma + beta, through the activation (kind 0: none). */
+  private applyRows(x: number, y: number, r0: number, r1: number, kind: number): void {
+    if (kind) this.exp.applyAct(x, y, r0, r1, kind);
+    else this.exp.apply(x, y, r0, r1);
+  }
+
+  /** dgamma and dbeta out of the module's float64 parameter sums. */
+  private paramGrads(g: Geometry, L: NormRegions, io: BackwardIO): void {
+    if (io.dgamma) io.dgamma.set(this.f64(L.p64a, g.paramSize));
+    if (io.dbeta) io.dbeta.set(this.f64(L.p64b, g.paramSize));
+  }
+
   forward(g: Geometry, io: ForwardIO, epsilon: number, center: boolean): void {
     this.forwardOf(g, io, epsilon, center, null, null, null);
   }
@@ -246,12 +258,8 @@ export class SimdRunner implements NormImpl {
     this.f32(L.hi, S).set(io.aux.subarray(0, S));
     this.f32(L.lo, S).set(io.aux.subarray(S, 2 * S));
     this.f32(L.is, S).set(io.aux.subarray(2 * S, 3 * S));
-    if (act) {
-      const kind = ACT_KIND[act];
-      this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.applyAct(x, y, r0, r1, kind));
-    } else {
-      this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
-    }
+    const kind = act ? ACT_KIND[act] : 0;
+    this.sweep(g, [xs], [io.y], (r0, r1, [x, y]) => this.applyRows(x, y, r0, r1, kind));
   }
 
   /** forwardOf by blocks: per block, the sums (after the residual add), mean, squares, statistics and y. */
@@ -285,9 +293,7 @@ export class SimdRunner implements NormImpl {
       lo.set(aux.subarray(S + s0, S + s1), s0);
       is.set(aux.subarray(2 * S + s0, 2 * S + s1), s0);
       e.resetState();
-      const y = ptrs[ptrs.length - 1];
-      if (kind) e.applyAct(x, y, r0, r1, kind);
-      else e.apply(x, y, r0, r1);
+      this.applyRows(x, ptrs[ptrs.length - 1], r0, r1, kind);
     });
   }
 
@@ -318,9 +324,7 @@ export class SimdRunner implements NormImpl {
       e.resetState();
       e.bwdDx(d, x, dx, r0, r1);
     });
-    const P = g.paramSize;
-    if (io.dgamma) io.dgamma.set(this.f64(L.p64a, P));
-    if (io.dbeta) io.dbeta.set(this.f64(L.p64b, P));
+    this.paramGrads(g, L, io);
   }
 
   /**
@@ -369,12 +373,10 @@ export class SimdRunner implements NormImpl {
     }
     const e = this.exp;
     const S = g.statSize;
-    const P = g.paramSize;
     this.sweep(g, [io.dy, io.x], [], (r0, r1, [dy, x], last) => e.bwdSums(dy, x, r0, r1, last ? 1 : 0));
     finishBackward(this.f64(L.s64a, S), this.f64(L.s64b, S), g.count, center, this.f32(L.c1, S), this.f32(L.c2, S));
     this.sweep(g, [io.dy, io.x], [io.dx], (r0, r1, [dy, x, dx]) => e.bwdDx(dy, x, dx, r0, r1));
-    if (io.dgamma) io.dgamma.set(this.f64(L.p64a, P));
-    if (io.dbeta) io.dbeta.set(this.f64(L.p64b, P));
+    this.paramGrads(g, L, io);
   }
 
   scaleShift(g: Geometry, io: ScaleShiftIO, epsilon: number): void {
@@ -388,13 +390,8 @@ export class SimdRunner implements NormImpl {
     this.f32(L.hi, P).set(io.mean);
     const is = this.f32(L.is, P);
     for (let p = 0; p < P; p++) is[p] = 1 / Math.sqrt(io.variance[p] + epsilon);
-    const e = this.exp;
-    if (act) {
-      const kind = ACT_KIND[act];
-      this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.applyAct(x, y, r0, r1, kind));
-    } else {
-      this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => e.apply(x, y, r0, r1));
-    }
+    const kind = act ? ACT_KIND[act] : 0;
+    this.sweep(g, [io.x], [io.y], (r0, r1, [x, y]) => this.applyRows(x, y, r0, r1, kind));
   }
 
   // ---------------------------------------------------------------- LocalResponseNorm
