@@ -18,7 +18,10 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tfn from '../src';
 import {implUsage} from '../src/engine/backends/simd/select';
-import {EPILOGUE_AS_OPS_WITH_SIMD, FUSED_EPILOGUE_BACKENDS} from '../src/engine/kernels';
+import {
+  BACKWARD_KERNEL, EPILOGUE_AS_OPS_WITH_SIMD, FORWARD_KERNEL, FUSED_EPILOGUE_BACKENDS, layoutAttrs, runKernel,
+} from '../src/engine/kernels';
+import {axesPlan, planFromRoles} from '../src/engine/plan';
 import {
   ActFixtures, ActInputs, ActOp, RandomCase, disposeAll, randomInputs, runActLayerCase, runActOpCase, runOp,
   valueAndGradTensors,
@@ -407,4 +410,65 @@ describeBackends('activation and add-norm: layers, serialization, errors', () =>
     tf.dispose([x, target]);
     model.dispose();
   });
+});
+
+/**
+ * The SIMD module takes silu's and gelu's act'(z) from the forward's output
+ * y = act(z) when the backward kernel gets it (sigmoid(z), Phi(z) = y / z, a
+ * series near z = 0). Held here to the backward that recomputes act'(z)
+ * (no `y` input) and, for silu, to a float64 reference, with z = beta exactly
+ * in the channels whose gamma is 0: z = 0, tiny, around the series' switch at
+ * 2^-10, and where exp saturates.
+ */
+describeBackends('activation backward from the forward output == recomputed', () => {
+  const SPECIAL = [0, 1e-30, -1e-8, 9e-4, -(2 ** -10) * (1 - 2 ** -20), 2 ** -10, -(2 ** -10), 2 ** -10 * (1 + 2 ** -20),
+                   1e-3, -0.5, 5, -5, -20, 30,
+                   -90, 100];
+  const C = SPECIAL.length + 6;
+  const N = 48;
+  // [N, C], statistics per channel (column mode), and [N, C] statistics per row (rows, blocked passes).
+  const plans = {
+    'per channel': planFromRoles([{size: N, reduced: true, param: false}, {size: C, reduced: false, param: true}],
+                                 [N, C]),
+    'per row': axesPlan([N, C], [1]),
+  };
+  const siluGrad = (z: number) => {
+    const s = 1 / (1 + Math.exp(-z));
+    return s * (1 + z * (1 - s));
+  };
+  (['silu', 'gelu'] as const).forEach(act => Object.entries(plans).forEach(([which, plan]) => {
+    it(`${act}, statistics ${which}`, async () => {
+      await noLeak(() => {
+        const u = randoms(C, 4243, 0.5);
+        const xs = randoms(N * C, 4242, 2);
+        // Channels < SPECIAL.length: gamma 0, beta the special z (per channel plan: z = beta exactly).
+        const perChannel = which === 'per channel';
+        const gamma = Array.from({length: C}, (_, c) => (perChannel && c < SPECIAL.length ? 0 : 1 + u[c]));
+        const beta = Array.from({length: C}, (_, c) => (c < SPECIAL.length ? SPECIAL[c] : u[c]));
+        const dys = randoms(N * C, 4244);
+        const paramShape = plan.paramShape;
+        const [x, g, b, dy] = [tf.tensor2d(xs, [N, C]), tf.tensor(gamma, paramShape), tf.tensor(beta, paramShape),
+                               tf.tensor2d(dys, [N, C])];
+        const attrs = {...layoutAttrs(plan), epsilon: 1e-5, center: true, activation: act};
+        const [y, mean, variance, aux] = runKernel(FORWARD_KERNEL, {x, gamma: g, beta: b}, attrs) as tf.Tensor[];
+        const back = {...layoutAttrs(plan), center: true, withGamma: true, withBeta: true, activation: act};
+        const calls0 = implUsage.simdDirect + implUsage.simdStreamed;
+        const fromY = runKernel(BACKWARD_KERNEL, {dy, x, aux, gamma: g, beta: b, y}, back) as tf.Tensor[];
+        expect(implUsage.simdDirect + implUsage.simdStreamed).toBeGreaterThan(calls0);
+        const recomputed = runKernel(BACKWARD_KERNEL, {dy, x, aux, gamma: g, beta: b}, back) as tf.Tensor[];
+        ['dx', 'dgamma', 'dbeta'].forEach((name, i) =>
+          expectClose(fromY[i], Array.from(recomputed[i].dataSync()), `${act} ${which} ${name}`, 1e-6, 2e-6));
+        if (act === 'silu' && perChannel) {
+          // dbeta of a gamma-0 channel: sum over the batch of dy * silu'(beta), in float64.
+          const db = fromY[2].dataSync();
+          SPECIAL.forEach((z, c) => {
+            let ref = 0;
+            for (let n = 0; n < N; n++) ref += dys[n * C + c] * siluGrad(Math.fround(z));
+            expectClose([db[c]], [ref], `silu dbeta at z = ${z}`, 1e-6, 1e-6);
+          });
+        }
+        tf.dispose([x, g, b, dy, y, mean, variance, aux, ...fromY, ...recomputed]);
+      });
+    });
+  }));
 });

@@ -290,13 +290,15 @@ function loadStatColumns(sb: i32): void {
 
 /** Rows [r0, r1) of x into y (both point at row r0). */
 // @ts-ignore: decorator
-@inline function applyRows(xp: usize, dyp: usize, yp: usize, r0: i32, r1: i32, kind: i32, grad: bool): void {
+@inline function applyRows(xp: usize, dyp: usize, yp: usize, r0: i32, r1: i32, kind: i32, grad: bool,
+                           fyp: usize = 0, withY: bool = false): void {
   const k4 = K & ~3;
   for (let r = r0; r < r1; r++) {
     const off = <usize>((r - r0) * K) << 2;
     const x = xp + off;
     const y = yp + off;
     const dy = dyp + off;
+    const fy = fyp + off;
     const sb = statBase(r);
     const pb = paramBase(r);
     if (STAT_VARIES) {
@@ -318,12 +320,12 @@ function loadStatColumns(sb: i32): void {
       for (; k < k4; k += 4) {
         const o = <usize>k << 2;
         const d = f32x4.sub(f32x4.sub(v128.load(x + o), v128.load(V0 + o)), v128.load(V1 + o));
-        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, v128.load(V3 + o)), v128.load(V4 + o)), dy + o, kind, grad));
+        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, v128.load(V3 + o)), v128.load(V4 + o)), dy + o, fy + o, kind, grad, withY));
       }
       for (; k < K; k++) {
         const o = <usize>k << 2;
         store<f32>(y + o, epiS((load<f32>(x + o) - load<f32>(V0 + o) - load<f32>(V1 + o)) * load<f32>(V3 + o) +
-                          load<f32>(V4 + o), dy + o, kind, grad));
+                          load<f32>(V4 + o), dy + o, fy + o, kind, grad, withY));
       }
     } else if (PARAM_VARIES) {
       if (pb != CUR_P) {
@@ -344,11 +346,11 @@ function loadStatColumns(sb: i32): void {
       for (; k < k4; k += 4) {
         const o = <usize>k << 2;
         const d = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(x + o), vhi), vlo), vis);
-        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, v128.load(V3 + o)), v128.load(V4 + o)), dy + o, kind, grad));
+        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, v128.load(V3 + o)), v128.load(V4 + o)), dy + o, fy + o, kind, grad, withY));
       }
       for (; k < K; k++) {
         const o = <usize>k << 2;
-        store<f32>(y + o, epiS((load<f32>(x + o) - hi - lo) * is * load<f32>(V3 + o) + load<f32>(V4 + o), dy + o, kind, grad));
+        store<f32>(y + o, epiS((load<f32>(x + o) - hi - lo) * is * load<f32>(V3 + o) + load<f32>(V4 + o), dy + o, fy + o, kind, grad, withY));
       }
     } else {
       const hi = f32At(HI, sb);
@@ -363,11 +365,11 @@ function loadStatColumns(sb: i32): void {
       for (; k < k4; k += 4) {
         const o = <usize>k << 2;
         const d = f32x4.sub(f32x4.sub(v128.load(x + o), vhi), vlo);
-        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, va), vb), dy + o, kind, grad));
+        v128.store(y + o, epiV(f32x4.add(f32x4.mul(d, va), vb), dy + o, fy + o, kind, grad, withY));
       }
       for (; k < K; k++) {
         const o = <usize>k << 2;
-        store<f32>(y + o, epiS((load<f32>(x + o) - hi - lo) * a + b, dy + o, kind, grad));
+        store<f32>(y + o, epiS((load<f32>(x + o) - hi - lo) * a + b, dy + o, fy + o, kind, grad, withY));
       }
     }
   }
@@ -379,15 +381,19 @@ function loadStatColumns(sb: i32): void {
  * constants in each specialised copy of applyRows, so these branches fold away.
  */
 // @ts-ignore: decorator
-@inline function epiV(z: v128, dyo: usize, kind: i32, grad: bool): v128 {
+@inline function epiV(z: v128, dyo: usize, fyo: usize, kind: i32, grad: bool, withY: bool): v128 {
   if (kind == 0) return z;
+  if (grad && withY) return f32x4.mul(v128.load(dyo), actGradFromY(z, v128.load(fyo), kind));
   if (grad) return f32x4.mul(v128.load(dyo), actGradV(z, kind));
   return actV(z, kind);
 }
 
 // @ts-ignore: decorator
-@inline function epiS(z: f32, dyo: usize, kind: i32, grad: bool): f32 {
+@inline function epiS(z: f32, dyo: usize, fyo: usize, kind: i32, grad: bool, withY: bool): f32 {
   if (kind == 0) return z;
+  if (grad && withY) {
+    return load<f32>(dyo) * f32x4.extract_lane(actGradFromY(f32x4.splat(z), f32x4.splat(load<f32>(fyo)), kind), 0);
+  }
   if (grad) return load<f32>(dyo) * f32x4.extract_lane(actGradV(f32x4.splat(z), kind), 0);
   return f32x4.extract_lane(actV(f32x4.splat(z), kind), 0);
 }
@@ -409,6 +415,17 @@ export function applyActGrad(xp: usize, dyp: usize, outp: usize, r0: i32, r1: i3
   if (kind == 1) applyRows(xp, dyp, outp, r0, r1, 1, true);
   else if (kind == 2) applyRows(xp, dyp, outp, r0, r1, 2, true);
   else applyRows(xp, dyp, outp, r0, r1, 3, true);
+}
+
+/**
+ * applyActGrad given also the forward's output y = act(z) (silu, gelu): act'(z)
+ * then costs a division instead of an exp and a division (silu) or an erfc
+ * (gelu); see actGradFromY.
+ */
+export function applyActGradY(xp: usize, dyp: usize, fyp: usize, outp: usize, r0: i32, r1: i32, kind: i32): void {
+  if (kind == 2) applyRows(xp, dyp, outp, r0, r1, 2, true, fyp, true);
+  else if (kind == 3) applyRows(xp, dyp, outp, r0, r1, 3, true, fyp, true);
+  else applyRows(xp, dyp, outp, r0, r1, 1, true);
 }
 
 // ------------------------------------------------------------ backward
@@ -1095,6 +1112,31 @@ export function lrnBackward(dy: usize, x: usize, dx: usize, outer: i32, c: i32, 
     return f32x4.mul(s, f32x4.add(f32x4.splat(1.0), f32x4.mul(z, f32x4.sub(f32x4.splat(1.0), s))));
   }
   const cdf = f32x4.mul(f32x4.splat(0.5), erfcV(f32x4.mul(f32x4.neg(z), f32x4.splat(SQRT1_2))));
+  const pdf = f32x4.mul(f32x4.splat(INV_SQRT_2PI), expV(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(z, z))));
+  return f32x4.add(cdf, f32x4.mul(z, pdf));
+}
+
+/** |z| below this: sigmoid(z) and Phi(z) by their series (error < 1e-10) instead of y / z. */
+// @ts-ignore: decorator
+@inline const SMALL_Z: f32 = 9.765625e-4; // 2^-10
+
+/**
+ * act'(z) on four lanes from z and y = act(z) as the forward computed it:
+ * silu: sigmoid(z) = y / z, act' = s + y * (1 - s); gelu: Phi(z) = y / z,
+ * act' = Phi(z) + z * pdf(z). y / z carries the forward's rounding (about
+ * 2 ulp of s); near z = 0, where y / z loses it, the series 1/2 + z/4 and
+ * 1/2 + z / sqrt(2 pi) (next terms z^3/48, z^3/(6 sqrt(2 pi)): below 1e-10
+ * for |z| < 2^-10).
+ */
+// @ts-ignore: decorator
+@inline function actGradFromY(z: v128, y: v128, kind: i32): v128 {
+  const small = f32x4.lt(f32x4.abs(z), f32x4.splat(SMALL_Z));
+  const half = f32x4.splat(0.5);
+  if (kind == 2) {
+    const s = v128.bitselect(f32x4.add(half, f32x4.mul(z, f32x4.splat(0.25))), f32x4.div(y, z), small);
+    return f32x4.add(s, f32x4.mul(y, f32x4.sub(f32x4.splat(1.0), s)));
+  }
+  const cdf = v128.bitselect(f32x4.add(half, f32x4.mul(z, f32x4.splat(INV_SQRT_2PI))), f32x4.div(y, z), small);
   const pdf = f32x4.mul(f32x4.splat(INV_SQRT_2PI), expV(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(z, z))));
   return f32x4.add(cdf, f32x4.mul(z, pdf));
 }

@@ -7,7 +7,7 @@
  *
  *   TfjsNormForward      x, [gamma], [beta], [runningMean, runningVariance, numBatchesTracked], [residual]
  *                          -> y, mean, variance, aux, [runningMean', runningVariance', numBatchesTracked'], [sum]
- *   TfjsNormBackward     dy, x, aux, [gamma], [beta] -> dx, [dgamma], [dbeta]
+ *   TfjsNormBackward     dy, x, aux, [gamma], [beta], [y] -> dx, [dgamma], [dbeta]
  *   TfjsNormScaleShift   x, mean, variance, [gamma], [beta] -> y
  *   TfjsNormLrnForward   x -> y                      (LocalResponseNorm)
  *   TfjsNormLrnBackward  dy, x -> dx
@@ -25,7 +25,10 @@
  * Epilogues (issue #17), optional: attr `activation` ('relu' | 'silu' |
  * 'gelu', absent = none) on all three: y = act(z), z = xhat * gamma + beta.
  * With it the backward also takes `beta` (and gamma) and recomputes z from x
- * and aux, so dz = dy * act'(z) feeds the usual backward. Input `residual`
+ * and aux, so dz = dy * act'(z) feeds the usual backward; for 'silu' and
+ * 'gelu' it also takes `y`, the forward's output act(z), which a backend may
+ * use for act'(z) (the SIMD module does: sigmoid(z) or Phi(z) = y / z, no
+ * exp or erfc recomputed) or ignore. Input `residual`
  * (x's shape) on the forward: the kernel normalizes x + residual and also
  * returns that sum (last output); the backward then gets x = the sum, and
  * d(x) = d(residual) = its dx. Calls with an epilogue run a fused kernel

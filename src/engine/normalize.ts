@@ -156,16 +156,19 @@ const fusedPath = (inKernel: boolean): Path => (spec, hasGamma, hasBeta, withSta
   const [y, mean, variance, aux] = outs;
   const updated = running ? outs.slice(4, 7) : [];
   const sum = opSum ?? (hasResidual ? outs[outs.length - 1] : null);
-  // Epilogue as ops: z (the kernel's y) is kept for act'(z).
+  // Epilogue as ops: z (the kernel's y) is kept for act'(z). In the kernels, silu and gelu keep their output
+  // act(z): the backward kernel may take act'(z) from it (a division instead of an exp or an erfc).
   const zOut = act && !inKernel ? y : null;
+  const actOut = act && inKernel && act !== 'relu' ? y : null;
   return {
     value: zOut ? activationOps(zOut, act!) : y, mean: spec.center ? mean : null, variance,
     running: running ? {mean: updated[0], variance: updated[1], numBatchesTracked: updated[2]} : null,
     sum,
-    saved: [aux, ...(sum ? [sum] : []), ...(zOut ? [zOut] : [])],
+    saved: [aux, ...(sum ? [sum] : []), ...(zOut ? [zOut] : []), ...(actOut ? [actOut] : [])],
     backward: (dy, savedInputs, [auxS, ...more]) => {
       const sumS = sum ? more[0] : null;
       const zS = zOut ? more[more.length - 1] : null;
+      const actS = actOut ? more[more.length - 1] : null;
       const [xS, ...paramsS] = hasResidual ? [sumS!, ...savedInputs.slice(2)] : savedInputs;
       if (zS) dy = activationGradOps(dy, zS, act!);
       const backInputs: tf.NamedTensorMap = {dy, x: xS, aux: auxS};
@@ -175,6 +178,7 @@ const fusedPath = (inKernel: boolean): Path => (spec, hasGamma, hasBeta, withSta
       if (act && inKernel) {
         backAttrs.activation = act;
         if (hasBeta) backInputs.beta = paramsS[hasGamma ? 1 : 0];
+        if (actS) backInputs.y = actS;
       }
       return spreadResidual(runKernel(BACKWARD_KERNEL, backInputs, backAttrs) as tf.Tensor[], hasResidual);
     },

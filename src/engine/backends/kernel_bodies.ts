@@ -105,7 +105,7 @@ export function backwardBody(st: Storage, {inputs, attrs}: KernelArgs): tf.Tenso
       dx: f32(st, outs[0])!, dgamma: a.withGamma ? f32(st, outs[1]) : null,
       dbeta: a.withBeta ? f32(st, outs[outs.length - 1]) : null,
     };
-    if (act && sel.runner) sel.runner.backwardEpilogue(g, io, a.center, act, f32(st, inputs.beta));
+    if (act && sel.runner) sel.runner.backwardEpilogue(g, io, a.center, act, f32(st, inputs.beta), f32(st, inputs.y));
     else if (act) jsEpilogue.backward(g, io, a.center, act, f32(st, inputs.beta));
     else sel.impl.backward(g, io, a.center);
   } finally {

@@ -29,6 +29,7 @@ export interface NormExports {
   apply(x: number, y: number, r0: number, r1: number): void;
   applyAct(x: number, y: number, r0: number, r1: number, kind: number): void;
   applyActGrad(x: number, dy: number, out: number, r0: number, r1: number, kind: number): void;
+  applyActGradY(x: number, dy: number, y: number, out: number, r0: number, r1: number, kind: number): void;
   bwdSums(dy: number, x: number, r0: number, r1: number, last: number): void;
   bwdDx(dy: number, x: number, dx: number, r0: number, r1: number): void;
   setLrnScratch(acc: number, p: number, t: number): void;

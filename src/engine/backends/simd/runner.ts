@@ -302,20 +302,22 @@ export class SimdRunner implements NormImpl {
    * into dx), the sums, c1/c2 of the block's statistics and dx.
    */
   private backwardBlocked(g: Geometry, L: NormRegions, n: number, io: BackwardIO, center: boolean,
-                          act: Activation | null): void {
+                          act: Activation | null, y: Float32Array | null = null): void {
     const e = this.exp;
     const S = g.statSize;
     const {rows: U, stats: W} = g.units!;
     const [s64a, s64b] = [L.s64a, L.s64b].map(o => this.f64(o, S));
     const [c1, c2] = [L.c1, L.c2].map(o => this.f32(o, S));
     const kind = act ? ACT_KIND[act] : 0;
-    this.sweepBlocks(g, n, [io.dy, io.x], [io.dx], (r0, r1, [dy, x, dx]) => {
+    this.sweepBlocks(g, n, y ? [io.dy, io.x, y] : [io.dy, io.x], [io.dx], (r0, r1, ptrs) => {
+      const [dy, x] = ptrs;
+      const dx = ptrs[ptrs.length - 1];
       const s0 = (r0 / U) * W;
       const s1 = (r1 / U) * W;
       let d = dy;
       if (kind) {
         e.resetState();
-        e.applyActGrad(x, dy, dx, r0, r1, kind);
+        this.actGradRows(x, dy, y ? ptrs[2] : 0, dx, r0, r1, kind);
         d = dx;
       }
       e.resetState();
@@ -339,17 +341,29 @@ export class SimdRunner implements NormImpl {
     this.forwardOf(g, io, epsilon, center, residual, sum, act);
   }
 
-  backwardEpilogue(g: Geometry, io: BackwardIO, center: boolean, act: Activation, beta: Float32Array | null): void {
+  /**
+   * `y`: the forward's output act(z), when the caller has it (silu and gelu
+   * then take act'(z) from it: a division instead of an exp or an erfc).
+   */
+  backwardEpilogue(g: Geometry, io: BackwardIO, center: boolean, act: Activation, beta: Float32Array | null,
+                   y: Float32Array | null = null): void {
     const L = this.setupBackward(g, io, beta, true);
     const n = this.blockRows(g);
+    const fy = act === 'relu' ? null : y;
     if (n) {
-      this.backwardBlocked(g, L, n, io, center, act);
+      this.backwardBlocked(g, L, n, io, center, act, fy);
       return;
     }
     const kind = ACT_KIND[act];
-    this.sweep(g, [io.x, io.dy], [io.dx],
-               (r0, r1, [x, dy, dz]) => this.exp.applyActGrad(x, dy, dz, r0, r1, kind));
+    this.sweep(g, fy ? [io.x, io.dy, fy] : [io.x, io.dy], [io.dx], (r0, r1, ptrs) =>
+      this.actGradRows(ptrs[0], ptrs[1], fy ? ptrs[2] : 0, ptrs[ptrs.length - 1], r0, r1, kind));
     this.backward(g, {...io, dy: io.dx}, center);
+  }
+
+  /** dz = dy * act'(z) over rows [r0, r1) into `out`, from the forward's output at `y` when not 0. */
+  private actGradRows(x: number, dy: number, y: number, out: number, r0: number, r1: number, kind: number): void {
+    if (y) this.exp.applyActGradY(x, dy, y, out, r0, r1, kind);
+    else this.exp.applyActGrad(x, dy, out, r0, r1, kind);
   }
 
   /** Setup for a backward: parameters, and the forward's hi, lo (when centred) and 1/std. */
