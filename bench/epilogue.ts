@@ -9,6 +9,9 @@
  * a load change on a shared machine hits all of them alike.
  *
  *   npx ts-node --transpile-only bench/epilogue.ts [cpu|wasm] [rounds]
+ *
+ * GroupNorm rows at two shapes: [4,32,32,64] (1 MiB, in cache) and npm run
+ * bench's [8,64,64,128] (32 MiB).
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -54,11 +57,12 @@ async function main(): Promise<void> {
   await tf.ready();
   const reps = Number(process.argv[3] ?? (backend === 'cpu' ? 9 : 21));
   const rows: string[] = [];
-  {
-    const shape = [4, 32, 32, 64];
+  // A small block (cache-resident) and npm run bench's GroupNorm shape.
+  for (const shape of [[4, 32, 32, 64], [8, 64, 64, 128]]) {
+    const C = shape[3];
     const x = tf.randomNormal(shape);
-    const g = tf.randomNormal([64], 1, 0.2);
-    const b = tf.randomNormal([64], 0, 0.2);
+    const g = tf.randomNormal([C], 1, 0.2);
+    const b = tf.randomNormal([C], 0, 0.2);
     const dy = tf.randomNormal(shape);
     const gn = (a: Act | null) => (xx: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
       tfn.ops.groupNorm(xx, {numGroups: 32, gamma: gg, beta: bb, activation: a});
