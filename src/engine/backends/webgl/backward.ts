@@ -23,8 +23,9 @@
  * means (bounded by the data, so float16 textures hold them).
  */
 import * as tf from '@tensorflow/tfjs';
-import {BackwardAttrs} from '../../kernels';
-import {applyProgram, f16Textures, hiGlsl} from './forward';
+import {BackwardAttrs, KernelActivation} from '../../kernels';
+import {ACT_GLSL, actGradGlsl} from './activation';
+import {f16Textures, hiGlsl} from './forward';
 import {FINITE_GLSL, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
@@ -48,8 +49,10 @@ function xhatGlsl(S: number, center: boolean): string {
  * over a statistic (g, g * xhat) and `vec2 nm_pc(int p, int c)` over a
  * parameter (dy * xhat, dy).
  */
-function chunkGlsl(S: number, gs: Groups, gp: Groups | null, withGamma: boolean): string {
+function chunkGlsl(S: number, gs: Groups, gp: Groups | null, withGamma: boolean, act: boolean): string {
   const gam = withGamma ? 'getGamma(e.z)' : '1.0';
+  // With an activation epilogue dy is dz = dy * act'(z), z recomputed from xhat (nm_dz).
+  const dyOf = (xhat: string) => (act ? `nm_dz(getDy(e.x), ${xhat}, e.z)` : 'getDy(e.x)');
   const stat = `
     vec2 nm_sc(int s, int c) {
       ivec3 b = nm_s_base(s);
@@ -61,8 +64,9 @@ function chunkGlsl(S: number, gs: Groups, gp: Groups | null, withGamma: boolean)
       for (int t = 0; t < ${gs.L}; t++) {
         if (t >= len) break;
         ivec3 e = b + nm_s_off(j0 + t);
-        float g = getDy(e.x) * ${gam};
-        acc += vec2(g, g * (((getX(e.x) - hi) - lo) * inv));
+        float xh = ((getX(e.x) - hi) - lo) * inv;
+        float g = ${dyOf('xh')} * ${gam};
+        acc += vec2(g, g * xh);
       }
       return acc / float(len);
     }`;
@@ -76,8 +80,9 @@ function chunkGlsl(S: number, gs: Groups, gp: Groups | null, withGamma: boolean)
       for (int t = 0; t < ${gp.L}; t++) {
         if (t >= len) break;
         ivec3 e = b + nm_p_off(j0 + t);
-        float d = getDy(e.x);
-        acc += vec2(d * nm_xhat(e.x, e.y), d);
+        float xh = nm_xhat(e.x, e.y);
+        float d = ${dyOf('xh')};
+        acc += vec2(d * xh, d);
       }
       return acc / float(len);
     }`;
@@ -87,33 +92,26 @@ function chunkGlsl(S: number, gs: Groups, gp: Groups | null, withGamma: boolean)
 const FINE_MIN = 16;
 
 /**
- * The kernel: with an activation epilogue, first dz = dy * act'(z) (z
- * recomputed from x, the forward's aux, gamma and beta: one more program,
- * unpacked), then the backward of dz.
+ * GLSL `nm_dz(dy, xhat, p)`: dy * act'(z), z = xhat * gamma[p] + beta[p] as the
+ * forward's y program computes it (the activation epilogue's dz, recomputed
+ * wherever the backward reads dy instead of written by a program of its own).
  */
-export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
-  const a = attrs as BackwardAttrs;
-  if (!a.activation) return backwardOf({inputs, backend, attrs});
-  const {dy, x, aux, gamma, beta} = inputs as Record<string, tf.TensorInfo>;
-  const v = viewOf(a);
-  const S = v.S;
-  const r = new Runner(backend as WebGLBackend);
-  try {
-    const ins = [x, aux, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), dy];
-    const dz = r.runTemp(applyProgram(v, r.storedShape(dy), gamma != null, beta != null, [0, S, 2 * S], a.center,
-                                      a.activation, true), ins);
-    const plain = {...a, activation: undefined};
-    return backwardOf({inputs: {dy: Runner.reshaped(dz, dy.shape), x, aux, gamma}, backend, attrs: plain});
-  } finally {
-    r.done();
-  }
+function dzGlsl(act: KernelActivation, withGamma: boolean, withBeta: boolean): string {
+  return `${ACT_GLSL}
+    float nm_dz(float dy, float xh, int p) {
+      return ${actGradGlsl(act, 'dy', `xh${withGamma ? ' * getGamma(p)' : ''}${withBeta ? ' + getBeta(p)' : ''}`)};
+    }`;
 }
 
-function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
+/** The kernel; with an activation epilogue, dz = dy * act'(z) recomputed inside each program that reads dy. */
+export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const a = attrs as BackwardAttrs;
   const v: View = viewOf(a);
   const {dy, x, aux, gamma} = inputs as Record<string, tf.TensorInfo>;
   const withGamma = gamma != null;
+  const act = a.activation;
+  // z's beta (the backward takes it with an activation only).
+  const beta = act ? inputs.beta : undefined;
   const params = a.withGamma || a.withBeta;
   const S = v.S;
   const P = v.P;
@@ -132,11 +130,14 @@ function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const gs = sEnum.groups;
   const gp = pEnum ? pEnum.groups : null;
   const partials = gs.nc > 1 || (gp != null && gp.nc > 1);
-  const common = `${sEnum.glsl}${pEnum ? pEnum.glsl : ''}${xhatGlsl(S, a.center)}${chunkGlsl(S, gs, gp, withGamma && !fine)}`;
+  const common = `${act ? dzGlsl(act, withGamma, beta != null) : ''}${sEnum.glsl}${pEnum ? pEnum.glsl : ''}` +
+                 `${xhatGlsl(S, a.center)}${chunkGlsl(S, gs, gp, withGamma && !fine, act != null)}`;
   const names = ['dy', 'x', 'aux'];
   if (withGamma) names.push('gamma');
+  if (beta) names.push('beta');
   const ins = [dy, x, aux];
   if (withGamma) ins.push(gamma);
+  if (beta) ins.push(beta);
   // Partials: packed (partialLayout), both sums of each chunk: the statistics' chunks, then the
   // parameters', each group-major or chunk-major (nm_s_col, nm_p_col: neighbouring texels read
   // neighbouring data; walking a column alone, 768 values apart for LayerNorm, was a hot spot).
@@ -216,21 +217,26 @@ function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     }, partials ? [...ins, part!] : ins);
     const stat = f16 ? [`getSums($s) + getSums(${S} + $s)`, `getSums(${2 * S} + $s) + getSums(${3 * S} + $s)`]
                      : ['getSums($s)', `getSums(${S} + $s)`];
+    const ew = elementwise(v, r.storedShape(dy), {
+      // Without centering mean(g) and the mean rows are 0 (g - 0 is g, x - 0 - 0 is x): not read.
+      stat: a.center ? [...stat, 'getAux($s)', `getAux(${S} + $s)`, `getAux(${2 * S} + $s)`]
+                     : [stat[1], `getAux(${2 * S} + $s)`],
+      param: [...(withGamma ? ['getGamma($p)'] : []), ...(beta ? ['getBeta($p)'] : [])],
+      elem: ['getDy($i)', 'getX($i)'],
+      value: (st, pa, [dyv, xv]) => {
+        const gam = withGamma ? pa[0] : null;
+        const xhat = a.center ? `(((${xv} - ${st[2]}) - ${st[3]}) * ${st[4]})` : `(${xv} * ${st[1]})`;
+        // dz = dy * act'(z), z = xhat * gamma + beta (the forward's formula).
+        const d = act ? actGradGlsl(act, dyv, `${xhat}${gam ? ` * ${gam}` : ''}${beta ? ` + ${pa[pa.length - 1]}` : ''}`)
+                      : dyv;
+        const g = gam ? `${d} * ${gam}` : d;
+        if (!a.center) return `((${g} - ${xhat} * ${st[0]}) * ${st[1]})`;
+        const [c1, c2, , , inv] = st;
+        return `((${g} - ${c1} - ${xhat} * ${c2}) * ${inv})`;
+      },
+    });
     const dx = r.run({
-      variableNames: [...names, 'sums'],
-      ...elementwise(v, r.storedShape(dy), {
-        // Without centering mean(g) and the mean rows are 0 (g - 0 is g, x - 0 - 0 is x): not read.
-        stat: a.center ? [...stat, 'getAux($s)', `getAux(${S} + $s)`, `getAux(${2 * S} + $s)`]
-                       : [stat[1], `getAux(${2 * S} + $s)`],
-        param: withGamma ? ['getGamma($p)'] : [],
-        elem: ['getDy($i)', 'getX($i)'],
-        value: (st, [gam], [dyv, xv]) => {
-          const g = gam ? `${dyv} * ${gam}` : dyv;
-          if (!a.center) return `((${g} - ${xv} * ${st[1]} * ${st[0]}) * ${st[1]})`;
-          const [c1, c2, hi, lo, inv] = st;
-          return `((${g} - ${c1} - ((${xv} - ${hi}) - ${lo}) * ${inv} * ${c2}) * ${inv})`;
-        },
-      }),
+      variableNames: [...names, 'sums'], ...ew, userCode: `${act ? ACT_GLSL : ''}${ew.userCode}`,
     }, [...ins, sums]);
     const outs = [Runner.reshaped(dx, dy.shape)];
     if (a.withGamma) outs.push(r.slice(sums, 2 * R * S, gamma.shape));

@@ -24,7 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {ForwardAttrs, KernelActivation, LayoutAttrs} from '../../kernels';
-import {ACT_GLSL, actGlsl, actGradGlsl} from './activation';
+import {ACT_GLSL, actGlsl} from './activation';
 import {statToParam} from '../geometry';
 import {FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
@@ -215,34 +215,30 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
   };
 }
 
-/** y from x and the statistics texture (hi, lo, invStd rows at `rows`), in `shape` (packed when it can). */
 /**
- * z = xhat * gamma + beta from x and the statistics rows (hi, lo, 1/std at
- * `rows` of input `stats`), through the activation: y = act(z); or with `grad`
- * (an extra input dy) dz = dy * act'(z), the backward's epilogue, written
- * unpacked for the backward's programs to read.
+ * y = act(z), z = xhat * gamma + beta, from x and the statistics rows (hi, lo,
+ * 1/std at `rows` of input `stats`), in `shape` (packed when it can). The
+ * backward recomputes z with the same formula (backward.ts, nm_dz).
  */
 export function applyProgram(v: View, shape: number[], withGamma: boolean, withBeta: boolean,
-                             rows: [number, number, number], center = true, act?: KernelActivation,
-                             grad = false): WebGLProgram {
+                             rows: [number, number, number], center = true, act?: KernelActivation): WebGLProgram {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
-  if (grad) names.push('dy');
   const param: string[] = [];
   if (withGamma) param.push('getGamma($p)');
   if (withBeta) param.push('getBeta($p)');
   const ew = elementwise(v, shape, {
     // Without centering the mean rows hold 0 (x - 0 - 0 is x): not read.
     stat: (center ? rows : [rows[2]]).map(r => `getStats(${r} + $s)`), param,
-    elem: grad ? ['getX($i)', 'getDy($i)'] : ['getX($i)'],
-    value: (st, pa, [xv, dyv]) => {
+    elem: ['getX($i)'],
+    value: (st, pa, [xv]) => {
       let y = center ? `((${xv} - ${st[0]}) - ${st[1]}) * ${st[2]}` : `${xv} * ${st[0]}`;
       if (withGamma) y = `${y} * ${pa[0]}`;
       if (withBeta) y = `${y} + ${pa[withGamma ? 1 : 0]}`;
-      return grad && act ? actGradGlsl(act, dyv, y) : actGlsl(act, y);
+      return actGlsl(act, y);
     },
-  }, !grad);
+  });
   return {variableNames: names, ...ew, userCode: `${act ? ACT_GLSL : ''}${ew.userCode}`};
 }
 
