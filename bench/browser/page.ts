@@ -29,7 +29,7 @@ export interface BenchOptions {
   /** Smaller shapes (batch / 4): a smoke run, never committed. */
   quick?: boolean;
   wasmPath?: string;
-  /** Log each GPU program's time in a training step and an inference call (webgl; gl.finish around each). */
+  /** Log each GPU program's time in a training step and an inference call (webgl: a one-pixel read after each; webgpu: timestamp queries). */
   profile?: boolean;
   /** Only these subjects (comma-separated keys, e.g. 'ours,naive'). */
   subjects?: string;
@@ -173,6 +173,84 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
   }
   gl.deleteFramebuffer(fb);
   const lines: string[] = [];
+  let sum = 0;
+  for (const [key, per] of samples) {
+    const m = median(per.map(a => a.reduce((x, y) => x + y, 0)));
+    sum += m;
+    if (m >= 0.3) lines.push(`    ${m.toFixed(1).padStart(7)} ms  ${key}`);
+  }
+  const total = median(totals);
+  lines.push(`    ${total.toFixed(1).padStart(7)} ms  total (programs ${sum.toFixed(1)}, other ${(total - sum).toFixed(1)})`);
+  return lines.join('\n');
+}
+
+/**
+ * Per-program times of `fn` (webgpu): each runWebGPUProgram is submitted on
+ * its own; with the timestamp-query feature (Chromium with
+ * --enable-dawn-features=allow_unsafe_apis, which run.ts passes with
+ * --profile) its pass's GPU time, otherwise the gap between the completions
+ * (onSubmittedWorkDone) of consecutive programs. Median over `reps` calls,
+ * programs named by shader key; buffer copies and downloads fall in 'other'.
+ */
+async function profileGpuPrograms(fn: () => Promise<void>, reps = 5): Promise<string> {
+  type Timer = {name: string; query: Promise<number> | number};
+  type B = {runWebGPUProgram: (...a: unknown[]) => unknown; device?: {queue: {onSubmittedWorkDone(): Promise<void>}};
+            supportTimestampQuery?: boolean; activeTimers?: Timer[] | null; submitQueue(): void};
+  const b = tf.backend() as unknown as B;
+  if (typeof b.runWebGPUProgram !== 'function' || !b.device) return '';
+  const queue = b.device.queue;
+  const stamps = !!b.supportTimestampQuery;
+  const orig = b.runWebGPUProgram;
+  const samples = new Map<string, number[][]>();
+  const totals: number[] = [];
+  for (let k = 0; k < reps; k++) {
+    const seen = new Map<string, number>();
+    const pending: Array<{key: string; t: Promise<number>}> = [];
+    b.runWebGPUProgram = function (this: B, ...args: unknown[]) {
+      const p = args[0] as {shaderKey: string; outputShape: number[]};
+      let out: unknown;
+      let t: Promise<number>;
+      if (stamps) {
+        const saved = this.activeTimers;
+        this.activeTimers = [];
+        try {
+          out = orig.apply(this, args);
+        } finally {
+          const timers = this.activeTimers ?? [];
+          this.activeTimers = saved;
+          t = Promise.resolve(timers[0]?.query ?? 0);
+        }
+      } else {
+        out = orig.apply(this, args);
+        this.submitQueue();
+        t = queue.onSubmittedWorkDone().then(() => performance.now());
+      }
+      const base = `${p.shaderKey.slice(0, 70)}->[${p.outputShape}]`;
+      const n = seen.get(base) ?? 0;
+      seen.set(base, n + 1);
+      pending.push({key: `${base}#${n}`, t: t!});
+      return out;
+    };
+    await tf.nextFrame();
+    const t0 = performance.now();
+    try {
+      await fn();
+    } finally {
+      b.runWebGPUProgram = orig;
+    }
+    totals.push(performance.now() - t0);
+    const times = await Promise.all(pending.map(e => e.t));
+    let prev = t0;
+    pending.forEach((e, i) => {
+      const ms = stamps ? times[i] : times[i] - prev;
+      prev = times[i];
+      if (!samples.has(e.key)) samples.set(e.key, []);
+      const arr = samples.get(e.key)!;
+      while (arr.length <= k) arr.push([]);
+      arr[k].push(ms);
+    });
+  }
+  const lines: string[] = [`    (${stamps ? 'timestamp queries' : 'completion gaps'})`];
   let sum = 0;
   for (const [key, per] of samples) {
     const m = median(per.map(a => a.reduce((x, y) => x + y, 0)));
@@ -341,8 +419,9 @@ async function measure(sub: Subject, shape: number[], runs: number, profile = fa
     r.programs = await countPrograms(train);
     if (r.train.runs > 0) r.kernels = (await tf.profile(train)).kernels.length;
     if (profile) {
-      log(`profile ${label} train:\n${await profilePrograms(train)}`);
-      log(`profile ${label} infer:\n${await profilePrograms(infer)}`);
+      const prof = tf.getBackend() === 'webgpu' ? profileGpuPrograms : profilePrograms;
+      log(`profile ${label} train:\n${await prof(train)}`);
+      log(`profile ${label} infer:\n${await prof(infer)}`);
     }
     return r;
   } finally {

@@ -131,7 +131,9 @@ async function main(): Promise<void> {
   await bundleWithGlobals(path.join(__dirname, 'page.ts'), path.join(BUILD_DIR, 'page.js'),
                           {[path.join(ROOT, 'src', 'index.ts')]: 'tfnorm'});
   const server = await serve();
-  const browser = await playwright.chromium.launch({executablePath: chromiumPath, headless: true, args: CHROMIUM_ARGS});
+  // --profile: timestamp queries on webgpu (tfjs requests the feature where the adapter offers it).
+  const args = PROFILE ? [...CHROMIUM_ARGS, '--enable-dawn-features=allow_unsafe_apis'] : CHROMIUM_ARGS;
+  const browser = await playwright.chromium.launch({executablePath: chromiumPath, headless: true, args});
   const chromium = `Chromium ${browser.version()}`;
   log(`bench:browser: ${chromium} on ${server.origin}; backends ${BACKENDS.join(', ')}; >= ${RUNS} runs${QUICK ? ' (QUICK)' : ''}`);
   const reports: BenchReport[] = [];
