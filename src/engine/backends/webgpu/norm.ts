@@ -134,9 +134,21 @@ const actOf = (act: string | undefined, expr: string) => (act ? `act_${act}(${ex
 /** The uniforms every program of the view declares (the data: View.uniforms). */
 const VIEW_UNIFORMS = 'shp : vec4<i32>, keptSz : vec4<i32>, redSz : vec4<i32>, parSz : vec4<i32>, ' +
   'othKeptSz : vec4<i32>, othSz : vec4<i32>, xs : vec4<i32>, ss : vec4<i32>, ps : vec4<i32>, dims : vec4<i32>, ' +
-  'dims2 : vec4<i32>, fl : vec4<f32>,';
+  'dims2 : vec4<i32>, rss : vec4<i32>, rKeptSz : vec4<i32>, ipSz : vec4<i32>, rdims : vec4<i32>, fl : vec4<f32>,';
 
-function viewOf(a: LayoutAttrs): View {
+/**
+ * What a fine view (fineViewOf) knows of the real statistics: their strides
+ * and kept sizes, the sizes of the axes the parameters vary along within a
+ * statistic, and [S, fine groups per statistic, elements per statistic].
+ */
+interface RealStats {
+  rss: number[];
+  rKeptSz: number[];
+  ipSz: number[];
+  rdims: number[];
+}
+
+function viewOf(a: LayoutAttrs, real?: RealStats): View {
   if (a.shape.length > 4) throw new Error(`fused normalization kernels take rank <= 4. Received: shape [${a.shape}]`);
   const s = pad4(a.shape);
   const st = pad4(a.statShape);
@@ -165,10 +177,18 @@ function viewOf(a: LayoutAttrs): View {
   const [shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss] = ints;
   const sized = (sz: number[]) => sz.map(n => (n > 1 ? 1 : 0)).join('');
   const nz = (st: number[]) => st.map(n => (n !== 0 ? 1 : 0)).join('');
+  const extra = real ? [real.rss, real.rKeptSz, real.ipSz, real.rdims] : [[0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1], [S, 1, count, 0]];
+  ints.push(...extra);
+  // A fine view also maps its groups to the real statistics and back (fineViewOf).
+  const fineFns = real ? `
+fn fineStat(i : i32) -> i32 ${idxExpr('i', 'keptSz', 'rss', keptSz, real.rss)}
+fn statFine(i : i32) -> i32 ${idxExpr('i', 'rKeptSz', 'ss', real.rKeptSz, ss)}
+fn inStatFine(i : i32) -> i32 ${idxExpr('i', 'ipSz', 'ss', real.ipSz, ss)}` : '';
   return {
     s, size, S, count, P, chunks, chunkLen, perThread,
-    fns: indexFns(shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss, ps),
-    mask: [shp, keptSz, redSz, parSz, othKeptSz, othSz].map(sized).join('') + [xs, ss, ps].map(nz).join(''),
+    fns: indexFns(shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss, ps) + fineFns,
+    mask: [shp, keptSz, redSz, parSz, othKeptSz, othSz].map(sized).join('') + [xs, ss, ps].map(nz).join('') +
+      (real ? `f${[real.rKeptSz, real.ipSz].map(sized).join('')}${nz(real.rss)}` : ''),
     paramInStat: [0, 1, 2, 3].some(d => !kept(d) && s[d] > 1 && ps[d] !== 0),
     uniforms: (floats = []) => [
       ...ints.map(data => ({type: 'int32' as const, data})),
@@ -176,6 +196,34 @@ function viewOf(a: LayoutAttrs): View {
     ],
   };
 }
+
+/**
+ * The backward's fine groups as a view of their own: the statistics' kept
+ * axes and the parameters' axes together (GroupNorm [N, HW, G, C/G]: one
+ * group per sample and channel), so the parameters are constant within each
+ * group. Per-group sums of dz and dz * xhat give both the statistics' sums
+ * (gamma-weighted, over a statistic's groups) and dgamma/dbeta (over a
+ * parameter's groups) without a pass over the elements per parameter. Null
+ * where the groups would be short (LayerNorm: one element each).
+ */
+function fineViewOf(a: LayoutAttrs): View | null {
+  const s = pad4(a.shape);
+  const st = pad4(a.statShape);
+  const pa = pad4(a.paramShape);
+  const fine = s.map((n, d) => (st[d] > 1 || pa[d] > 1 ? n : 1));
+  const S = sizeOf(st);
+  const F = sizeOf(fine);
+  if (sizeOf(s) / F < FINE_MIN) return null;
+  return viewOf({shape: s, statShape: fine, paramShape: pa}, {
+    rss: broadcastStrides(st),
+    rKeptSz: only(s, d => st[d] > 1),
+    ipSz: only(s, d => st[d] === 1 && pa[d] > 1),
+    rdims: [S, F / S, sizeOf(s) / S, 0],
+  });
+}
+
+/** Fine groups (fineViewOf) need at least this many elements each. */
+const FINE_MIN = 16;
 
 const AXES = ['x', 'y', 'z', 'w'];
 
@@ -476,16 +524,20 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
  * the parameters vary within the statistic, else dy (gamma, constant, is
  * applied in the combine, which also needs the plain sums for dgamma/dbeta).
  */
-function backwardSumsProgram(v: View, gammaHere: boolean, act?: string, hasGamma = false, hasBeta = false): NormProgram {
+function backwardSumsProgram(v: View, gammaHere: boolean, act?: string, hasGamma = false, hasBeta = false,
+                             fine = false): NormProgram {
   const t = v.perThread;
   const names = withActParams(['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])], act, hasGamma, hasBeta);
-  return program(`bsums_${gammaHere}_${t}_${act ?? 'none'}_${hasGamma}_${hasBeta}`, v, 2 * v.S * v.chunks, names,
+  // A fine view's groups read their real statistic's mean and 1/std.
+  const rs = fine ? 'fineStat(st)' : 'st';
+  const rS = fine ? 'uniforms.rdims.x' : 'nS()';
+  return program(`bsums_${gammaHere}_${t}_${act ?? 'none'}_${hasGamma}_${hasBeta}_${fine}`, v, 2 * v.S * v.chunks, names,
                  t ? Math.ceil(v.S * v.chunks / WG) : v.S * v.chunks, `
 ${t ? '' : REDUCE}
 ${MAIN} {
   ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
-  let mean = aux[st];
-  let inv = aux[2 * nS() + st];
+  let mean = aux[${rs}];
+  let inv = aux[2 * ${rS} + ${rs}];
   var sg = 0.0;
   var sgx = 0.0;
   for (var e = start + ${t ? '0' : 'tid'}; e < end; e = e + ${t ? 1 : WG}) {
@@ -603,6 +655,49 @@ ${MAIN} {
 }`);
 }
 
+/**
+ * [c1, c2, dgamma, dbeta] from the fine groups' sums (fv: fineViewOf; `part`:
+ * backwardSumsProgram on it): thread per real statistic over its groups
+ * (gamma-weighted), thread per parameter over its groups.
+ */
+function fineCombineProgram(fv: View, realS: number, center: boolean, hasGamma: boolean): NormProgram {
+  const sum = (k: number) => `part[2 * (f * nChunks() + c)${k ? ' + 1' : ''}]`;
+  return program(`bcombine_fine_${center}_${hasGamma}`, fv, 2 * realS + 2 * fv.P, ['part', ...(hasGamma ? ['gamma'] : [])],
+                 Math.ceil(Math.max(realS, fv.P) / WG), `
+fn rS() -> i32 { return uniforms.rdims.x; }
+${MAIN} {
+  ${WG_INDEX}
+  for (var s = index; s < rS(); s = s + ${WG} * wgTotal()) {
+    var a = 0.0;
+    var bb = 0.0;
+    let f0 = statFine(s);
+    for (var j = 0; j < uniforms.rdims.y; j = j + 1) {
+      let f = f0 + inStatFine(j);
+      let gm = ${hasGamma ? 'gamma[statP(f)]' : '1.0'};
+      for (var c = 0; c < nChunks(); c = c + 1) {
+        a = a + gm * ${sum(0)};
+        bb = bb + gm * ${sum(1)};
+      }
+    }
+    result[s] = ${center ? 'a / f32(uniforms.rdims.z)' : '0.0'};
+    result[rS() + s] = bb / f32(uniforms.rdims.z);
+  }
+  for (var p = index; p < nP(); p = p + ${WG} * wgTotal()) {
+    var dg = 0.0;
+    var db = 0.0;
+    for (var j = 0; j < uniforms.dims2.z; j = j + 1) {
+      let f = statOfParam(p, j);
+      for (var c = 0; c < nChunks(); c = c + 1) {
+        db = db + ${sum(0)};
+        dg = dg + ${sum(1)};
+      }
+    }
+    result[2 * rS() + p] = dg;
+    result[2 * rS() + nP() + p] = db;
+  }
+}`);
+}
+
 function dxProgram(v: View, hasGamma: boolean, act?: string, hasBeta = false): NormProgram {
   const names = withActParams(['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])], act, hasGamma, hasBeta);
   return elementwise(v, `dx_${hasGamma}_${act ?? 'none'}_${hasBeta}`, names, ['dy', 'x'],
@@ -628,14 +723,27 @@ export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorI
   const pool: Record<string, tf.TensorInfo | undefined> = {dy, x, aux, gamma, beta};
   const ins = (names: string[]) => names.map(n => pool[n]!);
   const gammaHere = hasGamma && v.paramInStat;
-  const sums = backwardSumsProgram(v, gammaHere, act, hasGamma, hasBeta);
-  const part = run(b, sums, ins(sums.variableNames), 'float32', u);
-  pool.part = part;
   const paramSums = a.withGamma || a.withBeta;
-  const combine = combineProgram(v, a.center, hasGamma, paramSums, act, hasBeta);
-  const coef = run(b, combine, ins(combine.variableNames), 'float32', u);
+  // Parameters varying within the statistics (GroupNorm): sums per fine group, where they are long enough.
+  const fv = paramSums && v.paramInStat ? fineViewOf(a) : null;
+  let coef: tf.TensorInfo;
+  if (fv) {
+    const fu = fv.uniforms();
+    const sums = backwardSumsProgram(fv, false, act, hasGamma, hasBeta, true);
+    const part = run(b, sums, ins(sums.variableNames), 'float32', fu);
+    pool.part = part;
+    const combine = fineCombineProgram(fv, v.S, a.center, hasGamma);
+    coef = run(b, combine, ins(combine.variableNames), 'float32', fu);
+    b.disposeData(part.dataId);
+  } else {
+    const sums = backwardSumsProgram(v, gammaHere, act, hasGamma, hasBeta);
+    const part = run(b, sums, ins(sums.variableNames), 'float32', u);
+    pool.part = part;
+    const combine = combineProgram(v, a.center, hasGamma, paramSums, act, hasBeta);
+    coef = run(b, combine, ins(combine.variableNames), 'float32', u);
+    b.disposeData(part.dataId);
+  }
   pool.coef = coef;
-  b.disposeData(part.dataId);
   const dxp = dxProgram(v, hasGamma, act, hasBeta);
   const dx = run(b, dxp, ins(dxp.variableNames), 'float32', u);
   const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: dy!.shape, dtype: 'float32'}];
