@@ -414,15 +414,22 @@ ${MAIN} {
 
 /**
  * Elementwise programs read and write 4 consecutive elements as one vec4 when
- * the innermost axis is a multiple of 4 long (the 4 share a row: statistic and
- * parameter indices step by the innermost strides), else one element.
+ * they share the statistic and parameter index arithmetic of the first: the
+ * innermost axis a multiple of 4 long (the 4 share a row: indices step by the
+ * innermost strides), or 2 long with an even axis before it (the 4 are two
+ * rows of 2: GroupNorm channels-last with 2 channels a group, [N, HW, G, 2]),
+ * else one element.
  */
 function vectorized(v: View): boolean {
-  return v.s[3] % 4 === 0;
+  return v.s[3] % 4 === 0 || (v.s[3] === 2 && v.s[2] % 2 === 0);
 }
 
 /** Statistic / parameter of component k of a vec4 whose first element has s, p. */
-const lane = (k: number, what: 's' | 'p') => (k === 0 ? what : `${what} + ${k} * uniforms.${what}s.w`);
+function lane(v: View, k: number, what: 's' | 'p'): string {
+  const st = `uniforms.${what}s`;
+  if (v.s[3] % 4 === 0) return k === 0 ? what : `${what} + ${k} * ${st}.w`;
+  return [what, `${what} + ${st}.w`, `${what} + ${st}.z`, `${what} + ${st}.z + ${st}.w`][k];
+}
 
 /** An elementwise program over 1 or 4 elements per thread: `body(k, xv, ...)` gives component k's value. */
 function elementwise(v: View, key: string, names: string[], vecNames: string[],
@@ -436,7 +443,7 @@ ${MAIN} {
     let s = iStat(4 * index);
     let p = iParam(4 * index);
     ${prelude}
-    result[index] = vec4<f32>(${[0, 1, 2, 3].map(k => `comp${k}(${lane(k, 's')}, ${lane(k, 'p')}, ${at(k)('x')})`).join(', ')});
+    result[index] = vec4<f32>(${[0, 1, 2, 3].map(k => `comp${k}(${lane(v, k, 's')}, ${lane(v, k, 'p')}, ${at(k)('x')})`).join(', ')});
   }
 }` : `
 ${MAIN} {
@@ -452,7 +459,8 @@ fn comp${k}(s : i32, p : i32, xv : f32) -> f32 {
   let index = getGlobalIndex();
   ${body(k, at(k))}
 }`).join('');
-  const prog = program(`${key}_${vec}`, v, v.size, names, Math.ceil(n / WG), `
+  // The key names the lane arithmetic (rows of 4, or two rows of 2): the mask does not tell them apart.
+  const prog = program(`${key}_${vec ? (v.s[3] % 4 === 0 ? 'v4' : 'v22') : 'v1'}`, v, v.size, names, Math.ceil(n / WG), `
 ${comps}
 ${code}`);
   if (vec) {
