@@ -33,6 +33,12 @@ export interface BenchOptions {
   profile?: boolean;
   /** Only these subjects (comma-separated keys, e.g. 'ours,naive'). */
   subjects?: string;
+  /**
+   * Also time the subjects alternately, one call each per round, and log each
+   * one's median and the median per-round ratio to ours: on a loaded machine
+   * the load then falls on all of them alike.
+   */
+  interleave?: boolean;
 }
 
 export interface Timing {
@@ -430,6 +436,49 @@ async function measure(sub: Subject, shape: number[], runs: number, profile = fa
   }
 }
 
+/** The subjects of `c` timed alternately (BenchOptions.interleave); logs medians and per-round ratios to ours. */
+async function interleaved(c: Case, keys: string[], runs: number): Promise<void> {
+  const x = tf.randomNormal(c.shape, 1, 2, 'float32', 1);
+  const dy = tf.randomNormal(c.shape, 0, 1, 'float32', 2);
+  const xVar = tf.variable(x, true);
+  const subs = keys.map(k => c.subjects[k]());
+  const flagBefore = tf.env().getBool('TFJS_NORM_FUSED');
+  const call = async (sub: Subject, mode: 'train' | 'infer') => {
+    if (sub.fused != null) tf.env().set('TFJS_NORM_FUSED', sub.fused);
+    const t = performance.now();
+    if (mode === 'infer') {
+      const y = tf.tidy(() => sub.forward(x, false));
+      await y.data();
+      y.dispose();
+    } else {
+      const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
+      await Promise.all(grads.map(g => g.data()));
+      value.dispose();
+      tf.dispose(grads);
+    }
+    tf.env().set('TFJS_NORM_FUSED', flagBefore);
+    return performance.now() - t;
+  };
+  try {
+    for (const mode of ['train', 'infer'] as const) {
+      const times = subs.map(() => [] as number[]);
+      for (const sub of subs) await call(sub, mode);
+      for (let r = 0; r < runs; r++) {
+        for (const [i, sub] of subs.entries()) times[i].push(await call(sub, mode));
+      }
+      const ours = keys.indexOf('ours');
+      log(`interleaved ${c.name} ${mode} (${runs} rounds): ` + keys.map((k, i) => {
+        const ratio = ours >= 0 && i !== ours ? `, ${median(times[i].map((t, r) => t / times[ours][r])).toFixed(2)}x ours` : '';
+        return `${k} ${median(times[i]).toFixed(1)} ms${ratio}`;
+      }).join('; '));
+    }
+  } finally {
+    tf.env().set('TFJS_NORM_FUSED', flagBefore);
+    subs.forEach(s => s.dispose());
+    tf.dispose([x, dy, xVar]);
+  }
+}
+
 async function startBackend(backend: string): Promise<string | null> {
   try {
     if (backend === 'webgpu' && !(navigator as unknown as {gpu?: unknown}).gpu) return 'navigator.gpu is absent';
@@ -478,6 +527,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           `${tf.memory().numTensors !== before ? ` (tensors ${before} -> ${tf.memory().numTensors})` : ''}`);
     }
     report.rows.push(row);
+    if (opts.interleave) {
+      const keys = Object.keys(c.subjects).filter(k => !opts.subjects || opts.subjects.split(',').includes(k));
+      await interleaved(c, keys, opts.runs);
+    }
   }
   report.ms = Math.round(performance.now() - t0);
   return report;
