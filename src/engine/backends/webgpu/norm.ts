@@ -100,6 +100,9 @@ interface View {
   fns: string;
   /** Identifies `fns` (part of every program's key). */
   mask: string;
+  /** Sizes of the reduced axes (1 on kept ones) and the parameters' strides, for walk(). */
+  redSz: number[];
+  ps: number[];
 }
 
 /**
@@ -185,7 +188,7 @@ fn fineStat(i : i32) -> i32 ${idxExpr('i', 'keptSz', 'rss', keptSz, real.rss)}
 fn statFine(i : i32) -> i32 ${idxExpr('i', 'rKeptSz', 'ss', real.rKeptSz, ss)}
 fn inStatFine(i : i32) -> i32 ${idxExpr('i', 'ipSz', 'ss', real.ipSz, ss)}` : '';
   return {
-    s, size, S, count, P, chunks, chunkLen, perThread,
+    s, size, S, count, P, chunks, chunkLen, perThread, redSz, ps,
     fns: indexFns(shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss, ps) + fineFns,
     mask: [shp, keptSz, redSz, parSz, othKeptSz, othSz].map(sized).join('') + [xs, ss, ps].map(nz).join('') +
       (real ? `f${[real.rKeptSz, real.ipSz].map(sized).join('')}${nz(real.rss)}` : ''),
@@ -332,6 +335,61 @@ function dzExpr(act: string | undefined, hasGamma: boolean, hasBeta: boolean, dy
   return `${dy} * actGrad_${act}(${z})`;
 }
 
+/**
+ * WGSL: `body` for each element e in [start, end) of statistic st (one
+ * thread: step 1) with `eo` = elemX(e) and `ep` = elemP(e) carried from one
+ * element to the next (coordinates over the reduced axes, innermost first)
+ * instead of recomputed with a division and a modulo per axis and element
+ * (emulated per lane on SwiftShader). Specialized like idxExpr: the mask
+ * names the reduced axes longer than 1 and the non-zero parameter strides.
+ */
+function walk(v: View, body: string): string {
+  const axes = [0, 1, 2, 3].filter(d => v.redSz[d] > 1).reverse();
+  if (axes.length === 0) {
+    return `{
+    let eo = 0;
+    let ep = 0;
+    for (var e = start; e < end; e = e + 1) {
+${body}
+    }
+  }`;
+  }
+  const sz = (d: number) => `uniforms.redSz.${AXES[d]}`;
+  const xs = (d: number) => `uniforms.xs.${AXES[d]}`;
+  const ps = (d: number) => `uniforms.ps.${AXES[d]}`;
+  const hasP = (d: number) => v.ps[d] !== 0;
+  const init = axes.map((d, n) => (n === axes.length - 1 ? `var c${d} = r;` : `var c${d} = r % ${sz(d)};
+    r = r / ${sz(d)};`));
+  const eo = axes.map(d => `c${d} * ${xs(d)}`).join(' + ');
+  const ep = axes.filter(hasP).map(d => `c${d} * ${ps(d)}`).join(' + ') || '0';
+  // Step axis n (innermost: 0) by one; on wrapping, step the next one out (the outermost never wraps inside [start, end)).
+  const step = (n: number): string => {
+    const d = axes[n];
+    const inc = `c${d} = c${d} + 1;
+      eo = eo + ${xs(d)};${hasP(d) ? `
+      ep = ep + ${ps(d)};` : ''}`;
+    if (n === axes.length - 1) return inc;
+    return `${inc}
+      if (c${d} == ${sz(d)}) {
+      c${d} = 0;
+      eo = eo - ${sz(d)} * ${xs(d)};${hasP(d) ? `
+      ep = ep - ${sz(d)} * ${ps(d)};` : ''}
+      ${step(n + 1)}
+      }`;
+  };
+  return `{
+    var r = start;
+    ${init.join(`
+    `)}
+    var eo = ${eo};
+    var ep = ${ep};
+    for (var e = start; e < end; e = e + 1) {
+${body}
+      ${step(0)}
+    }
+  }`;
+}
+
 /** The epilogue's parameter inputs (gamma, beta where present) added to `names` without repeats. */
 function withActParams(names: string[], act: string | undefined, hasGamma: boolean, hasBeta: boolean): string[] {
   if (!act) return names;
@@ -360,13 +418,14 @@ ${MAIN} {
   let step = ${t ? 1 : WG};
   var m = 0.0;
   ${center ? `var a = 0.0;
-  for (var e = first; e < end; e = e + step) { a = a + x[base + elemX(e)]; }
+  ${t ? walk(v, '      a = a + x[base + eo];') : 'for (var e = first; e < end; e = e + step) { a = a + x[base + elemX(e)]; }'}
   m = ${t ? 'a' : 'reduce2(tid, a, 0.0).x'} / n;` : ''}
   var q = 0.0;
-  for (var e = first; e < end; e = e + step) {
+  ${t ? walk(v, `      let d = x[base + eo] - m;
+      q = q + d * d;`) : `for (var e = first; e < end; e = e + step) {
     let d = x[base + elemX(e)] - m;
     q = q + d * d;
-  }
+  }`}
   let r2 = ${t ? 'vec2<f32>(0.0, q)' : 'reduce2(tid, 0.0, q)'};
   if (${t ? 'true' : 'tid == 0 && valid'}) {
     ${write}
@@ -548,14 +607,19 @@ ${MAIN} {
   let inv = aux[2 * ${rS} + ${rs}];
   var sg = 0.0;
   var sgx = 0.0;
-  for (var e = start + ${t ? '0' : 'tid'}; e < end; e = e + ${t ? 1 : WG}) {
+  ${t ? walk(v, `      let o = base + eo;
+      let pi = pbase + ep;
+      let xh = (x[o] - mean) * inv;
+      let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi')}${gammaHere ? ' * gamma[pi]' : ''};
+      sg = sg + g;
+      sgx = sgx + g * xh;`) : `for (var e = start + tid; e < end; e = e + ${WG}) {
     let o = base + elemX(e);
     let pi = pbase + elemP(e);
     let xh = (x[o] - mean) * inv;
     let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi')}${gammaHere ? ' * gamma[pi]' : ''};
     sg = sg + g;
     sgx = sgx + g * xh;
-  }
+  }`}
   let r = ${t ? 'vec2<f32>(sg, sgx)' : 'reduce2(tid, sg, sgx)'};
   if (${t ? 'true' : 'tid == 0 && valid'}) {
     result[2 * wg] = r.x;
