@@ -78,6 +78,9 @@ const THREAD_PER_PARAM = 2048;
  * threads' reads are coalesced on GPUs.
  */
 const SHORT_STAT = 1024;
+/** Chunked per-thread statistics aim at this many workgroups (SwiftShader runs a workgroup on one core), in chunks of >= MIN_CHUNK elements. */
+const MIN_WORKGROUPS = 8;
+const MIN_CHUNK = 128;
 const THREAD_CHUNK = 512;
 const MAX_THREAD_CHUNKS = 256;
 
@@ -167,6 +170,9 @@ function viewOf(a: LayoutAttrs, real?: RealStats): View {
   const perThread = count <= SHORT_STAT * MAX_THREAD_CHUNKS;
   if (perThread) {
     if (count > SHORT_STAT) chunks = Math.ceil(count / THREAD_CHUNK);
+    // Where the chunks are combined anyway (more than one, or a fine view: its combine always runs), enough
+    // threads for MIN_WORKGROUPS workgroups: GroupNorm [8, 1024, 32, 2]'s 256 statistics in 8 chunks, not 4.
+    if (chunks > 1 || real) chunks = Math.max(chunks, Math.min(Math.ceil(MIN_WORKGROUPS * WG / S), Math.ceil(count / MIN_CHUNK)));
   } else if (count > 4096 && S < 512) {
     chunks = Math.min(64, Math.ceil(512 / S), Math.ceil(count / 2048));
   }
