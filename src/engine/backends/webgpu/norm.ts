@@ -335,9 +335,11 @@ const program = (key: string, v: View, outputSize: number, names: string[], work
  * The activation epilogue in the backward: dz = dy * act'(z), z = xhat * gamma
  * + beta at parameter index `pi` (WGSL expression; none: dy itself).
  */
-function dzExpr(act: string | undefined, hasGamma: boolean, hasBeta: boolean, dy: string, xhat: string, pi: string): string {
+function dzExpr(act: string | undefined, hasGamma: boolean, hasBeta: boolean, dy: string, xhat: string, pi: string,
+                hoisted = false): string {
   if (!act) return dy;
-  const z = `${xhat}${hasGamma ? ` * gamma[${pi}]` : ''}${hasBeta ? ` + beta[${pi}]` : ''}`;
+  // hoisted: gamma and beta read once before the loop (HOISTED_PARAMS), as gm and bt.
+  const z = `${xhat}${hasGamma ? ` * ${hoisted ? 'gm' : `gamma[${pi}]`}` : ''}${hasBeta ? ` + ${hoisted ? 'bt' : `beta[${pi}]`}` : ''}`;
   return `${dy} * actGrad_${act}(${z})`;
 }
 
@@ -395,6 +397,10 @@ ${body}
     }
   }`;
 }
+
+/** Where the parameters are constant within a statistic: the activation's gamma and beta, read once (dzExpr's hoisted). */
+const hoistedParams = (hasGamma: boolean, hasBeta: boolean) =>
+  `${hasGamma ? 'let gm = gamma[pbase];' : ''}${hasBeta ? ' let bt = beta[pbase];' : ''}`;
 
 /** The epilogue's parameter inputs (gamma, beta where present) added to `names` without repeats. */
 function withActParams(names: string[], act: string | undefined, hasGamma: boolean, hasBeta: boolean): string[] {
@@ -604,6 +610,8 @@ function backwardSumsProgram(v: View, gammaHere: boolean, act?: string, hasGamma
   // A fine view's groups read their real statistic's mean and 1/std.
   const rs = fine ? 'fineStat(st)' : 'st';
   const rS = fine ? 'uniforms.rdims.x' : 'nS()';
+  // Parameters constant within the statistic (or fine group): the activation's gamma and beta read once.
+  const hoist = !!act && !v.paramInStat;
   return program(`bsums_${gammaHere}_${t}_${act ?? 'none'}_${hasGamma}_${hasBeta}_${fine}`, v, 2 * v.S * v.chunks, names,
                  t ? Math.ceil(v.S * v.chunks / WG) : v.S * v.chunks, `
 ${t ? '' : REDUCE}
@@ -611,18 +619,19 @@ ${MAIN} {
   ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
   let mean = aux[${rs}];
   let inv = aux[2 * ${rS} + ${rs}];
+  ${hoist ? hoistedParams(hasGamma, hasBeta) : ''}
   var sg = 0.0;
   var sgx = 0.0;
   ${t ? walk(v, `      let o = base + eo;
       let pi = pbase + ep;
       let xh = (x[o] - mean) * inv;
-      let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi')}${gammaHere ? ' * gamma[pi]' : ''};
+      let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi', hoist)}${gammaHere ? ' * gamma[pi]' : ''};
       sg = sg + g;
       sgx = sgx + g * xh;`) : `for (var e = start + tid; e < end; e = e + ${WG}) {
     let o = base + elemX(e);
     let pi = pbase + elemP(e);
     let xh = (x[o] - mean) * inv;
-    let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi')}${gammaHere ? ' * gamma[pi]' : ''};
+    let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi', hoist)}${gammaHere ? ' * gamma[pi]' : ''};
     sg = sg + g;
     sgx = sgx + g * xh;
   }`}
