@@ -14,9 +14,11 @@
  * values as 16 chunks each), adjacent threads on adjacent statistics; only
  * longer statistics use a workgroup per statistic or chunk (shared-memory
  * tree reduction; its barriers are what SwiftShader runs slowest, see
- * SHORT_STAT). Each reads its elements twice: the sum gives its mean, then
- * the sum of squared deviations from that mean: shifted two-pass statistics
- * in float32, exact for large common offsets. Index arithmetic is specialized
+ * SHORT_STAT). A workgroup reads its elements twice: the sum gives its
+ * mean, then the sum of squared deviations from that mean: shifted two-pass
+ * statistics in float32, exact for large common offsets. A thread reads its
+ * elements once (Welford's update: mean += d / k, M2 += d * (x - mean), as
+ * stable against large offsets, with half the loads and index arithmetic). Index arithmetic is specialized
  * per layout (indexFns: no division for axes of size 1 or stride 0). Chunks combine with Chan's parallel formula. The elementwise
  * passes (y, dx) handle 4 elements a thread as vec4 when the innermost axis
  * is a multiple of 4.
@@ -429,12 +431,17 @@ ${MAIN} {
   let first = start + ${t ? '0' : 'tid'};
   let step = ${t ? 1 : WG};
   var m = 0.0;
-  ${center ? `var a = 0.0;
-  ${t ? walk(v, '      a = a + x[base + eo];') : 'for (var e = first; e < end; e = e + step) { a = a + x[base + elemX(e)]; }'}
-  m = ${t ? 'a' : 'reduce2(tid, a, 0.0).x'} / n;` : ''}
   var q = 0.0;
-  ${t ? walk(v, `      let d = x[base + eo] - m;
-      q = q + d * d;`) : `for (var e = first; e < end; e = e + step) {
+  ${t && center ? 'var k = 0.0;' : ''}
+  ${t ? walk(v, center ? `      let xv = x[base + eo];
+      k = k + 1.0;
+      let d = xv - m;
+      m = m + d / k;
+      q = q + d * (xv - m);` : `      let xv = x[base + eo];
+      q = q + xv * xv;`) : `${center ? `var a = 0.0;
+  for (var e = first; e < end; e = e + step) { a = a + x[base + elemX(e)]; }
+  m = reduce2(tid, a, 0.0).x / n;` : ''}
+  for (var e = first; e < end; e = e + step) {
     let d = x[base + elemX(e)] - m;
     q = q + d * d;
   }`}
