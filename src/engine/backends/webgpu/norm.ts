@@ -18,10 +18,14 @@
  * mean, then the sum of squared deviations from that mean: shifted two-pass
  * statistics in float32, exact for large common offsets. A thread reads its
  * elements once (Welford's update: mean += d / k, M2 += d * (x - mean), as
- * stable against large offsets, with half the loads and index arithmetic). Index arithmetic is specialized
- * per layout (indexFns: no division for axes of size 1 or stride 0). Chunks combine with Chan's parallel formula. The elementwise
+ * stable against large offsets, with half the loads and index arithmetic),
+ * its element offsets carried from one element to the next (walk: no
+ * division per element). Index arithmetic is specialized per layout
+ * (indexFns: no division for axes of size 1 or stride 0). Chunks combine with
+ * Chan's parallel formula; chunked statistics are spread over >= 8
+ * workgroups (SwiftShader runs a workgroup on one core). The elementwise
  * passes (y, dx) handle 4 elements a thread as vec4 when the innermost axis
- * is a multiple of 4.
+ * is a multiple of 4, or 2 long with an even axis before it.
  *
  * Programs per call (copies out of a packed buffer are buffer copies, not programs):
  *   forward   1. statistics (per chunk)  2. finish: combine chunks, 1/std and
@@ -30,8 +34,11 @@
  *   backward  1. per-statistic sums of g = dy*gamma and g*xhat (per chunk)
  *             2. combine them, and dgamma/dbeta (from the sums of 1 where the
  *             parameters are constant within each statistic: BatchNorm,
- *             InstanceNorm; else a workgroup per parameter, or a thread per
- *             parameter when each has <= 256 values)  3. dx, elementwise
+ *             InstanceNorm; where they vary within it (GroupNorm), 1 sums
+ *             per fine group (sample x channel: fineViewOf) and 2 derives
+ *             both from those; else, fine groups shorter than 16 values
+ *             (LayerNorm), a workgroup per parameter, or a thread per
+ *             parameter when each has <= 2048 values)  3. dx, elementwise
  *   scale-and-shift (inference with running statistics): 1 program
  * A training step (forward + backward) is 5 programs (GroupNorm, LayerNorm,
  * RMSNorm; BatchNorm/InstanceNorm without running statistics and one chunk)
@@ -40,7 +47,8 @@
  *
  * Epilogues (kernels.ts): the activation is applied in the y pass and in
  * scale-and-shift; the backward's passes that read dy (sums, per-parameter
- * combine, dx) use dz = dy * act'(z), z = xhat * gamma + beta recomputed
+ * combine, dx; gamma and beta read once per thread where they are constant
+ * within its statistic) use dz = dy * act'(z), z = xhat * gamma + beta recomputed
  * there (ACT_FNS). The residual: one elementwise program writes x + residual
  * first (the stats program has one output buffer, so the sum is not written
  * by the first statistics pass), the forward normalizes it and returns it last.
