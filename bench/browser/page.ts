@@ -378,6 +378,31 @@ function cases(quick: boolean): Case[] {
       }};
     },
   }});
+  // AddLayerNorm with GELU (the residual and activation epilogues) vs tf.add, our LayerNorm, then GELU as tfjs ops.
+  const residual = () => tf.randomNormal(seq, 0, 1, 'float32', 3);
+  const addSubject = (fused: boolean): Subject => {
+    const layer = new tfn.AddLayerNorm({activation: 'gelu'});
+    layer.build([seq, seq]);
+    const r = residual();
+    return {
+      forward: (x, training) => layer.apply([x, r], {training}) as tf.Tensor,
+      weights: () => layer.trainableWeights.map(w => w.read() as tf.Variable),
+      dispose: () => { (layer as unknown as {disposeWeights(): void}).disposeWeights(); r.dispose(); },
+      fused,
+    };
+  };
+  out.push({name: 'AddLayerNorm+GELU', shape: seq, subjects: {
+    ours: () => addSubject(true),
+    'op path': () => addSubject(false),
+    'add + LayerNorm + tf GELU': () => {
+      const sub = layerSubject(new tfn.LayerNorm({axis: -1}), seq, true);
+      const r = residual();
+      return {...sub, dispose: () => { sub.dispose(); r.dispose(); }, forward: (x, training) => {
+        const z = sub.forward(tf.add(x, r), training);
+        return tf.mul(tf.mul(z, 0.5), tf.add(tf.erf(tf.mul(z, Math.SQRT1_2)), 1));
+      }};
+    },
+  }});
   out.push({name: 'LayerNorm', shape: seq, subjects: {
     ...ours(() => new tfn.LayerNorm({axis: -1}), seq),
     'tfjs layer': () => layerSubject(tf.layers.layerNormalization({axis: -1}), seq),
