@@ -223,7 +223,7 @@ fn inStatFine(i : i32) -> i32 ${idxExpr('i', 'ipSz', 'ss', real.ipSz, ss)}` : ''
  * group. Per-group sums of dz and dz * xhat give both the statistics' sums
  * (gamma-weighted, over a statistic's groups) and dgamma/dbeta (over a
  * parameter's groups) without a pass over the elements per parameter. Null
- * where the groups would be short (LayerNorm: one element each).
+ * where the groups would be short (LayerNorm: one element each) or long enough for workgroups (> 256k values).
  */
 function fineViewOf(a: LayoutAttrs): View | null {
   const s = pad4(a.shape);
@@ -233,12 +233,14 @@ function fineViewOf(a: LayoutAttrs): View | null {
   const S = sizeOf(st);
   const F = sizeOf(fine);
   if (sizeOf(s) / F < FINE_MIN) return null;
-  return viewOf({shape: s, statShape: fine, paramShape: pa}, {
+  const fv = viewOf({shape: s, statShape: fine, paramShape: pa}, {
     rss: broadcastStrides(st),
     rKeptSz: only(s, d => st[d] > 1),
     ipSz: only(s, d => st[d] === 1 && pa[d] > 1),
     rdims: [S, F / S, sizeOf(s) / S, 0],
   });
+  // Groups of over 256k values would take the workgroup reduction, which no test reaches with fine groups: the old path.
+  return fv.perThread ? fv : null;
 }
 
 /** Fine groups (fineViewOf) need at least this many elements each. */
