@@ -29,10 +29,16 @@ export interface BenchOptions {
   /** Smaller shapes (batch / 4): a smoke run, never committed. */
   quick?: boolean;
   wasmPath?: string;
-  /** Log each GPU program's time in a training step and an inference call (webgl; gl.finish around each). */
+  /** Log each GPU program's time in a training step and an inference call (webgl: a one-pixel read after each; webgpu: timestamp queries). */
   profile?: boolean;
   /** Only these subjects (comma-separated keys, e.g. 'ours,naive'). */
   subjects?: string;
+  /**
+   * Also time the subjects alternately, one call each per round, and log each
+   * one's median and the median per-round ratio to ours: on a loaded machine
+   * the load then falls on all of them alike.
+   */
+  interleave?: boolean;
 }
 
 export interface Timing {
@@ -184,6 +190,84 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
   return lines.join('\n');
 }
 
+/**
+ * Per-program times of `fn` (webgpu): each runWebGPUProgram is submitted on
+ * its own; with the timestamp-query feature (Chromium with
+ * --enable-dawn-features=allow_unsafe_apis, which run.ts passes with
+ * --profile) its pass's GPU time, otherwise the gap between the completions
+ * (onSubmittedWorkDone) of consecutive programs. Median over `reps` calls,
+ * programs named by shader key; buffer copies and downloads fall in 'other'.
+ */
+async function profileGpuPrograms(fn: () => Promise<void>, reps = 5): Promise<string> {
+  type Timer = {name: string; query: Promise<number> | number};
+  type B = {runWebGPUProgram: (...a: unknown[]) => unknown; device?: {queue: {onSubmittedWorkDone(): Promise<void>}};
+            supportTimestampQuery?: boolean; activeTimers?: Timer[] | null; submitQueue(): void};
+  const b = tf.backend() as unknown as B;
+  if (typeof b.runWebGPUProgram !== 'function' || !b.device) return '';
+  const queue = b.device.queue;
+  const stamps = !!b.supportTimestampQuery;
+  const orig = b.runWebGPUProgram;
+  const samples = new Map<string, number[][]>();
+  const totals: number[] = [];
+  for (let k = 0; k < reps; k++) {
+    const seen = new Map<string, number>();
+    const pending: Array<{key: string; t: Promise<number>}> = [];
+    b.runWebGPUProgram = function (this: B, ...args: unknown[]) {
+      const p = args[0] as {shaderKey: string; outputShape: number[]};
+      let out: unknown;
+      let t: Promise<number>;
+      if (stamps) {
+        const saved = this.activeTimers;
+        this.activeTimers = [];
+        try {
+          out = orig.apply(this, args);
+        } finally {
+          const timers = this.activeTimers ?? [];
+          this.activeTimers = saved;
+          t = Promise.resolve(timers[0]?.query ?? 0);
+        }
+      } else {
+        out = orig.apply(this, args);
+        this.submitQueue();
+        t = queue.onSubmittedWorkDone().then(() => performance.now());
+      }
+      const base = `${p.shaderKey.slice(0, 70)}->[${p.outputShape}]`;
+      const n = seen.get(base) ?? 0;
+      seen.set(base, n + 1);
+      pending.push({key: `${base}#${n}`, t: t!});
+      return out;
+    };
+    await tf.nextFrame();
+    const t0 = performance.now();
+    try {
+      await fn();
+    } finally {
+      b.runWebGPUProgram = orig;
+    }
+    totals.push(performance.now() - t0);
+    const times = await Promise.all(pending.map(e => e.t));
+    let prev = t0;
+    pending.forEach((e, i) => {
+      const ms = stamps ? times[i] : times[i] - prev;
+      prev = times[i];
+      if (!samples.has(e.key)) samples.set(e.key, []);
+      const arr = samples.get(e.key)!;
+      while (arr.length <= k) arr.push([]);
+      arr[k].push(ms);
+    });
+  }
+  const lines: string[] = [`    (${stamps ? 'timestamp queries' : 'completion gaps'})`];
+  let sum = 0;
+  for (const [key, per] of samples) {
+    const m = median(per.map(a => a.reduce((x, y) => x + y, 0)));
+    sum += m;
+    if (m >= 0.3) lines.push(`    ${m.toFixed(1).padStart(7)} ms  ${key}`);
+  }
+  const total = median(totals);
+  lines.push(`    ${total.toFixed(1).padStart(7)} ms  total (programs ${sum.toFixed(1)}, other ${(total - sum).toFixed(1)})`);
+  return lines.join('\n');
+}
+
 interface Subject {
   forward: (x: tf.Tensor, training: boolean) => tf.Tensor;
   weights: () => tf.Variable[];
@@ -294,6 +378,31 @@ function cases(quick: boolean): Case[] {
       }};
     },
   }});
+  // AddLayerNorm with GELU (the residual and activation epilogues) vs tf.add, our LayerNorm, then GELU as tfjs ops.
+  const residual = () => tf.randomNormal(seq, 0, 1, 'float32', 3);
+  const addSubject = (fused: boolean): Subject => {
+    const layer = new tfn.AddLayerNorm({activation: 'gelu'});
+    layer.build([seq, seq]);
+    const r = residual();
+    return {
+      forward: (x, training) => layer.apply([x, r], {training}) as tf.Tensor,
+      weights: () => layer.trainableWeights.map(w => w.read() as tf.Variable),
+      dispose: () => { (layer as unknown as {disposeWeights(): void}).disposeWeights(); r.dispose(); },
+      fused,
+    };
+  };
+  out.push({name: 'AddLayerNorm+GELU', shape: seq, subjects: {
+    ours: () => addSubject(true),
+    'op path': () => addSubject(false),
+    'add + LayerNorm + tf GELU': () => {
+      const sub = layerSubject(new tfn.LayerNorm({axis: -1}), seq, true);
+      const r = residual();
+      return {...sub, dispose: () => { sub.dispose(); r.dispose(); }, forward: (x, training) => {
+        const z = sub.forward(tf.add(x, r), training);
+        return tf.mul(tf.mul(z, 0.5), tf.add(tf.erf(tf.mul(z, Math.SQRT1_2)), 1));
+      }};
+    },
+  }});
   out.push({name: 'LayerNorm', shape: seq, subjects: {
     ...ours(() => new tfn.LayerNorm({axis: -1}), seq),
     'tfjs layer': () => layerSubject(tf.layers.layerNormalization({axis: -1}), seq),
@@ -341,12 +450,56 @@ async function measure(sub: Subject, shape: number[], runs: number, profile = fa
     r.programs = await countPrograms(train);
     if (r.train.runs > 0) r.kernels = (await tf.profile(train)).kernels.length;
     if (profile) {
-      log(`profile ${label} train:\n${await profilePrograms(train)}`);
-      log(`profile ${label} infer:\n${await profilePrograms(infer)}`);
+      const prof = tf.getBackend() === 'webgpu' ? profileGpuPrograms : profilePrograms;
+      log(`profile ${label} train:\n${await prof(train)}`);
+      log(`profile ${label} infer:\n${await prof(infer)}`);
     }
     return r;
   } finally {
     tf.env().set('TFJS_NORM_FUSED', flagBefore);
+    tf.dispose([x, dy, xVar]);
+  }
+}
+
+/** The subjects of `c` timed alternately (BenchOptions.interleave); logs medians and per-round ratios to ours. */
+async function interleaved(c: Case, keys: string[], runs: number): Promise<void> {
+  const x = tf.randomNormal(c.shape, 1, 2, 'float32', 1);
+  const dy = tf.randomNormal(c.shape, 0, 1, 'float32', 2);
+  const xVar = tf.variable(x, true);
+  const subs = keys.map(k => c.subjects[k]());
+  const flagBefore = tf.env().getBool('TFJS_NORM_FUSED');
+  const call = async (sub: Subject, mode: 'train' | 'infer') => {
+    if (sub.fused != null) tf.env().set('TFJS_NORM_FUSED', sub.fused);
+    const t = performance.now();
+    if (mode === 'infer') {
+      const y = tf.tidy(() => sub.forward(x, false));
+      await y.data();
+      y.dispose();
+    } else {
+      const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
+      await Promise.all(grads.map(g => g.data()));
+      value.dispose();
+      tf.dispose(grads);
+    }
+    tf.env().set('TFJS_NORM_FUSED', flagBefore);
+    return performance.now() - t;
+  };
+  try {
+    for (const mode of ['train', 'infer'] as const) {
+      const times = subs.map(() => [] as number[]);
+      for (const sub of subs) await call(sub, mode);
+      for (let r = 0; r < runs; r++) {
+        for (const [i, sub] of subs.entries()) times[i].push(await call(sub, mode));
+      }
+      const ours = keys.indexOf('ours');
+      log(`interleaved ${c.name} ${mode} (${runs} rounds): ` + keys.map((k, i) => {
+        const ratio = ours >= 0 && i !== ours ? `, ${median(times[i].map((t, r) => t / times[ours][r])).toFixed(2)}x ours` : '';
+        return `${k} ${median(times[i]).toFixed(1)} ms${ratio}`;
+      }).join('; '));
+    }
+  } finally {
+    tf.env().set('TFJS_NORM_FUSED', flagBefore);
+    subs.forEach(s => s.dispose());
     tf.dispose([x, dy, xVar]);
   }
 }
@@ -399,6 +552,10 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           `${tf.memory().numTensors !== before ? ` (tensors ${before} -> ${tf.memory().numTensors})` : ''}`);
     }
     report.rows.push(row);
+    if (opts.interleave) {
+      const keys = Object.keys(c.subjects).filter(k => !opts.subjects || opts.subjects.split(',').includes(k));
+      await interleaved(c, keys, opts.runs);
+    }
   }
   report.ms = Math.round(performance.now() - t0);
   return report;

@@ -10,6 +10,8 @@
  *   npm run bench:browser -- --backends webgl --only LayerNorm --profile
  *                                              also logs each GPU program's time (gl.finish around each)
  *   npm run bench:browser -- --backends webgl --subjects ours,naive   only these subjects
+ *   npm run bench:browser -- --backends webgpu --only SiLU --interleave
+ *                                              also times the subjects alternately (per-round ratios to ours)
  *
  * Chromium's GPU here is SwiftShader (a CPU emulation of the GPU): only ratios
  * within one run mean anything. Each row: ours (fused kernels where the
@@ -46,6 +48,7 @@ const BACKENDS = (argOf('--backends') ?? ALL.join(',')).split(',').filter(Boolea
 const ONLY = argOf('--only');
 const PROFILE = argv.includes('--profile');
 const SUBJECTS = argOf('--subjects');
+const INTERLEAVE = argv.includes('--interleave');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
 const OUT = path.join(ROOT, 'bench', 'raw', QUICK ? 'browser.quick.json' : 'browser.json');
 const SUMMARY = path.join(ROOT, 'bench', 'BROWSER.md');
@@ -131,7 +134,9 @@ async function main(): Promise<void> {
   await bundleWithGlobals(path.join(__dirname, 'page.ts'), path.join(BUILD_DIR, 'page.js'),
                           {[path.join(ROOT, 'src', 'index.ts')]: 'tfnorm'});
   const server = await serve();
-  const browser = await playwright.chromium.launch({executablePath: chromiumPath, headless: true, args: CHROMIUM_ARGS});
+  // --profile: timestamp queries on webgpu (tfjs requests the feature where the adapter offers it).
+  const args = PROFILE ? [...CHROMIUM_ARGS, '--enable-dawn-features=allow_unsafe_apis'] : CHROMIUM_ARGS;
+  const browser = await playwright.chromium.launch({executablePath: chromiumPath, headless: true, args});
   const chromium = `Chromium ${browser.version()}`;
   log(`bench:browser: ${chromium} on ${server.origin}; backends ${BACKENDS.join(', ')}; >= ${RUNS} runs${QUICK ? ' (QUICK)' : ''}`);
   const reports: BenchReport[] = [];
@@ -149,7 +154,7 @@ async function main(): Promise<void> {
         await page.goto(`${server.origin}/bench/browser/index.html`);
         page.setDefaultTimeout(PAGE_TIMEOUT_MS);
         const rep = await page.evaluate(o => (window as any).runBench(o),
-                                        {backend, runs: RUNS, only: ONLY, quick: QUICK, profile: PROFILE, subjects: SUBJECTS}) as BenchReport;
+                                        {backend, runs: RUNS, only: ONLY, quick: QUICK, profile: PROFILE, subjects: SUBJECTS, interleave: INTERLEAVE}) as BenchReport;
         if (!rep.started) log(`  ${backend} did not start: ${rep.reason}`);
         reports.push(rep);
       } catch (e) {

@@ -624,6 +624,8 @@ function activationLayerTest(c: ActCase, tol: Tolerance, f16: boolean) {
  */
 const EPILOGUE_CASES: RandomCase[] = [
   {name: 'GroupNorm(8) channels-last silu', op: 'groupNorm', shape: [4, 16, 16, 32], args: {numGroups: 8, axis: -1, activation: 'silu'}, param: [32]},
+  // [N, HW, 32, 2]: two channels a group (webgpu: vec4 lanes over two rows of 2; the backward's per-channel sums).
+  {name: 'GroupNorm(32) channels-last silu, 2 channels a group', op: 'groupNorm', shape: [2, 16, 16, 64], args: {numGroups: 32, axis: -1, activation: 'silu'}, param: [64]},
   {name: 'GroupNorm(2) channels-first gelu', op: 'groupNorm', shape: [2, 8, 15, 7], args: {numGroups: 2, axis: 1, activation: 'gelu'}, param: [8]},
   {name: 'BatchNorm chunked relu', op: 'batchNorm', shape: [64, 128, 8], args: {axis: -1, training: true, activation: 'relu'}, param: [8]},
   {name: 'BatchNorm inference gelu', op: 'batchNorm', shape: [64, 12], args: {axis: -1, activation: 'gelu'}, param: [12], stats: true},

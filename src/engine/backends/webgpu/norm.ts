@@ -14,12 +14,18 @@
  * values as 16 chunks each), adjacent threads on adjacent statistics; only
  * longer statistics use a workgroup per statistic or chunk (shared-memory
  * tree reduction; its barriers are what SwiftShader runs slowest, see
- * SHORT_STAT). Each reads its elements twice: the sum gives its mean, then
- * the sum of squared deviations from that mean: shifted two-pass statistics
- * in float32, exact for large common offsets. Index arithmetic is specialized
- * per layout (indexFns: no division for axes of size 1 or stride 0). Chunks combine with Chan's parallel formula. The elementwise
+ * SHORT_STAT). A workgroup reads its elements twice: the sum gives its
+ * mean, then the sum of squared deviations from that mean: shifted two-pass
+ * statistics in float32, exact for large common offsets. A thread reads its
+ * elements once (Welford's update: mean += d / k, M2 += d * (x - mean), as
+ * stable against large offsets, with half the loads and index arithmetic),
+ * its element offsets carried from one element to the next (walk: no
+ * division per element). Index arithmetic is specialized per layout
+ * (indexFns: no division for axes of size 1 or stride 0). Chunks combine with
+ * Chan's parallel formula; chunked statistics are spread over >= 8
+ * workgroups (SwiftShader runs a workgroup on one core). The elementwise
  * passes (y, dx) handle 4 elements a thread as vec4 when the innermost axis
- * is a multiple of 4.
+ * is a multiple of 4, or 2 long with an even axis before it.
  *
  * Programs per call (copies out of a packed buffer are buffer copies, not programs):
  *   forward   1. statistics (per chunk)  2. finish: combine chunks, 1/std and
@@ -28,8 +34,11 @@
  *   backward  1. per-statistic sums of g = dy*gamma and g*xhat (per chunk)
  *             2. combine them, and dgamma/dbeta (from the sums of 1 where the
  *             parameters are constant within each statistic: BatchNorm,
- *             InstanceNorm; else a workgroup per parameter, or a thread per
- *             parameter when each has <= 256 values)  3. dx, elementwise
+ *             InstanceNorm; where they vary within it (GroupNorm), 1 sums
+ *             per fine group (sample x channel: fineViewOf) and 2 derives
+ *             both from those; else, fine groups shorter than 16 values
+ *             (LayerNorm), a workgroup per parameter, or a thread per
+ *             parameter when each has <= 2048 values)  3. dx, elementwise
  *   scale-and-shift (inference with running statistics): 1 program
  * A training step (forward + backward) is 5 programs (GroupNorm, LayerNorm,
  * RMSNorm; BatchNorm/InstanceNorm without running statistics and one chunk)
@@ -38,7 +47,8 @@
  *
  * Epilogues (kernels.ts): the activation is applied in the y pass and in
  * scale-and-shift; the backward's passes that read dy (sums, per-parameter
- * combine, dx) use dz = dy * act'(z), z = xhat * gamma + beta recomputed
+ * combine, dx; gamma and beta read once per thread where they are constant
+ * within its statistic) use dz = dy * act'(z), z = xhat * gamma + beta recomputed
  * there (ACT_FNS). The residual: one elementwise program writes x + residual
  * first (the stats program has one output buffer, so the sum is not written
  * by the first statistics pass), the forward normalizes it and returns it last.
@@ -78,6 +88,9 @@ const THREAD_PER_PARAM = 2048;
  * threads' reads are coalesced on GPUs.
  */
 const SHORT_STAT = 1024;
+/** Chunked per-thread statistics aim at this many workgroups (SwiftShader runs a workgroup on one core), in chunks of >= MIN_CHUNK elements. */
+const MIN_WORKGROUPS = 8;
+const MIN_CHUNK = 128;
 const THREAD_CHUNK = 512;
 const MAX_THREAD_CHUNKS = 256;
 
@@ -100,6 +113,9 @@ interface View {
   fns: string;
   /** Identifies `fns` (part of every program's key). */
   mask: string;
+  /** Sizes of the reduced axes (1 on kept ones) and the parameters' strides, for walk(). */
+  redSz: number[];
+  ps: number[];
 }
 
 /**
@@ -134,9 +150,21 @@ const actOf = (act: string | undefined, expr: string) => (act ? `act_${act}(${ex
 /** The uniforms every program of the view declares (the data: View.uniforms). */
 const VIEW_UNIFORMS = 'shp : vec4<i32>, keptSz : vec4<i32>, redSz : vec4<i32>, parSz : vec4<i32>, ' +
   'othKeptSz : vec4<i32>, othSz : vec4<i32>, xs : vec4<i32>, ss : vec4<i32>, ps : vec4<i32>, dims : vec4<i32>, ' +
-  'dims2 : vec4<i32>, fl : vec4<f32>,';
+  'dims2 : vec4<i32>, rss : vec4<i32>, rKeptSz : vec4<i32>, ipSz : vec4<i32>, rdims : vec4<i32>, fl : vec4<f32>,';
 
-function viewOf(a: LayoutAttrs): View {
+/**
+ * What a fine view (fineViewOf) knows of the real statistics: their strides
+ * and kept sizes, the sizes of the axes the parameters vary along within a
+ * statistic, and [S, fine groups per statistic, elements per statistic].
+ */
+interface RealStats {
+  rss: number[];
+  rKeptSz: number[];
+  ipSz: number[];
+  rdims: number[];
+}
+
+function viewOf(a: LayoutAttrs, real?: RealStats): View {
   if (a.shape.length > 4) throw new Error(`fused normalization kernels take rank <= 4. Received: shape [${a.shape}]`);
   const s = pad4(a.shape);
   const st = pad4(a.statShape);
@@ -152,6 +180,9 @@ function viewOf(a: LayoutAttrs): View {
   const perThread = count <= SHORT_STAT * MAX_THREAD_CHUNKS;
   if (perThread) {
     if (count > SHORT_STAT) chunks = Math.ceil(count / THREAD_CHUNK);
+    // Where the chunks are combined anyway (more than one, or a fine view: its combine always runs), enough
+    // threads for MIN_WORKGROUPS workgroups: GroupNorm [8, 1024, 32, 2]'s 256 statistics in 8 chunks, not 4.
+    if (chunks > 1 || real) chunks = Math.max(chunks, Math.min(Math.ceil(MIN_WORKGROUPS * WG / S), Math.ceil(count / MIN_CHUNK)));
   } else if (count > 4096 && S < 512) {
     chunks = Math.min(64, Math.ceil(512 / S), Math.ceil(count / 2048));
   }
@@ -165,10 +196,18 @@ function viewOf(a: LayoutAttrs): View {
   const [shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss] = ints;
   const sized = (sz: number[]) => sz.map(n => (n > 1 ? 1 : 0)).join('');
   const nz = (st: number[]) => st.map(n => (n !== 0 ? 1 : 0)).join('');
+  const extra = real ? [real.rss, real.rKeptSz, real.ipSz, real.rdims] : [[0, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1], [S, 1, count, 0]];
+  ints.push(...extra);
+  // A fine view also maps its groups to the real statistics and back (fineViewOf).
+  const fineFns = real ? `
+fn fineStat(i : i32) -> i32 ${idxExpr('i', 'keptSz', 'rss', keptSz, real.rss)}
+fn statFine(i : i32) -> i32 ${idxExpr('i', 'rKeptSz', 'ss', real.rKeptSz, ss)}
+fn inStatFine(i : i32) -> i32 ${idxExpr('i', 'ipSz', 'ss', real.ipSz, ss)}` : '';
   return {
-    s, size, S, count, P, chunks, chunkLen, perThread,
-    fns: indexFns(shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss, ps),
-    mask: [shp, keptSz, redSz, parSz, othKeptSz, othSz].map(sized).join('') + [xs, ss, ps].map(nz).join(''),
+    s, size, S, count, P, chunks, chunkLen, perThread, redSz, ps,
+    fns: indexFns(shp, keptSz, redSz, parSz, othKeptSz, othSz, xs, ss, ps) + fineFns,
+    mask: [shp, keptSz, redSz, parSz, othKeptSz, othSz].map(sized).join('') + [xs, ss, ps].map(nz).join('') +
+      (real ? `f${[real.rKeptSz, real.ipSz].map(sized).join('')}${nz(real.rss)}` : ''),
     paramInStat: [0, 1, 2, 3].some(d => !kept(d) && s[d] > 1 && ps[d] !== 0),
     uniforms: (floats = []) => [
       ...ints.map(data => ({type: 'int32' as const, data})),
@@ -176,6 +215,36 @@ function viewOf(a: LayoutAttrs): View {
     ],
   };
 }
+
+/**
+ * The backward's fine groups as a view of their own: the statistics' kept
+ * axes and the parameters' axes together (GroupNorm [N, HW, G, C/G]: one
+ * group per sample and channel), so the parameters are constant within each
+ * group. Per-group sums of dz and dz * xhat give both the statistics' sums
+ * (gamma-weighted, over a statistic's groups) and dgamma/dbeta (over a
+ * parameter's groups) without a pass over the elements per parameter. Null
+ * where the groups would be short (LayerNorm: one element each) or long enough for workgroups (> 256k values).
+ */
+function fineViewOf(a: LayoutAttrs): View | null {
+  const s = pad4(a.shape);
+  const st = pad4(a.statShape);
+  const pa = pad4(a.paramShape);
+  const fine = s.map((n, d) => (st[d] > 1 || pa[d] > 1 ? n : 1));
+  const S = sizeOf(st);
+  const F = sizeOf(fine);
+  if (sizeOf(s) / F < FINE_MIN) return null;
+  const fv = viewOf({shape: s, statShape: fine, paramShape: pa}, {
+    rss: broadcastStrides(st),
+    rKeptSz: only(s, d => st[d] > 1),
+    ipSz: only(s, d => st[d] === 1 && pa[d] > 1),
+    rdims: [S, F / S, sizeOf(s) / S, 0],
+  });
+  // Groups of over 256k values would take the workgroup reduction, which no test reaches with fine groups: the old path.
+  return fv.perThread ? fv : null;
+}
+
+/** Fine groups (fineViewOf) need at least this many elements each. */
+const FINE_MIN = 16;
 
 const AXES = ['x', 'y', 'z', 'w'];
 
@@ -278,11 +347,72 @@ const program = (key: string, v: View, outputSize: number, names: string[], work
  * The activation epilogue in the backward: dz = dy * act'(z), z = xhat * gamma
  * + beta at parameter index `pi` (WGSL expression; none: dy itself).
  */
-function dzExpr(act: string | undefined, hasGamma: boolean, hasBeta: boolean, dy: string, xhat: string, pi: string): string {
+function dzExpr(act: string | undefined, hasGamma: boolean, hasBeta: boolean, dy: string, xhat: string, pi: string,
+                hoisted = false): string {
   if (!act) return dy;
-  const z = `${xhat}${hasGamma ? ` * gamma[${pi}]` : ''}${hasBeta ? ` + beta[${pi}]` : ''}`;
+  // hoisted: gamma and beta read once before the loop (HOISTED_PARAMS), as gm and bt.
+  const z = `${xhat}${hasGamma ? ` * ${hoisted ? 'gm' : `gamma[${pi}]`}` : ''}${hasBeta ? ` + ${hoisted ? 'bt' : `beta[${pi}]`}` : ''}`;
   return `${dy} * actGrad_${act}(${z})`;
 }
+
+/**
+ * WGSL: `body` for each element e in [start, end) of statistic st (one
+ * thread: step 1) with `eo` = elemX(e) and `ep` = elemP(e) carried from one
+ * element to the next (coordinates over the reduced axes, innermost first)
+ * instead of recomputed with a division and a modulo per axis and element
+ * (emulated per lane on SwiftShader). Specialized like idxExpr: the mask
+ * names the reduced axes longer than 1 and the non-zero parameter strides.
+ */
+function walk(v: View, body: string): string {
+  const axes = [0, 1, 2, 3].filter(d => v.redSz[d] > 1).reverse();
+  if (axes.length === 0) {
+    return `{
+    let eo = 0;
+    let ep = 0;
+    for (var e = start; e < end; e = e + 1) {
+${body}
+    }
+  }`;
+  }
+  const sz = (d: number) => `uniforms.redSz.${AXES[d]}`;
+  const xs = (d: number) => `uniforms.xs.${AXES[d]}`;
+  const ps = (d: number) => `uniforms.ps.${AXES[d]}`;
+  const hasP = (d: number) => v.ps[d] !== 0;
+  const init = axes.map((d, n) => (n === axes.length - 1 ? `var c${d} = r;` : `var c${d} = r % ${sz(d)};
+    r = r / ${sz(d)};`));
+  const eo = axes.map(d => `c${d} * ${xs(d)}`).join(' + ');
+  const ep = axes.filter(hasP).map(d => `c${d} * ${ps(d)}`).join(' + ') || '0';
+  // Step axis n (innermost: 0) by one; on wrapping, step the next one out (the outermost never wraps inside [start, end)).
+  const step = (n: number): string => {
+    const d = axes[n];
+    const inc = `c${d} = c${d} + 1;
+      eo = eo + ${xs(d)};${hasP(d) ? `
+      ep = ep + ${ps(d)};` : ''}`;
+    if (n === axes.length - 1) return inc;
+    return `${inc}
+      if (c${d} == ${sz(d)}) {
+      c${d} = 0;
+      eo = eo - ${sz(d)} * ${xs(d)};${hasP(d) ? `
+      ep = ep - ${sz(d)} * ${ps(d)};` : ''}
+      ${step(n + 1)}
+      }`;
+  };
+  return `{
+    var r = start;
+    ${init.join(`
+    `)}
+    var eo = ${eo};
+    var ep = ${ep};
+    for (var e = start; e < end; e = e + 1) {
+${body}
+      ${step(0)}
+    }
+  }`;
+}
+
+/** Where the parameters are constant within a statistic: the activation's gamma and beta, read once (dzExpr's hoisted). */
+const hoistedParams = (hasGamma: boolean, hasBeta: boolean) =>
+  `${hasGamma ? 'let gm = gamma[pbase];' : ''}${hasBeta ? ' let bt = beta[pbase];' : ''}`;
 
 /** The epilogue's parameter inputs (gamma, beta where present) added to `names` without repeats. */
 function withActParams(names: string[], act: string | undefined, hasGamma: boolean, hasBeta: boolean): string[] {
@@ -311,14 +441,20 @@ ${MAIN} {
   let first = start + ${t ? '0' : 'tid'};
   let step = ${t ? 1 : WG};
   var m = 0.0;
-  ${center ? `var a = 0.0;
-  for (var e = first; e < end; e = e + step) { a = a + x[base + elemX(e)]; }
-  m = ${t ? 'a' : 'reduce2(tid, a, 0.0).x'} / n;` : ''}
   var q = 0.0;
+  ${t && center ? 'var k = 0.0;' : ''}
+  ${t ? walk(v, center ? `      let xv = x[base + eo];
+      k = k + 1.0;
+      let d = xv - m;
+      m = m + d / k;
+      q = q + d * (xv - m);` : `      let xv = x[base + eo];
+      q = q + xv * xv;`) : `${center ? `var a = 0.0;
+  for (var e = first; e < end; e = e + step) { a = a + x[base + elemX(e)]; }
+  m = reduce2(tid, a, 0.0).x / n;` : ''}
   for (var e = first; e < end; e = e + step) {
     let d = x[base + elemX(e)] - m;
     q = q + d * d;
-  }
+  }`}
   let r2 = ${t ? 'vec2<f32>(0.0, q)' : 'reduce2(tid, 0.0, q)'};
   if (${t ? 'true' : 'tid == 0 && valid'}) {
     ${write}
@@ -366,15 +502,22 @@ ${MAIN} {
 
 /**
  * Elementwise programs read and write 4 consecutive elements as one vec4 when
- * the innermost axis is a multiple of 4 long (the 4 share a row: statistic and
- * parameter indices step by the innermost strides), else one element.
+ * they share the statistic and parameter index arithmetic of the first: the
+ * innermost axis a multiple of 4 long (the 4 share a row: indices step by the
+ * innermost strides), or 2 long with an even axis before it (the 4 are two
+ * rows of 2: GroupNorm channels-last with 2 channels a group, [N, HW, G, 2]),
+ * else one element.
  */
 function vectorized(v: View): boolean {
-  return v.s[3] % 4 === 0;
+  return v.s[3] % 4 === 0 || (v.s[3] === 2 && v.s[2] % 2 === 0);
 }
 
 /** Statistic / parameter of component k of a vec4 whose first element has s, p. */
-const lane = (k: number, what: 's' | 'p') => (k === 0 ? what : `${what} + ${k} * uniforms.${what}s.w`);
+function lane(v: View, k: number, what: 's' | 'p'): string {
+  const st = `uniforms.${what}s`;
+  if (v.s[3] % 4 === 0) return k === 0 ? what : `${what} + ${k} * ${st}.w`;
+  return [what, `${what} + ${st}.w`, `${what} + ${st}.z`, `${what} + ${st}.z + ${st}.w`][k];
+}
 
 /** An elementwise program over 1 or 4 elements per thread: `body(k, xv, ...)` gives component k's value. */
 function elementwise(v: View, key: string, names: string[], vecNames: string[],
@@ -388,7 +531,7 @@ ${MAIN} {
     let s = iStat(4 * index);
     let p = iParam(4 * index);
     ${prelude}
-    result[index] = vec4<f32>(${[0, 1, 2, 3].map(k => `comp${k}(${lane(k, 's')}, ${lane(k, 'p')}, ${at(k)('x')})`).join(', ')});
+    result[index] = vec4<f32>(${[0, 1, 2, 3].map(k => `comp${k}(${lane(v, k, 's')}, ${lane(v, k, 'p')}, ${at(k)('x')})`).join(', ')});
   }
 }` : `
 ${MAIN} {
@@ -404,7 +547,8 @@ fn comp${k}(s : i32, p : i32, xv : f32) -> f32 {
   let index = getGlobalIndex();
   ${body(k, at(k))}
 }`).join('');
-  const prog = program(`${key}_${vec}`, v, v.size, names, Math.ceil(n / WG), `
+  // The key names the lane arithmetic (rows of 4, or two rows of 2): the mask does not tell them apart.
+  const prog = program(`${key}_${vec ? (v.s[3] % 4 === 0 ? 'v4' : 'v22') : 'v1'}`, v, v.size, names, Math.ceil(n / WG), `
 ${comps}
 ${code}`);
   if (vec) {
@@ -476,26 +620,38 @@ export function forwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorIn
  * the parameters vary within the statistic, else dy (gamma, constant, is
  * applied in the combine, which also needs the plain sums for dgamma/dbeta).
  */
-function backwardSumsProgram(v: View, gammaHere: boolean, act?: string, hasGamma = false, hasBeta = false): NormProgram {
+function backwardSumsProgram(v: View, gammaHere: boolean, act?: string, hasGamma = false, hasBeta = false,
+                             fine = false): NormProgram {
   const t = v.perThread;
   const names = withActParams(['dy', 'x', 'aux', ...(gammaHere ? ['gamma'] : [])], act, hasGamma, hasBeta);
-  return program(`bsums_${gammaHere}_${t}_${act ?? 'none'}_${hasGamma}_${hasBeta}`, v, 2 * v.S * v.chunks, names,
+  // A fine view's groups read their real statistic's mean and 1/std.
+  const rs = fine ? 'fineStat(st)' : 'st';
+  const rS = fine ? 'uniforms.rdims.x' : 'nS()';
+  // Parameters constant within the statistic (or fine group): the activation's gamma and beta read once.
+  const hoist = !!act && !v.paramInStat;
+  return program(`bsums_${gammaHere}_${t}_${act ?? 'none'}_${hasGamma}_${hasBeta}_${fine}`, v, 2 * v.S * v.chunks, names,
                  t ? Math.ceil(v.S * v.chunks / WG) : v.S * v.chunks, `
 ${t ? '' : REDUCE}
 ${MAIN} {
   ${t ? PER_THREAD : `${WG_INDEX}\n  ${CHUNK}`}
-  let mean = aux[st];
-  let inv = aux[2 * nS() + st];
+  let mean = aux[${rs}];
+  let inv = aux[2 * ${rS} + ${rs}];
+  ${hoist ? hoistedParams(hasGamma, hasBeta) : ''}
   var sg = 0.0;
   var sgx = 0.0;
-  for (var e = start + ${t ? '0' : 'tid'}; e < end; e = e + ${t ? 1 : WG}) {
+  ${t ? walk(v, `      let o = base + eo;
+      let pi = pbase + ep;
+      let xh = (x[o] - mean) * inv;
+      let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi', hoist)}${gammaHere ? ' * gamma[pi]' : ''};
+      sg = sg + g;
+      sgx = sgx + g * xh;`) : `for (var e = start + tid; e < end; e = e + ${WG}) {
     let o = base + elemX(e);
     let pi = pbase + elemP(e);
     let xh = (x[o] - mean) * inv;
-    let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi')}${gammaHere ? ' * gamma[pi]' : ''};
+    let g = ${dzExpr(act, hasGamma, hasBeta, 'dy[o]', 'xh', 'pi', hoist)}${gammaHere ? ' * gamma[pi]' : ''};
     sg = sg + g;
     sgx = sgx + g * xh;
-  }
+  }`}
   let r = ${t ? 'vec2<f32>(sg, sgx)' : 'reduce2(tid, sg, sgx)'};
   if (${t ? 'true' : 'tid == 0 && valid'}) {
     result[2 * wg] = r.x;
@@ -603,6 +759,49 @@ ${MAIN} {
 }`);
 }
 
+/**
+ * [c1, c2, dgamma, dbeta] from the fine groups' sums (fv: fineViewOf; `part`:
+ * backwardSumsProgram on it): thread per real statistic over its groups
+ * (gamma-weighted), thread per parameter over its groups.
+ */
+function fineCombineProgram(fv: View, realS: number, center: boolean, hasGamma: boolean): NormProgram {
+  const sum = (k: number) => `part[2 * (f * nChunks() + c)${k ? ' + 1' : ''}]`;
+  return program(`bcombine_fine_${center}_${hasGamma}`, fv, 2 * realS + 2 * fv.P, ['part', ...(hasGamma ? ['gamma'] : [])],
+                 Math.ceil(Math.max(realS, fv.P) / WG), `
+fn rS() -> i32 { return uniforms.rdims.x; }
+${MAIN} {
+  ${WG_INDEX}
+  for (var s = index; s < rS(); s = s + ${WG} * wgTotal()) {
+    var a = 0.0;
+    var bb = 0.0;
+    let f0 = statFine(s);
+    for (var j = 0; j < uniforms.rdims.y; j = j + 1) {
+      let f = f0 + inStatFine(j);
+      let gm = ${hasGamma ? 'gamma[statP(f)]' : '1.0'};
+      for (var c = 0; c < nChunks(); c = c + 1) {
+        a = a + gm * ${sum(0)};
+        bb = bb + gm * ${sum(1)};
+      }
+    }
+    result[s] = ${center ? 'a / f32(uniforms.rdims.z)' : '0.0'};
+    result[rS() + s] = bb / f32(uniforms.rdims.z);
+  }
+  for (var p = index; p < nP(); p = p + ${WG} * wgTotal()) {
+    var dg = 0.0;
+    var db = 0.0;
+    for (var j = 0; j < uniforms.dims2.z; j = j + 1) {
+      let f = statOfParam(p, j);
+      for (var c = 0; c < nChunks(); c = c + 1) {
+        db = db + ${sum(0)};
+        dg = dg + ${sum(1)};
+      }
+    }
+    result[2 * rS() + p] = dg;
+    result[2 * rS() + nP() + p] = db;
+  }
+}`);
+}
+
 function dxProgram(v: View, hasGamma: boolean, act?: string, hasBeta = false): NormProgram {
   const names = withActParams(['dy', 'x', 'aux', 'coef', ...(hasGamma ? ['gamma'] : [])], act, hasGamma, hasBeta);
   return elementwise(v, `dx_${hasGamma}_${act ?? 'none'}_${hasBeta}`, names, ['dy', 'x'],
@@ -628,14 +827,27 @@ export function backwardKernel({inputs, backend, attrs}: KernelArgs): tf.TensorI
   const pool: Record<string, tf.TensorInfo | undefined> = {dy, x, aux, gamma, beta};
   const ins = (names: string[]) => names.map(n => pool[n]!);
   const gammaHere = hasGamma && v.paramInStat;
-  const sums = backwardSumsProgram(v, gammaHere, act, hasGamma, hasBeta);
-  const part = run(b, sums, ins(sums.variableNames), 'float32', u);
-  pool.part = part;
   const paramSums = a.withGamma || a.withBeta;
-  const combine = combineProgram(v, a.center, hasGamma, paramSums, act, hasBeta);
-  const coef = run(b, combine, ins(combine.variableNames), 'float32', u);
+  // Parameters varying within the statistics (GroupNorm): sums per fine group, where they are long enough.
+  const fv = paramSums && v.paramInStat ? fineViewOf(a) : null;
+  let coef: tf.TensorInfo;
+  if (fv) {
+    const fu = fv.uniforms();
+    const sums = backwardSumsProgram(fv, false, act, hasGamma, hasBeta, true);
+    const part = run(b, sums, ins(sums.variableNames), 'float32', fu);
+    pool.part = part;
+    const combine = fineCombineProgram(fv, v.S, a.center, hasGamma);
+    coef = run(b, combine, ins(combine.variableNames), 'float32', fu);
+    b.disposeData(part.dataId);
+  } else {
+    const sums = backwardSumsProgram(v, gammaHere, act, hasGamma, hasBeta);
+    const part = run(b, sums, ins(sums.variableNames), 'float32', u);
+    pool.part = part;
+    const combine = combineProgram(v, a.center, hasGamma, paramSums, act, hasBeta);
+    coef = run(b, combine, ins(combine.variableNames), 'float32', u);
+    b.disposeData(part.dataId);
+  }
   pool.coef = coef;
-  b.disposeData(part.dataId);
   const dxp = dxProgram(v, hasGamma, act, hasBeta);
   const dx = run(b, dxp, ins(dxp.variableNames), 'float32', u);
   const outs: tf.TensorInfo[] = [{dataId: dx.dataId, shape: dy!.shape, dtype: 'float32'}];
