@@ -165,7 +165,7 @@ function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     // Sum of a group's chunk means times their lengths (from the partials, or computed here): `which`
     // picks the moment, `col` the chunk's column.
     const combine = (g: Groups, fn: string, group: string, which: string, col: (c: string) => string) => (partials ? `
-        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(nm_pidx(${which}, ${col('c')}));` : `
+        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * nm_part(${which}, ${col('c')});` : `
         { vec2 m = ${fn}(${group}, 0); acc += ((${which}) == 0 ? m.x : m.y) * ${lit(g.n)}; }`);
     const statSum = (group: string, which: string) => combine(gs, 'nm_sc', group, which, c => `nm_s_col(${group}, ${c})`);
     // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
@@ -173,10 +173,19 @@ function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     const f16 = f16Textures();
     const R = f16 ? 2 : 1;
     const flat = flatOutput(2 * R * S + (params ? 2 * P : 0));
+    // The sums program reads the packed partials itself where it can (no unpack program).
+    let partGlsl = '';
+    const raw: tf.TensorInfo[] = [];
+    if (part) {
+      const fetched = lay.fetch(r.packedTexel(part));
+      if (fetched != null) raw.push(part);
+      partGlsl = fetched ?? `${lay.index}
+    float nm_part(int m, int k) { return getPart(nm_pidx(m, k)); }`;
+    }
     const sums = r.runTemp({
       variableNames: partials ? [...names, 'part'] : names,
       outputShape: flat.outputShape,
-      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partials ? lay.index : ''}${fine ? fine.ofStat.glsl + fine.ofParam.glsl : ''}
+      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partGlsl}${fine ? fine.ofStat.glsl + fine.ofParam.glsl : ''}
     void main() {
       ${flat.coords}
       float acc = 0.0;
@@ -213,7 +222,7 @@ function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
       }
       setOutput(acc);` : ''}
     }`,
-    }, partials ? [...ins, part!] : ins);
+    }, partials ? [...ins, part!] : ins, raw);
     const stat = f16 ? [`getSums($s) + getSums(${S} + $s)`, `getSums(${2 * S} + $s) + getSums(${3 * S} + $s)`]
                      : ['getSums($s)', `getSums(${S} + $s)`];
     const dx = r.run({

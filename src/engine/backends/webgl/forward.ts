@@ -85,22 +85,22 @@ function chunkGlsl(g: Groups, center: boolean): string {
 }
 
 /** GLSL: `vec2 nm_stat(int s)`: (mean - nm_pivot(s), variance) of statistic s. */
-function statGlsl(g: Groups, partials: boolean): string {
-  if (!partials) {
+function statGlsl(g: Groups, partials: string | null): string {
+  if (partials == null) {
     return `
     vec2 nm_stat(int s) { return nm_chunk(s, 0); }`;
   }
   const {name, nc, n} = g;
-  return `${partialLayout(g.count * nc).index}
+  return `${partials}
     vec2 nm_stat(int s) {
       float acc = 0.0;
-      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * getPart(nm_pidx(0, ${name}_col(s, c)));
+      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * nm_part(0, ${name}_col(s, c));
       float m = acc / ${lit(n)};
       acc = 0.0;
       for (int c = 0; c < ${nc}; c++) {
         int k = ${name}_col(s, c);
-        float d = getPart(nm_pidx(0, k)) - m;
-        acc += float(${name}_len(c)) * (getPart(nm_pidx(1, k)) + d * d);
+        float d = nm_part(0, k) - m;
+        acc += float(${name}_len(c)) * (nm_part(1, k) + d * d);
       }
       return vec2(m, acc / ${lit(n)});
     }`;
@@ -163,12 +163,12 @@ function runningOf(a: ForwardAttrs, v: View): Running {
   return {perParam: sp.perParam, momentum: (a.momentum ?? null) as number | null, count: v.size / v.S, statOfParam: sp.glsl};
 }
 
-function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a: ForwardAttrs,
+function statsProgram(v: View, enumGlsl: string, g: Groups, partials: string | null, a: ForwardAttrs,
                       running: Running | null, f16: boolean): WebGLProgram {
   const S = v.S;
   const P = v.P;
   const names = ['x'];
-  if (partials) names.push('part');
+  if (partials != null) names.push('part');
   if (running) names.push('rmean', 'rvar', 'nbt');
   const factor = running ? (running.momentum == null ? '1.0 / (getNbt(0) + 1.0)' : lit(running.momentum)) : '';
   const runningMain = running ? `
@@ -269,9 +269,20 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const running = inputs.runningMean ? runningOf(a, v) : null;
   try {
     const statInputs = [x];
-    if (partials) statInputs.push(r.runTemp(partialProgram(v, glsl, groups, a.center), [x]));
+    // The statistics program reads the packed partials itself where it can (no unpack program).
+    let partGlsl: string | null = null;
+    const raw: tf.TensorInfo[] = [];
+    if (partials) {
+      const part = r.runTemp(partialProgram(v, glsl, groups, a.center), [x]);
+      statInputs.push(part);
+      const lay = partialLayout(groups.count * groups.nc);
+      partGlsl = lay.fetch(r.packedTexel(part));
+      if (partGlsl != null) raw.push(part);
+      else partGlsl = `${lay.index}
+    float nm_part(int m, int k) { return getPart(nm_pidx(m, k)); }`;
+    }
     if (running) statInputs.push(inputs.runningMean!, inputs.runningVariance!, inputs.numBatchesTracked!);
-    const stats = r.runTemp(statsProgram(v, glsl, groups, partials, a, running, f16Textures()), statInputs);
+    const stats = r.runTemp(statsProgram(v, glsl, groups, partGlsl, a, running, f16Textures()), statInputs, raw);
     const applyInputs = [x, stats];
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);

@@ -309,7 +309,8 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
  * GLSL `int nm_pidx(int m, int k)`, the flat offset of moment m of chunk k
  * once unpacked.
  */
-export function partialLayout(K: number): {outputShape: number[]; main: (fn: string) => string; index: string} {
+export function partialLayout(K: number): {outputShape: number[]; main: (fn: string) => string; index: string;
+    fetch: (phys: [number, number] | null) => string | null} {
   const W = Math.max(1, Math.ceil(Math.sqrt(K / 2)));
   const H = Math.ceil(K / 2 / W);
   return {
@@ -325,7 +326,28 @@ export function partialLayout(K: number): {outputShape: number[]; main: (fn: str
     }`,
     index: `
     int nm_pidx(int m, int k) { int i = k / ${2 * W}; return (2 * i + m) * ${2 * W} + (k - i * ${2 * W}); }`,
+    fetch: phys => partialFetch(W, H, phys),
   };
+}
+
+/**
+ * GLSL `float nm_part(int m, int k)`: moment m of chunk k of a partials
+ * texture (partialLayout, or rowPartials: chunks 2T and 2T + 1 in texel T,
+ * (first moments, second moments)) named `part`, whose physical texture is
+ * `phys` ([height, width]): a texelFetch of the packed texel itself when the
+ * texture is H x W texels (Runner.packedTexel; the program then takes it as
+ * a `raw` input, without tfjs' unpack); else null.
+ */
+export function partialFetch(W: number, H: number, phys: [number, number] | null): string | null {
+  if (!phys || phys[0] !== H || phys[1] !== W) return null;
+  return `
+    float nm_part(int m, int k) {
+      int T = k / 2;
+      int row = T / ${W};
+      vec4 v = texelFetch(part, ivec2(T - row * ${W}, row), 0);
+      int lane = k - 2 * T + 2 * m;
+      return lane == 0 ? v.x : lane == 1 ? v.y : lane == 2 ? v.z : v.w;
+    }`;
 }
 
 /**
