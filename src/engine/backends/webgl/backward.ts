@@ -25,7 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs} from '../../kernels';
 import {applyProgram, f16Textures, hiGlsl} from './forward';
-import {DIRECT_MAX, FINITE_GLSL, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, partialFetch, partialLayout, viewOf} from './layout';
+import {DIRECT_MAX, FINITE_GLSL, chunking, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, partialFetch, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -144,7 +144,7 @@ function texelStep(c: string, d: number, w: number): string {
  * The row layout's partials, one packed program over x and dy read by
  * texelFetch (walking texel coordinates, no division per value):
  *
- * - statistic texels, one per (row pair, chunk of ~sqrt(P) columns): the
+ * - statistic texels, one per (row pair, chunk of columns: chunking): the
  *   chunk's means of g = dy * gamma and g * xhat for both rows (each gamma
  *   value read once for the two);
  * - parameter texels, one per (column pair, chunk of ~sqrt(S) rows): the
@@ -165,8 +165,7 @@ interface RowPlan {
 }
 
 function rowPlan(S: number, P: number): RowPlan {
-  const Lc = Math.ceil(Math.sqrt(P));
-  const ncs = Math.ceil(P / Lc);
+  const {L: Lc, nc: ncs} = chunking(P, Math.ceil(S / 2));
   const SP = Math.ceil(S / 2);
   const Lr = Math.ceil(Math.sqrt(S));
   const nr = Math.ceil(S / Lr);

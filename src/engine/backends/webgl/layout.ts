@@ -11,7 +11,8 @@
  *   interleave (GroupNorm channels-last [N, HW, G, C/G] reduces axes 1 and 3);
  *   j walks a group's elements in memory order.
  * - chunking: a group of n elements is reduced directly (one loop) when n is
- *   small, else in `nc` chunks of `L` (~sqrt(n)) by a partial-sums program
+ *   small, else in `nc` chunks of `L` (~sqrt(n), longer where groups are
+ *   many: TARGET_CHUNKS) by a partial-sums program
  *   whose results a second program combines (the two-level reduction).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -93,9 +94,20 @@ export interface Groups {
   chunkMajor: boolean;
 }
 
-export function chunking(n: number): {L: number; nc: number} {
+/**
+ * Chunks in all (over every group) above which a reduction takes fewer,
+ * longer chunks than ~sqrt(n): enough texels for the partials pass, while
+ * the combining pass (whose every output texel walks its group's chunks,
+ * e.g. the forward's four statistics rows) stays short (LayerNorm [1024
+ * rows, 768]: 8 chunks of 96 per row rather than 28 of 28).
+ */
+export const TARGET_CHUNKS = 8192;
+
+/** Chunk length L and count nc for `count` groups of n values (nc = 1: reduced directly). */
+export function chunking(n: number, count = 1): {L: number; nc: number} {
   if (n <= DIRECT_MAX) return {L: n, nc: 1};
-  const L = Math.ceil(Math.sqrt(n));
+  const nc0 = Math.max(2, Math.min(Math.ceil(Math.sqrt(n)), Math.ceil(TARGET_CHUNKS / count)));
+  const L = Math.ceil(n / nc0);
   return {L, nc: Math.ceil(n / L)};
 }
 
@@ -121,7 +133,7 @@ export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string
     : `{ int c = imod(q, ${v.s[d]}); q = q / ${v.s[d]}; r += c * ${vec(v, d)}; }`));
   const base = walk(baseAxes);
   const off = walk(offAxes);
-  const {L, nc} = chunking(n);
+  const {L, nc} = chunking(n, count);
   // x distance between neighbouring groups' first elements, and between a group's neighbouring chunks.
   const groupDist = baseAxes.length ? v.xs[baseAxes[0]] : Infinity;
   let chunkDist = 0;
