@@ -19,6 +19,13 @@
  *   3. dx = (g - mean(g) - xhat * mean(g * xhat)) * invStd, a packed output
  *      in dy's shape (four values per texel).
  *
+ * The row layout (LayerNorm, RMSNorm: rows of P values, one parameter per
+ * column) with rows longer than DIRECT_MAX has its own partials and sums
+ * programs (rowPartials, rowSums): each x and dy value is read twice in the
+ * partials (once for its row, once for its column), not three or more times.
+ * The programs after a partials pass texelFetch its packed texels (WebGL2;
+ * else tfjs unpacks it first).
+ *
  * Sums accumulate in float32 in the shader; chunk results are stored as
  * means (bounded by the data, so float16 textures hold them).
  */
@@ -101,7 +108,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   try {
     const ins = [x, aux, ...(gamma ? [gamma] : []), ...(beta ? [beta] : []), dy];
     const dz = r.runTemp(applyProgram(v, r.storedShape(dy), gamma != null, beta != null, [0, S, 2 * S], a.center,
-                                      a.activation, true), ins);
+                                      a.activation, true, r.texel(x), r.texel(dy)), ins);
     const plain = {...a, activation: undefined};
     return backwardOf({inputs: {dy: Runner.reshaped(dz, dy.shape), x, aux, gamma}, backend, attrs: plain});
   } finally {
@@ -126,7 +133,7 @@ function rowLayout(v: View): boolean {
   return v.S * v.P === v.size;
 }
 
-/** GLSL: texel coordinates (texelFetch) of flat offset `i` in a texture `w` texels wide. */
+/** GLSL: texel coordinates of flat offset `i` in a texture `w` texels wide. */
 const texelAt = (i: string, w: number) => `ivec2(imod(${i}, ${w}), (${i}) / ${w})`;
 
 /** GLSL: advance texel coordinates `c` (of a texture `w` texels wide) by d flat offsets, d >= 0. */
@@ -141,8 +148,8 @@ function texelStep(c: string, d: number, w: number): string {
 }
 
 /**
- * The row layout's partials, one packed program over x and dy read by
- * texelFetch (walking texel coordinates, no division per value):
+ * The row layout's partials, one packed program over x and dy read with
+ * texture() at walked texel coordinates (no division per value):
  *
  * - statistic texels, one per (row pair, chunk of columns: chunking): the
  *   chunk's means of g = dy * gamma and g * xhat for both rows (each gamma
@@ -338,7 +345,7 @@ function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     const f16 = f16Textures();
     const R = f16 ? 2 : 1;
     // The row layout (LayerNorm, RMSNorm) with long rows: its own partials and sums (rowPartials), where
-    // x, dy (and gamma) can be texelFetched.
+    // x, dy (and gamma) are unpacked textures read by texel coordinates (Runner.texel).
     const tx = params && !fine && v.size / S > DIRECT_MAX && rowLayout(v) ? r.texel(x) : null;
     const td = tx ? r.texel(dy) : null;
     let sums: tf.TensorInfo | null = null;
@@ -436,6 +443,7 @@ function backwardOf({inputs, backend, attrs}: Args): tf.TensorInfo[] {
                        : [stat[1], `getAux(${2 * S} + $s)`],
         param: withGamma ? ['getGamma($p)'] : [],
         elem: ['getDy($i)', 'getX($i)'],
+        direct: [(t => (t ? ['dy', t] : null))(r.texel(dy)), (t => (t ? ['x', t] : null))(r.texel(x))],
         value: (st, [gam], [dyv, xv]) => {
           const g = gam ? `${dyv} * ${gam}` : dyv;
           if (!a.center) return `((${g} - ${xv} * ${st[1]} * ${st[0]}) * ${st[1]})`;

@@ -7,7 +7,8 @@
  *      values): the chunk's mean of (x - pivot) and its variance, both from
  *      one pass over the chunk (sums shifted by the chunk's first value;
  *      pivot = the statistic's first value if finite), two chunks per texel.
- *      Means, not sums, so float16 storage holds them.
+ *      Means, not sums, so float16 storage holds them. Read by the next
+ *      program as the packed texture it is (WebGL2: no unpack program).
  *   2. statistics: one flat texture [mean hi | mean lo | 1/sqrt(var + eps) |
  *      variance | running mean' | running variance' | batches' + 1]: each
  *      texel merges its statistic's chunks (Chan's pairwise formula, in two
@@ -16,7 +17,8 @@
  *      The outputs are shallow slices of it: mean = the hi row, aux = the
  *      first three rows, variance, and the running statistics.
  *   3. y = ((x - hi) - lo) * invStd * gamma + beta, a packed output in x's
- *      shape (four values per texel; layout.ts elementwise).
+ *      shape (four values per texel; layout.ts elementwise; x read at the
+ *      lanes' texels where its texture is as wide as the last axis).
  *
  * All arithmetic is float32 in the shader, whatever the texture storage.
  * With float16 textures (WEBGL_FORCE_F16_TEXTURES) the mean's hi half is
@@ -109,7 +111,8 @@ function statGlsl(g: Groups, partials: string | null): string {
 /**
  * The program computing every chunk's moments: packed (partialLayout), so
  * one texel computes two chunks' moments, each in one pass over x (the
- * statistics program reads it unpacked: tfjs' unpack).
+ * statistics program texelFetches its texels itself, partialFetch; without
+ * WebGL2 it reads it through tfjs' unpack).
  */
 function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean): WebGLProgram {
   const lay = partialLayout(g.count * g.nc);
@@ -224,7 +227,8 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: string | n
  */
 export function applyProgram(v: View, shape: number[], withGamma: boolean, withBeta: boolean,
                              rows: [number, number, number], center = true, act?: KernelActivation,
-                             grad = false): WebGLProgram {
+                             grad = false, texX: [number, number] | null = null,
+                             texDy: [number, number] | null = null): WebGLProgram {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
@@ -236,6 +240,7 @@ export function applyProgram(v: View, shape: number[], withGamma: boolean, withB
     // Without centering the mean rows hold 0 (x - 0 - 0 is x): not read.
     stat: (center ? rows : [rows[2]]).map(r => `getStats(${r} + $s)`), param,
     elem: grad ? ['getX($i)', 'getDy($i)'] : ['getX($i)'],
+    direct: [texX ? ['x', texX] : null, texDy ? ['dy', texDy] : null],
     value: (st, pa, [xv, dyv]) => {
       let y = center ? `((${xv} - ${st[0]}) - ${st[1]}) * ${st[2]}` : `${xv} * ${st[0]}`;
       if (withGamma) y = `${y} * ${pa[0]}`;
@@ -288,7 +293,7 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
     const y = r.run(applyProgram(v, r.storedShape(inputs.x!), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S], a.center,
-                                 a.activation), applyInputs);
+                                 a.activation, false, r.texel(x)), applyInputs);
     // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
     const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
                   r.slice(stats, 0, [3, S])];

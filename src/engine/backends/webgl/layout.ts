@@ -18,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs} from '../../kernels';
 import {broadcastStrides, pad4} from '../geometry';
+import {lit} from './webgl_backend';
 
 /**
  * Groups up to this size reduce in one loop per output texel; longer ones in
@@ -214,6 +215,14 @@ export interface ElementwiseSpec {
   param: string[];
   elem: string[];
   value: (stat: string[], param: string[], elem: string[]) => string;
+  /**
+   * Per elem entry, optionally: the input name and physical [height, width]
+   * of its texture (Runner.texel) when the entry is that input's value at $i.
+   * Where the width is the last axis' length, a packed pass reads it with
+   * texture() at the lane's texel (its coordinates from the output
+   * coordinates: no division per read, as tfjs' getter does).
+   */
+  direct?: ([string, [number, number]] | null)[];
 }
 
 type Delta = [number, number, number];
@@ -277,6 +286,14 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
     };
   }
   const {col, row} = laneSteps(v, shape);
+  const C = shape[shape.length - 1];
+  // Texel coordinates of each lane in a texture C wide holding the tensor flat: lane 0's from its offset
+  // (one division per texel), the others a column and / or a row on (offsets f, f + dc, f + dr, f + dr + dc,
+  // dc in {0, 1}, dr in {0, C}: nm_lanes).
+  const texelOk = (spec.direct ?? []).some(d => d && d[1][1] === C) && tf.env().getNumber('WEBGL_VERSION') === 2;
+  const texelLines = texelOk ? [`int nm_r0 = f.x / ${C};`, `ivec2 nm_tc0 = ivec2(f.x - nm_r0 * ${C}, nm_r0);`,
+    'ivec2 nm_tc1 = nm_tc0 + ivec2(f.y - f.x, 0);', 'ivec2 nm_tc2 = nm_tc0 + ivec2(0, f.z == f.x ? 0 : 1);',
+    'ivec2 nm_tc3 = nm_tc2 + ivec2(f.w - f.z, 0);'] : [];
   const add = (a: Delta, b: Delta): Delta => [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
   // Each lane as [lane whose nm_elem it derives from, step from it].
   const from: [number, Delta][] = [[0, [0, 0, 0]], col ? [0, col] : [1, [0, 0, 0]], row ? [0, row] : [2, [0, 0, 0]]];
@@ -297,7 +314,11 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
     if (so === l) spec.stat.forEach((t, k) => lines.push(`float st${k}_${l} = ${sub(t, `e${l}.y`, '', '')};`));
     if (po === l) spec.param.forEach((t, k) => lines.push(`float pa${k}_${l} = ${sub(t, '', `e${l}.z`, '')};`));
     const i = `f.${'xyzw'[l]}`;
-    spec.elem.forEach((t, k) => lines.push(`float el${k}_${l} = ${sub(t, '', '', i)};`));
+    spec.elem.forEach((t, k) => {
+      const d = spec.direct?.[k];
+      const byTexel = d && d[1][1] === C && texelOk;
+      lines.push(`float el${k}_${l} = ${byTexel ? `texture(${d![0]}, (vec2(nm_tc${l}) + 0.5) * vec2(${lit(1 / d![1][1])}, ${lit(1 / d![1][0])})).r` : sub(t, '', '', i)};`);
+    });
     values.push(spec.value(spec.stat.map((_, k) => `st${k}_${so}`), spec.param.map((_, k) => `pa${k}_${po}`),
                            spec.elem.map((_, k) => `el${k}_${l}`)));
   }
@@ -306,6 +327,7 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
     void main() {
       ivec4 f = nm_lanes();
       ${laneE.join('\n      ')}
+      ${texelLines.join('\n      ')}
       ${lines.join('\n      ')}
       setOutput(vec4(${values.join(',\n        ')}));
     }`,

@@ -7,9 +7,10 @@
  * in the canonical view, so inputs go in as 1-D views of their textures (free
  * for unpacked textures: tfjs' own Reshape does the same). Reductions write
  * 1-D unpacked outputs, handed out in the shape the kernel promises, or
- * packed partials (two values per chunk; tfjs unpacks them for the next
- * program); elementwise passes write packed outputs in the tensor's shape
- * (layout.ts elementwise).
+ * packed partials (two values per chunk), which the next program reads as
+ * the packed texture they are (`raw` inputs of `run`, texelFetch; without
+ * WebGL2 tfjs unpacks them); elementwise passes write packed outputs in the
+ * tensor's shape (layout.ts elementwise).
  * Kernels with several outputs write them into one texture (one program) and
  * hand out contiguous ranges of it as shallow slices, the way tfjs' Slice
  * kernel does: a slice shares the texture, counted in `dataRefCount`.
