@@ -480,7 +480,8 @@ async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: b
 /**
  * Every catalog layer (its `inModel` arguments) on a small input and on one
  * whose statistics or parameter gradients gather over a thousand values (the
- * GPU kernels' two-level reductions), with the fused kernels on and off on
+ * GPU kernels' two-level reductions; LayerNorm and RMSNorm also on 15 rows of
+ * 161, webgl's row-layout backward), with the fused kernels on and off on
  * this backend: the same training-step outputs, gradients, running
  * statistics and inference output within the suite's tolerance, and, where
  * the backend registers the kernels, proof that the fused path called them
@@ -495,7 +496,9 @@ async function fusedVsOpTest(backend: string, tol: Tolerance): Promise<Partial<T
   const registered = tf.getKernel(FUSED_KERNELS.forward, backend) != null;
   if (!registered) notes.push(`no fused kernels registered on ${backend}: both paths are the op composition`);
   for (const info of CATALOG) {
-    for (const shape of [[2, 3, 4], [8, 160, 4]]) {
+    // LayerNorm and RMSNorm also on long rows (webgl's row-layout backward), an odd number of odd-length rows.
+    const shapes = info.name === 'LayerNorm' || info.name === 'RMSNorm' ? [[2, 3, 4], [8, 160, 4], [3, 5, 161]] : [[2, 3, 4], [8, 160, 4]];
+    for (const shape of shapes) {
       const what = `${info.name} [${shape}]`;
       const op = await runPath(info, shape, false, backend);
       const fused = await runPath(info, shape, true, backend);

@@ -19,6 +19,17 @@
  *   3. dx = (g - mean(g) - xhat * mean(g * xhat)) * invStd, a packed output
  *      in dy's shape (four values per texel).
  *
+ * The row layout (LayerNorm, RMSNorm: rows of P values, one parameter per
+ * column) with rows longer than DIRECT_MAX has its own partials and sums
+ * programs (rowPartials, rowSums): each x and dy value is read twice in the
+ * partials (once for its row, once for its column), not three or more times.
+ * The programs after a partials pass texelFetch its packed texels (WebGL2;
+ * else tfjs unpacks it first).
+ *
+ * With an activation epilogue (attr activation) every program that reads dy
+ * reads dz = dy * act'(z) instead, z recomputed from x, aux, gamma and beta
+ * (nm_dz); the row layout's programs are not used then.
+ *
  * Sums accumulate in float32 in the shader; chunk results are stored as
  * means (bounded by the data, so float16 textures hold them).
  */
@@ -26,7 +37,7 @@ import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs, KernelActivation} from '../../kernels';
 import {ACT_GLSL, actGradGlsl} from './activation';
 import {f16Textures, hiGlsl} from './forward';
-import {FINITE_GLSL, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
+import {DIRECT_MAX, FINITE_GLSL, chunking, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, partialFetch, partialLayout, viewOf} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -103,6 +114,196 @@ function dzGlsl(act: KernelActivation, withGamma: boolean, withBeta: boolean): s
     }`;
 }
 
+/**
+ * The row layout: every statistic a run of P consecutive values of x (its
+ * kept axes lead), every parameter one position in the run (its kept axes
+ * trail): LayerNorm and RMSNorm with elementwise parameters. Element (s, p)
+ * is at offset s * P + p.
+ */
+function rowLayout(v: View): boolean {
+  let seenParam = false;
+  for (let d = 0; d < 4; d++) {
+    if (v.s[d] === 1) continue;
+    if (v.statKept[d] === v.paramKept[d]) return false;
+    if (v.paramKept[d]) seenParam = true;
+    else if (seenParam) return false;
+  }
+  return v.S * v.P === v.size;
+}
+
+/** GLSL: texel coordinates of flat offset `i` in a texture `w` texels wide. */
+const texelAt = (i: string, w: number) => `ivec2(imod(${i}, ${w}), (${i}) / ${w})`;
+
+/** GLSL: advance texel coordinates `c` (of a texture `w` texels wide) by d flat offsets, d >= 0. */
+function texelStep(c: string, d: number, w: number): string {
+  const dx = d % w;
+  const dyy = Math.floor(d / w);
+  const lines: string[] = [];
+  if (dx) lines.push(`${c}.x += ${dx};`);
+  if (dyy) lines.push(`${c}.y += ${dyy};`);
+  if (dx) lines.push(`if (${c}.x >= ${w}) { ${c}.x -= ${w}; ${c}.y += 1; }`);
+  return lines.join(' ');
+}
+
+/**
+ * The row layout's partials, one packed program over x and dy read with
+ * texture() at walked texel coordinates (no division per value):
+ *
+ * - statistic texels, one per (row pair, chunk of columns: chunking): the
+ *   chunk's means of g = dy * gamma and g * xhat for both rows (each gamma
+ *   value read once for the two);
+ * - parameter texels, one per (column pair, chunk of ~sqrt(S) rows): the
+ *   chunk's means of dy * xhat and dy for both columns (each row's aux values
+ *   read once for the two).
+ *
+ * As chunks of partialFetch: texel T holds chunks 2T, 2T + 1, (moment 0,
+ * moment 1); statistic row s, column chunk c is chunk 2 (s/2 * ncs + c) + s % 2,
+ * parameter p, row chunk c chunk 2 (TS + c * J + p/2) + p % 2. The sums
+ * program combines them (one texelFetch per chunk).
+ */
+interface RowPlan {
+  /** Columns per statistic chunk, chunks per row, row pairs, statistic texels. */
+  Lc: number; ncs: number; SP: number; TS: number;
+  /** Rows per parameter chunk, row chunks, column pairs. */
+  Lr: number; nr: number; J: number;
+  W: number; H: number;
+}
+
+function rowPlan(S: number, P: number): RowPlan {
+  const {L: Lc, nc: ncs} = chunking(P, Math.ceil(S / 2));
+  const SP = Math.ceil(S / 2);
+  const Lr = Math.ceil(Math.sqrt(S));
+  const nr = Math.ceil(S / Lr);
+  const J = Math.ceil(P / 2);
+  const TS = SP * ncs;
+  const T = TS + nr * J;
+  const W = Math.max(1, Math.ceil(Math.sqrt(T)));
+  return {Lc, ncs, SP, TS, Lr, nr, J, W, H: Math.ceil(T / W)};
+}
+
+function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, tx: [number, number],
+                     td: [number, number], tg: [number, number] | null): WebGLProgram {
+  const S = v.S;
+  const P = v.P;
+  const wx = tx[1];
+  const wd = td[1];
+  const same = tx[0] === td[0] && wx === wd;
+  const xh = (xv: string, r: string) => (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
+  const auxOf = (r: string, s: string) => `float inv${r} = getAux(${2 * S} + ${s});` +
+    (center ? ` float hi${r} = getAux(${s}); float lo${r} = getAux(${S} + ${s});` : '');
+  // Two walks (rows a, b or columns a, b) over x and dy; dy shares x's coordinates when the textures have the same shape.
+  const coords = (o: string, name: string) => `ivec2 cx${name} = ${texelAt(o, wx)};${same ? '' : ` ivec2 cd${name} = ${texelAt(o, wd)};`}`;
+  const cd = (name: string) => (same ? `cx${name}` : `cd${name}`);
+  const step = (name: string, d: number) => `${texelStep(`cx${name}`, d, wx)}${same ? '' : ` ${texelStep(`cd${name}`, d, wd)}`}`;
+  // texture() at the texel's centre: on SwiftShader faster than texelFetch of the same texel.
+  const uv = (c: string, t: [number, number]) => `(vec2(${c}) + 0.5) * vec2(${lit(1 / t[1])}, ${lit(1 / t[0])})`;
+  const fetch = (tex: string, c: string) => `texture(${tex}, ${uv(c, tex === 'x' ? tx : td)}).r`;
+  const gam = tg ? `texture(gamma, ${uv('cg', tg)}).r` : withGamma ? 'getGamma(p)' : '1.0';
+  return {
+    variableNames: withGamma ? ['dy', 'x', 'aux', 'gamma'] : ['dy', 'x', 'aux'],
+    outputShape: [2 * pl.H, 2 * pl.W],
+    packedOutput: true,
+    userCode: `
+    vec4 nm_stat(int T) {
+      int sp = T / ${pl.ncs};
+      int c = T - sp * ${pl.ncs};
+      int sa = 2 * sp;
+      int sb = sa + 1 < ${S} ? sa + 1 : sa;
+      int p0 = c * ${pl.Lc};
+      int len = ${P} - p0 < ${pl.Lc} ? ${P} - p0 : ${pl.Lc};
+      ${auxOf('a', 'sa')}
+      ${auxOf('b', 'sb')}
+      ${coords(`sa * ${P} + p0`, 'a')}
+      ${coords(`sb * ${P} + p0`, 'b')}
+      ${tg ? `ivec2 cg = ${texelAt('p0', tg[1])};` : ''}
+      vec4 acc = vec4(0.0);
+      for (int t = 0; t < ${pl.Lc}; t++) {
+        if (t >= len) break;
+        ${tg ? '' : 'int p = p0 + t;'}
+        float gm = ${gam};
+        float ga = ${fetch('dy', cd('a'))} * gm;
+        float gb = ${fetch('dy', cd('b'))} * gm;
+        acc += vec4(ga, gb, ga * (${xh(fetch('x', 'cxa'), 'a')}), gb * (${xh(fetch('x', 'cxb'), 'b')}));
+        ${step('a', 1)}
+        ${step('b', 1)}
+        ${tg ? texelStep('cg', 1, tg[1]) : ''}
+      }
+      return acc / float(len);
+    }
+    vec4 nm_param(int q) {
+      int c = q / ${pl.J};
+      int j = q - c * ${pl.J};
+      int pa = 2 * j;
+      int pb = pa + 1 < ${P} ? pa + 1 : pa;
+      int r0 = c * ${pl.Lr};
+      int len = ${S} - r0 < ${pl.Lr} ? ${S} - r0 : ${pl.Lr};
+      ${coords(`r0 * ${P} + pa`, 'a')}
+      ${coords(`r0 * ${P} + pb`, 'b')}
+      vec4 acc = vec4(0.0);
+      for (int t = 0; t < ${pl.Lr}; t++) {
+        if (t >= len) break;
+        int s = r0 + t;
+        ${auxOf('', 's')}
+        float da = ${fetch('dy', cd('a'))};
+        float db = ${fetch('dy', cd('b'))};
+        acc += vec4(da * (${xh(fetch('x', 'cxa'), '')}), db * (${xh(fetch('x', 'cxb'), '')}), da, db);
+        ${step('a', P)}
+        ${step('b', P)}
+      }
+      return acc / float(len);
+    }
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int T = (rc.x / 2) * ${pl.W} + rc.y / 2;
+      if (T < ${pl.TS}) setOutput(nm_stat(T));
+      else if (T < ${pl.TS + pl.nr * pl.J}) setOutput(nm_param(T - ${pl.TS}));
+      else setOutput(vec4(0.0));
+    }`,
+  };
+}
+
+/**
+ * The row layout's sums texture (as backwardOf's: [mean(g) | mean(g * xhat)
+ * | dgamma | dbeta], each per-statistic mean as R rows, hi + lo with float16
+ * textures) from its partials alone.
+ */
+function rowSums(v: View, pl: RowPlan, center: boolean, R: number, f16: boolean, partGlsl: string): WebGLProgram {
+  const S = v.S;
+  const P = v.P;
+  const flat = flatOutput(2 * R * S + 2 * P);
+  const lenOf = (c: string, L: number, n: number) => `float(${n} - ${c} * ${L} < ${L} ? ${n} - ${c} * ${L} : ${L})`;
+  return {
+    variableNames: ['part'],
+    outputShape: flat.outputShape,
+    userCode: `${FINITE_GLSL}${hiGlsl(f16)}${partGlsl}
+    void main() {
+      ${flat.coords}
+      float acc = 0.0;
+      if (t < ${2 * R * S}) {
+        int k = t / ${S};
+        int s = t - k * ${S};
+        int which = k / ${R};
+        ${center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}
+        int sp = s / 2;
+        int k0 = 2 * sp * ${pl.ncs} + (s - 2 * sp);
+        for (int c = 0; c < ${pl.ncs}; c++) acc += ${lenOf('c', pl.Lc, P)} * nm_part(which, k0 + 2 * c);
+        float mean = acc / ${lit(P)};
+        float hi = nm_hi(mean);
+        setOutput(k - which * ${R} == 0 ? hi : mean - hi);
+        return;
+      }
+      int q = t - ${2 * R * S};
+      int which = q / ${P};
+      int p = q - which * ${P};
+      int j = p / 2;
+      int k0 = 2 * (${pl.TS} + j) + (p - 2 * j);
+      // dgamma: moment 0 (dy * xhat), dbeta: moment 1 (dy); sums, so each chunk mean times its rows.
+      for (int c = 0; c < ${pl.nr}; c++) acc += ${lenOf('c', pl.Lr, S)} * nm_part(which, k0 + ${2 * pl.J} * c);
+      setOutput(acc);
+    }`,
+  };
+}
+
 /** The kernel; with an activation epilogue, dz = dy * act'(z) recomputed inside each program that reads dy. */
 export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const a = attrs as BackwardAttrs;
@@ -146,8 +347,24 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   const lay = partialLayout(K);
   const r = new Runner(backend as WebGLBackend);
   try {
+    const f16 = f16Textures();
+    const R = f16 ? 2 : 1;
+    // The row layout (LayerNorm, RMSNorm) with long rows: its own partials and sums (rowPartials), where
+    // x, dy (and gamma) are unpacked textures read by texel coordinates (Runner.texel). Not with an
+    // activation epilogue (rowPartials reads dy itself, not dz): those take the partials below.
+    const tx = !act && params && !fine && v.size / S > DIRECT_MAX && rowLayout(v) ? r.texel(x) : null;
+    const td = tx ? r.texel(dy) : null;
+    let sums: tf.TensorInfo | null = null;
+    if (tx && td) {
+      const pl = rowPlan(S, P);
+      const tg = withGamma ? r.texel(gamma) : null;
+      const part = r.runTemp(rowPartials(v, pl, a.center, withGamma, tx, td, tg), ins);
+      const fetched = partialFetch(pl.W, pl.H, r.packedTexel(part));
+      if (fetched == null) throw new Error(`fused webgl backward: partials texture of an unexpected size. Received: ${r.packedTexel(part)}`);
+      sums = r.runTemp(rowSums(v, pl, a.center, R, f16, fetched), [part], [part]);
+    }
     let part: tf.TensorInfo | null = null;
-    if (partials) {
+    if (partials && !sums) {
       part = r.runTemp({
         variableNames: names,
         outputShape: lay.outputShape,
@@ -166,18 +383,25 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     // Sum of a group's chunk means times their lengths (from the partials, or computed here): `which`
     // picks the moment, `col` the chunk's column.
     const combine = (g: Groups, fn: string, group: string, which: string, col: (c: string) => string) => (partials ? `
-        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * getPart(nm_pidx(${which}, ${col('c')}));` : `
+        for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * nm_part(${which}, ${col('c')});` : `
         { vec2 m = ${fn}(${group}, 0); acc += ((${which}) == 0 ? m.x : m.y) * ${lit(g.n)}; }`);
     const statSum = (group: string, which: string) => combine(gs, 'nm_sc', group, which, c => `nm_s_col(${group}, ${c})`);
     // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
     // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
-    const f16 = f16Textures();
-    const R = f16 ? 2 : 1;
     const flat = flatOutput(2 * R * S + (params ? 2 * P : 0));
-    const sums = r.runTemp({
+    // The sums program reads the packed partials itself where it can (no unpack program).
+    let partGlsl = '';
+    const raw: tf.TensorInfo[] = [];
+    if (part) {
+      const fetched = lay.fetch(r.packedTexel(part));
+      if (fetched != null) raw.push(part);
+      partGlsl = fetched ?? `${lay.index}
+    float nm_part(int m, int k) { return getPart(nm_pidx(m, k)); }`;
+    }
+    if (!sums) sums = r.runTemp({
       variableNames: partials ? [...names, 'part'] : names,
       outputShape: flat.outputShape,
-      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partials ? lay.index : ''}${fine ? fine.ofStat.glsl + fine.ofParam.glsl : ''}
+      userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partGlsl}${fine ? fine.ofStat.glsl + fine.ofParam.glsl : ''}
     void main() {
       ${flat.coords}
       float acc = 0.0;
@@ -214,7 +438,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       }
       setOutput(acc);` : ''}
     }`,
-    }, partials ? [...ins, part!] : ins);
+    }, partials ? [...ins, part!] : ins, raw);
     const stat = f16 ? [`getSums($s) + getSums(${S} + $s)`, `getSums(${2 * S} + $s) + getSums(${3 * S} + $s)`]
                      : ['getSums($s)', `getSums(${S} + $s)`];
     const ew = elementwise(v, r.storedShape(dy), {
@@ -223,6 +447,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
                      : [stat[1], `getAux(${2 * S} + $s)`],
       param: [...(withGamma ? ['getGamma($p)'] : []), ...(beta ? ['getBeta($p)'] : [])],
       elem: ['getDy($i)', 'getX($i)'],
+      direct: [(t => (t ? ['dy', t] : null))(r.texel(dy)), (t => (t ? ['x', t] : null))(r.texel(x))],
       value: (st, pa, [dyv, xv]) => {
         const gam = withGamma ? pa[0] : null;
         const xhat = a.center ? `(((${xv} - ${st[2]}) - ${st[3]}) * ${st[4]})` : `(${xv} * ${st[1]})`;

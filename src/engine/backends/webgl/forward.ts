@@ -7,7 +7,8 @@
  *      values): the chunk's mean of (x - pivot) and its variance, both from
  *      one pass over the chunk (sums shifted by the chunk's first value;
  *      pivot = the statistic's first value if finite), two chunks per texel.
- *      Means, not sums, so float16 storage holds them.
+ *      Means, not sums, so float16 storage holds them. Read by the next
+ *      program as the packed texture it is (WebGL2: no unpack program).
  *   2. statistics: one flat texture [mean hi | mean lo | 1/sqrt(var + eps) |
  *      variance | running mean' | running variance' | batches' + 1]: each
  *      texel merges its statistic's chunks (Chan's pairwise formula, in two
@@ -16,7 +17,8 @@
  *      The outputs are shallow slices of it: mean = the hi row, aux = the
  *      first three rows, variance, and the running statistics.
  *   3. y = ((x - hi) - lo) * invStd * gamma + beta, a packed output in x's
- *      shape (four values per texel; layout.ts elementwise).
+ *      shape (four values per texel; layout.ts elementwise; x read at the
+ *      lanes' texels where its texture is as wide as the last axis).
  *
  * All arithmetic is float32 in the shader, whatever the texture storage.
  * With float16 textures (WEBGL_FORCE_F16_TEXTURES) the mean's hi half is
@@ -85,22 +87,22 @@ function chunkGlsl(g: Groups, center: boolean): string {
 }
 
 /** GLSL: `vec2 nm_stat(int s)`: (mean - nm_pivot(s), variance) of statistic s. */
-function statGlsl(g: Groups, partials: boolean): string {
-  if (!partials) {
+function statGlsl(g: Groups, partials: string | null): string {
+  if (partials == null) {
     return `
     vec2 nm_stat(int s) { return nm_chunk(s, 0); }`;
   }
   const {name, nc, n} = g;
-  return `${partialLayout(g.count * nc).index}
+  return `${partials}
     vec2 nm_stat(int s) {
       float acc = 0.0;
-      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * getPart(nm_pidx(0, ${name}_col(s, c)));
+      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * nm_part(0, ${name}_col(s, c));
       float m = acc / ${lit(n)};
       acc = 0.0;
       for (int c = 0; c < ${nc}; c++) {
         int k = ${name}_col(s, c);
-        float d = getPart(nm_pidx(0, k)) - m;
-        acc += float(${name}_len(c)) * (getPart(nm_pidx(1, k)) + d * d);
+        float d = nm_part(0, k) - m;
+        acc += float(${name}_len(c)) * (nm_part(1, k) + d * d);
       }
       return vec2(m, acc / ${lit(n)});
     }`;
@@ -109,7 +111,8 @@ function statGlsl(g: Groups, partials: boolean): string {
 /**
  * The program computing every chunk's moments: packed (partialLayout), so
  * one texel computes two chunks' moments, each in one pass over x (the
- * statistics program reads it unpacked: tfjs' unpack).
+ * statistics program texelFetches its texels itself, partialFetch; without
+ * WebGL2 it reads it through tfjs' unpack).
  */
 function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean): WebGLProgram {
   const lay = partialLayout(g.count * g.nc);
@@ -163,12 +166,12 @@ function runningOf(a: ForwardAttrs, v: View): Running {
   return {perParam: sp.perParam, momentum: (a.momentum ?? null) as number | null, count: v.size / v.S, statOfParam: sp.glsl};
 }
 
-function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a: ForwardAttrs,
+function statsProgram(v: View, enumGlsl: string, g: Groups, partials: string | null, a: ForwardAttrs,
                       running: Running | null, f16: boolean): WebGLProgram {
   const S = v.S;
   const P = v.P;
   const names = ['x'];
-  if (partials) names.push('part');
+  if (partials != null) names.push('part');
   if (running) names.push('rmean', 'rvar', 'nbt');
   const factor = running ? (running.momentum == null ? '1.0 / (getNbt(0) + 1.0)' : lit(running.momentum)) : '';
   const runningMain = running ? `
@@ -217,11 +220,13 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: boolean, a
 
 /**
  * y = act(z), z = xhat * gamma + beta, from x and the statistics rows (hi, lo,
- * 1/std at `rows` of input `stats`), in `shape` (packed when it can). The
- * backward recomputes z with the same formula (backward.ts, nm_dz).
+ * 1/std at `rows` of input `stats`), in `shape` (packed when it can); x read
+ * directly at texel `texX` when given. The backward recomputes z with the same
+ * formula (backward.ts, nm_dz).
  */
 export function applyProgram(v: View, shape: number[], withGamma: boolean, withBeta: boolean,
-                             rows: [number, number, number], center = true, act?: KernelActivation): WebGLProgram {
+                             rows: [number, number, number], center = true, act?: KernelActivation,
+                             texX: [number, number] | null = null): WebGLProgram {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
@@ -232,6 +237,7 @@ export function applyProgram(v: View, shape: number[], withGamma: boolean, withB
     // Without centering the mean rows hold 0 (x - 0 - 0 is x): not read.
     stat: (center ? rows : [rows[2]]).map(r => `getStats(${r} + $s)`), param,
     elem: ['getX($i)'],
+    direct: [texX ? ['x', texX] : null],
     value: (st, pa, [xv]) => {
       let y = center ? `((${xv} - ${st[0]}) - ${st[1]}) * ${st[2]}` : `${xv} * ${st[0]}`;
       if (withGamma) y = `${y} * ${pa[0]}`;
@@ -265,15 +271,26 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const running = inputs.runningMean ? runningOf(a, v) : null;
   try {
     const statInputs = [x];
-    if (partials) statInputs.push(r.runTemp(partialProgram(v, glsl, groups, a.center), [x]));
+    // The statistics program reads the packed partials itself where it can (no unpack program).
+    let partGlsl: string | null = null;
+    const raw: tf.TensorInfo[] = [];
+    if (partials) {
+      const part = r.runTemp(partialProgram(v, glsl, groups, a.center), [x]);
+      statInputs.push(part);
+      const lay = partialLayout(groups.count * groups.nc);
+      partGlsl = lay.fetch(r.packedTexel(part));
+      if (partGlsl != null) raw.push(part);
+      else partGlsl = `${lay.index}
+    float nm_part(int m, int k) { return getPart(nm_pidx(m, k)); }`;
+    }
     if (running) statInputs.push(inputs.runningMean!, inputs.runningVariance!, inputs.numBatchesTracked!);
-    const stats = r.runTemp(statsProgram(v, glsl, groups, partials, a, running, f16Textures()), statInputs);
+    const stats = r.runTemp(statsProgram(v, glsl, groups, partGlsl, a, running, f16Textures()), statInputs, raw);
     const applyInputs = [x, stats];
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
     const y = r.run(applyProgram(v, r.storedShape(inputs.x!), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S], a.center,
-                                 a.activation), applyInputs);
+                                 a.activation, r.texel(x)), applyInputs);
     // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
     const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
                   r.slice(stats, 0, [3, S])];

@@ -11,12 +11,14 @@
  *   interleave (GroupNorm channels-last [N, HW, G, C/G] reduces axes 1 and 3);
  *   j walks a group's elements in memory order.
  * - chunking: a group of n elements is reduced directly (one loop) when n is
- *   small, else in `nc` chunks of `L` (~sqrt(n)) by a partial-sums program
+ *   small, else in `nc` chunks of `L` (~sqrt(n), longer where groups are
+ *   many: TARGET_CHUNKS) by a partial-sums program
  *   whose results a second program combines (the two-level reduction).
  */
 import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs} from '../../kernels';
 import {broadcastStrides, pad4} from '../geometry';
+import {lit} from './webgl_backend';
 
 /**
  * Groups up to this size reduce in one loop per output texel; longer ones in
@@ -93,9 +95,20 @@ export interface Groups {
   chunkMajor: boolean;
 }
 
-export function chunking(n: number): {L: number; nc: number} {
+/**
+ * Chunks in all (over every group) above which a reduction takes fewer,
+ * longer chunks than ~sqrt(n): enough texels for the partials pass, while
+ * the combining pass (whose every output texel walks its group's chunks,
+ * e.g. the forward's four statistics rows) stays short (LayerNorm [1024
+ * rows, 768]: 8 chunks of 96 per row rather than 28 of 28).
+ */
+export const TARGET_CHUNKS = 8192;
+
+/** Chunk length L and count nc for `count` groups of n values (nc = 1: reduced directly). */
+export function chunking(n: number, count = 1): {L: number; nc: number} {
   if (n <= DIRECT_MAX) return {L: n, nc: 1};
-  const L = Math.ceil(Math.sqrt(n));
+  const nc0 = Math.max(2, Math.min(Math.ceil(Math.sqrt(n)), Math.ceil(TARGET_CHUNKS / count)));
+  const L = Math.ceil(n / nc0);
   return {L, nc: Math.ceil(n / L)};
 }
 
@@ -121,7 +134,7 @@ export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string
     : `{ int c = imod(q, ${v.s[d]}); q = q / ${v.s[d]}; r += c * ${vec(v, d)}; }`));
   const base = walk(baseAxes);
   const off = walk(offAxes);
-  const {L, nc} = chunking(n);
+  const {L, nc} = chunking(n, count);
   // x distance between neighbouring groups' first elements, and between a group's neighbouring chunks.
   const groupDist = baseAxes.length ? v.xs[baseAxes[0]] : Infinity;
   let chunkDist = 0;
@@ -202,6 +215,14 @@ export interface ElementwiseSpec {
   param: string[];
   elem: string[];
   value: (stat: string[], param: string[], elem: string[]) => string;
+  /**
+   * Per elem entry, optionally: the input name and physical [height, width]
+   * of its texture (Runner.texel) when the entry is that input's value at $i.
+   * Where the width is the last axis' length, a packed pass reads it with
+   * texture() at the lane's texel (its coordinates from the output
+   * coordinates: no division per read, as tfjs' getter does).
+   */
+  direct?: ([string, [number, number]] | null)[];
 }
 
 type Delta = [number, number, number];
@@ -265,6 +286,14 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
     };
   }
   const {col, row} = laneSteps(v, shape);
+  const C = shape[shape.length - 1];
+  // Texel coordinates of each lane in a texture C wide holding the tensor flat: lane 0's from its offset
+  // (one division per texel), the others a column and / or a row on (offsets f, f + dc, f + dr, f + dr + dc,
+  // dc in {0, 1}, dr in {0, C}: nm_lanes).
+  const texelOk = (spec.direct ?? []).some(d => d && d[1][1] === C) && tf.env().getNumber('WEBGL_VERSION') === 2;
+  const texelLines = texelOk ? [`int nm_r0 = f.x / ${C};`, `ivec2 nm_tc0 = ivec2(f.x - nm_r0 * ${C}, nm_r0);`,
+    'ivec2 nm_tc1 = nm_tc0 + ivec2(f.y - f.x, 0);', 'ivec2 nm_tc2 = nm_tc0 + ivec2(0, f.z == f.x ? 0 : 1);',
+    'ivec2 nm_tc3 = nm_tc2 + ivec2(f.w - f.z, 0);'] : [];
   const add = (a: Delta, b: Delta): Delta => [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
   // Each lane as [lane whose nm_elem it derives from, step from it].
   const from: [number, Delta][] = [[0, [0, 0, 0]], col ? [0, col] : [1, [0, 0, 0]], row ? [0, row] : [2, [0, 0, 0]]];
@@ -285,7 +314,11 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
     if (so === l) spec.stat.forEach((t, k) => lines.push(`float st${k}_${l} = ${sub(t, `e${l}.y`, '', '')};`));
     if (po === l) spec.param.forEach((t, k) => lines.push(`float pa${k}_${l} = ${sub(t, '', `e${l}.z`, '')};`));
     const i = `f.${'xyzw'[l]}`;
-    spec.elem.forEach((t, k) => lines.push(`float el${k}_${l} = ${sub(t, '', '', i)};`));
+    spec.elem.forEach((t, k) => {
+      const d = spec.direct?.[k];
+      const byTexel = d && d[1][1] === C && texelOk;
+      lines.push(`float el${k}_${l} = ${byTexel ? `texture(${d![0]}, (vec2(nm_tc${l}) + 0.5) * vec2(${lit(1 / d![1][1])}, ${lit(1 / d![1][0])})).r` : sub(t, '', '', i)};`);
+    });
     values.push(spec.value(spec.stat.map((_, k) => `st${k}_${so}`), spec.param.map((_, k) => `pa${k}_${po}`),
                            spec.elem.map((_, k) => `el${k}_${l}`)));
   }
@@ -294,6 +327,7 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
     void main() {
       ivec4 f = nm_lanes();
       ${laneE.join('\n      ')}
+      ${texelLines.join('\n      ')}
       ${lines.join('\n      ')}
       setOutput(vec4(${values.join(',\n        ')}));
     }`,
@@ -309,7 +343,8 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
  * GLSL `int nm_pidx(int m, int k)`, the flat offset of moment m of chunk k
  * once unpacked.
  */
-export function partialLayout(K: number): {outputShape: number[]; main: (fn: string) => string; index: string} {
+export function partialLayout(K: number): {outputShape: number[]; main: (fn: string) => string; index: string;
+    fetch: (phys: [number, number] | null) => string | null} {
   const W = Math.max(1, Math.ceil(Math.sqrt(K / 2)));
   const H = Math.ceil(K / 2 / W);
   return {
@@ -325,7 +360,28 @@ export function partialLayout(K: number): {outputShape: number[]; main: (fn: str
     }`,
     index: `
     int nm_pidx(int m, int k) { int i = k / ${2 * W}; return (2 * i + m) * ${2 * W} + (k - i * ${2 * W}); }`,
+    fetch: phys => partialFetch(W, H, phys),
   };
+}
+
+/**
+ * GLSL `float nm_part(int m, int k)`: moment m of chunk k of a partials
+ * texture (partialLayout, or rowPartials: chunks 2T and 2T + 1 in texel T,
+ * (first moments, second moments)) named `part`, whose physical texture is
+ * `phys` ([height, width]): a texelFetch of the packed texel itself when the
+ * texture is H x W texels (Runner.packedTexel; the program then takes it as
+ * a `raw` input, without tfjs' unpack); else null.
+ */
+export function partialFetch(W: number, H: number, phys: [number, number] | null): string | null {
+  if (!phys || phys[0] !== H || phys[1] !== W) return null;
+  return `
+    float nm_part(int m, int k) {
+      int T = k / 2;
+      int row = T / ${W};
+      vec4 v = texelFetch(part, ivec2(T - row * ${W}, row), 0);
+      int lane = k - 2 * T + 2 * m;
+      return lane == 0 ? v.x : lane == 1 ? v.y : lane == 2 ? v.z : v.w;
+    }`;
 }
 
 /**

@@ -7,9 +7,10 @@
  * in the canonical view, so inputs go in as 1-D views of their textures (free
  * for unpacked textures: tfjs' own Reshape does the same). Reductions write
  * 1-D unpacked outputs, handed out in the shape the kernel promises, or
- * packed partials (two values per chunk; tfjs unpacks them for the next
- * program); elementwise passes write packed outputs in the tensor's shape
- * (layout.ts elementwise).
+ * packed partials (two values per chunk), which the next program reads as
+ * the packed texture they are (`raw` inputs of `run`, texelFetch; without
+ * WebGL2 tfjs unpacks them); elementwise passes write packed outputs in the
+ * tensor's shape (layout.ts elementwise).
  * Kernels with several outputs write them into one texture (one program) and
  * hand out contiguous ranges of it as shallow slices, the way tfjs' Slice
  * kernel does: a slice shares the texture, counted in `dataRefCount`.
@@ -18,6 +19,8 @@ import * as tf from '@tensorflow/tfjs';
 
 interface TexData {
   isPacked?: boolean;
+  texture?: {texture: unknown; texShape: number[]} | null;
+  texShape?: number[] | null;
   shape: number[];
   dtype: tf.DataType;
   refCount: number;
@@ -40,7 +43,11 @@ export interface WebGLBackend {
   runWebGLProgram(program: WebGLProgram, inputs: tf.TensorInfo[], dtype: tf.DataType): tf.TensorInfo;
   disposeIntermediateTensorInfo(t: tf.TensorInfo): void;
   unpackTensor(t: tf.TensorInfo): tf.TensorInfo;
+  uploadToGPU(dataId: tf.DataId): void;
 }
+
+/** WebGL2 (texelFetch): the fetch paths below need it; WebGL1 keeps tfjs' samplers. */
+export const texelFetchOk = (): boolean => tf.env().getNumber('WEBGL_VERSION') === 2;
 
 export const sizeOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -67,14 +74,60 @@ export class Runner {
     return {dataId: src.dataId, shape: [sizeOf(t.shape)], dtype: src.dtype};
   }
 
-  /** Runs `program` on 1-D views of `inputs`; the output is float32 and 1-D. */
-  run(program: WebGLProgram, inputs: tf.TensorInfo[]): tf.TensorInfo {
-    return this.backend.runWebGLProgram(program, inputs.map(t => this.flat(t)), 'float32');
+  /**
+   * The physical [height, width] of `t`'s texture when a program may
+   * texelFetch its values by flat offset (texel (i mod width, i / width)):
+   * WebGL2, an unpacked texture, not a slice; else null (tfjs' sampler, getX).
+   * A tensor still on the CPU is uploaded first, as runWebGLProgram would
+   * (unless tfjs would pass it as a uniform).
+   */
+  texel(t: tf.TensorInfo): [number, number] | null {
+    if (!texelFetchOk()) return null;
+    const f = this.flat(t);
+    const b = this.backend;
+    let data = b.texData.get(f.dataId);
+    if (data.texture == null) {
+      if (sizeOf(f.shape) <= tf.env().getNumber('WEBGL_SIZE_UPLOAD_UNIFORM')) return null;
+      b.uploadToGPU(f.dataId);
+      data = b.texData.get(f.dataId);
+    }
+    const ts = data.texture?.texShape;
+    if (data.isPacked || data.slice || !ts || ts.length !== 2 || ts[0] * ts[1] < sizeOf(f.shape)) return null;
+    return [ts[0], ts[1]];
+  }
+
+  /**
+   * The physical [height, width] of a packed program output (a partials
+   * texture) that a program may texelFetch directly (see run's `raw`); null
+   * without WebGL2 (the reader then goes through tfjs' unpack).
+   */
+  packedTexel(t: tf.TensorInfo): [number, number] | null {
+    if (!texelFetchOk()) return null;
+    const data = this.backend.texData.get(t.dataId);
+    const ts = data.texture?.texShape;
+    return data.isPacked && !data.slice && ts && ts.length === 2 ? [ts[0], ts[1]] : null;
+  }
+
+  /**
+   * Runs `program` on 1-D views of `inputs`; the output is float32 and 1-D.
+   * Inputs in `raw` are packed textures the program reads itself (texelFetch
+   * of whole texels, packedTexel): handed to runWebGLProgram as unpacked for
+   * the call, so that tfjs does not run its unpack program on them (the
+   * generated getter, unused, samples the texture's first channel).
+   */
+  run(program: WebGLProgram, inputs: tf.TensorInfo[], raw: tf.TensorInfo[] = []): tf.TensorInfo {
+    const flipped = raw.map(t => this.backend.texData.get(t.dataId)).filter(d => d.isPacked);
+    for (const d of flipped) d.isPacked = false;
+    try {
+      return this.backend.runWebGLProgram(program, inputs.map(t => (raw.includes(t) ? t : this.flat(t))), 'float32');
+    } finally {
+      for (const d of flipped) d.isPacked = true;
+    }
   }
 
   /** Like `run`, the output a temporary (disposed by `done`). */
-  runTemp(program: WebGLProgram, inputs: tf.TensorInfo[]): tf.TensorInfo {
-    const out = this.run(program, inputs);
+  runTemp(program: WebGLProgram, inputs: tf.TensorInfo[], raw: tf.TensorInfo[] = []): tf.TensorInfo {
+    const out = this.run(program, inputs, raw);
     this.temps.push(out);
     return out;
   }
