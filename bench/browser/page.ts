@@ -463,12 +463,20 @@ async function measure(sub: Subject, shape: number[], runs: number, profile = fa
 
 /** The subjects of `c` timed alternately (BenchOptions.interleave); logs medians and per-round ratios to ours. */
 async function interleaved(c: Case, keys: string[], runs: number): Promise<void> {
-  const x = tf.randomNormal(c.shape, 1, 2, 'float32', 1);
-  const dy = tf.randomNormal(c.shape, 0, 1, 'float32', 2);
-  const xVar = tf.variable(x, true);
+  // Each subject on its own shape (subjectShape: tfjs' batchNormalization is channels-last), inputs per shape.
+  const inputs = new Map<string, {x: tf.Tensor; dy: tf.Tensor; xVar: tf.Variable}>();
+  for (const k of keys) {
+    const shape = subjectShape(c, k);
+    if (inputs.has(String(shape))) continue;
+    const x = tf.randomNormal(shape, 1, 2, 'float32', 1);
+    inputs.set(String(shape), {x, dy: tf.randomNormal(shape, 0, 1, 'float32', 2), xVar: tf.variable(x, true)});
+  }
   const subs = keys.map(k => c.subjects[k]());
+  const ins = keys.map(k => inputs.get(String(subjectShape(c, k)))!);
   const flagBefore = tf.env().getBool('TFJS_NORM_FUSED');
-  const call = async (sub: Subject, mode: 'train' | 'infer') => {
+  const call = async (i: number, mode: 'train' | 'infer') => {
+    const sub = subs[i];
+    const {x, dy, xVar} = ins[i];
     if (sub.fused != null) tf.env().set('TFJS_NORM_FUSED', sub.fused);
     const t = performance.now();
     if (mode === 'infer') {
@@ -487,9 +495,9 @@ async function interleaved(c: Case, keys: string[], runs: number): Promise<void>
   try {
     for (const mode of ['train', 'infer'] as const) {
       const times = subs.map(() => [] as number[]);
-      for (const sub of subs) await call(sub, mode);
+      for (let i = 0; i < subs.length; i++) await call(i, mode);
       for (let r = 0; r < runs; r++) {
-        for (const [i, sub] of subs.entries()) times[i].push(await call(sub, mode));
+        for (let i = 0; i < subs.length; i++) times[i].push(await call(i, mode));
       }
       const ours = keys.indexOf('ours');
       log(`interleaved ${c.name} ${mode} (${runs} rounds): ` + keys.map((k, i) => {
@@ -500,7 +508,7 @@ async function interleaved(c: Case, keys: string[], runs: number): Promise<void>
   } finally {
     tf.env().set('TFJS_NORM_FUSED', flagBefore);
     subs.forEach(s => s.dispose());
-    tf.dispose([x, dy, xVar]);
+    inputs.forEach(t => tf.dispose([t.x, t.dy, t.xVar]));
   }
 }
 
