@@ -125,6 +125,54 @@ async function countPrograms(fn: () => Promise<void>): Promise<number> {
 }
 
 /**
+ * Program times of profiled calls (profilePrograms, profileGpuPrograms): each
+ * program keyed by its name numbered by occurrence within its call, summed per
+ * call; the report gives the median per key and of the calls' totals.
+ */
+class ProgramTimes {
+  private readonly samples = new Map<string, number[][]>();
+  private readonly totals: number[] = [];
+  private seen = new Map<string, number>();
+
+  /** Starts a call: the numbering restarts. */
+  startCall(): void {
+    this.seen = new Map();
+  }
+
+  /** `base` numbered by how often it ran so far in this call. */
+  key(base: string): string {
+    const n = this.seen.get(base) ?? 0;
+    this.seen.set(base, n + 1);
+    return `${base}#${n}`;
+  }
+
+  /** `ms` for program `key` in call `k`. */
+  add(key: string, k: number, ms: number): void {
+    if (!this.samples.has(key)) this.samples.set(key, []);
+    const arr = this.samples.get(key)!;
+    while (arr.length <= k) arr.push([]);
+    arr[k].push(ms);
+  }
+
+  endCall(ms: number): void {
+    this.totals.push(ms);
+  }
+
+  report(head: string[] = []): string {
+    const lines = [...head];
+    let sum = 0;
+    for (const [key, per] of this.samples) {
+      const m = median(per.map(a => a.reduce((x, y) => x + y, 0)));
+      sum += m;
+      if (m >= 0.3) lines.push(`    ${m.toFixed(1).padStart(7)} ms  ${key}`);
+    }
+    const total = median(this.totals);
+    lines.push(`    ${total.toFixed(1).padStart(7)} ms  total (programs ${sum.toFixed(1)}, other ${(total - sum).toFixed(1)})`);
+    return lines.join('\n');
+  }
+}
+
+/**
  * Per-program times of `fn` (webgl): each runWebGLProgram is followed by a
  * one-pixel readPixels of its output (gl.finish does not wait for
  * SwiftShader), median over `reps` calls; the rest (downloads, JS) as 'other'.
@@ -148,24 +196,17 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
     gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.FLOAT, pixel);
     gl.bindFramebuffer(gl.FRAMEBUFFER, prev);
   };
-  const samples = new Map<string, number[][]>();
-  const totals: number[] = [];
+  const times = new ProgramTimes();
   for (let k = 0; k < reps; k++) {
-    const seen = new Map<string, number>();
+    times.startCall();
     b.runWebGLProgram = function (this: unknown, ...args: unknown[]) {
       const p = args[0] as {constructor: {name: string}; variableNames: string[]; outputShape: number[]; packedOutput?: boolean};
       const t = performance.now();
       const out = orig.apply(this, args) as tf.TensorInfo;
       wait(out);
       const ms = performance.now() - t;
-      const base = `${p.constructor.name}(${p.variableNames.join(',')})->[${p.outputShape}]${p.packedOutput ? 'P' : ''}`;
-      const n = seen.get(base) ?? 0;
-      seen.set(base, n + 1);
-      const key = `${base}#${n}`;
-      if (!samples.has(key)) samples.set(key, []);
-      const arr = samples.get(key)!;
-      while (arr.length <= k) arr.push([]);
-      arr[k].push(ms);
+      times.add(times.key(`${p.constructor.name}(${p.variableNames.join(',')})->[${p.outputShape}]${p.packedOutput ? 'P' : ''}`),
+                k, ms);
       return out;
     };
     await tf.nextFrame();
@@ -175,19 +216,10 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
     } finally {
       b.runWebGLProgram = orig;
     }
-    totals.push(performance.now() - t0);
+    times.endCall(performance.now() - t0);
   }
   gl.deleteFramebuffer(fb);
-  const lines: string[] = [];
-  let sum = 0;
-  for (const [key, per] of samples) {
-    const m = median(per.map(a => a.reduce((x, y) => x + y, 0)));
-    sum += m;
-    if (m >= 0.3) lines.push(`    ${m.toFixed(1).padStart(7)} ms  ${key}`);
-  }
-  const total = median(totals);
-  lines.push(`    ${total.toFixed(1).padStart(7)} ms  total (programs ${sum.toFixed(1)}, other ${(total - sum).toFixed(1)})`);
-  return lines.join('\n');
+  return times.report();
 }
 
 /**
@@ -207,10 +239,9 @@ async function profileGpuPrograms(fn: () => Promise<void>, reps = 5): Promise<st
   const queue = b.device.queue;
   const stamps = !!b.supportTimestampQuery;
   const orig = b.runWebGPUProgram;
-  const samples = new Map<string, number[][]>();
-  const totals: number[] = [];
+  const times = new ProgramTimes();
   for (let k = 0; k < reps; k++) {
-    const seen = new Map<string, number>();
+    times.startCall();
     const pending: Array<{key: string; t: Promise<number>}> = [];
     b.runWebGPUProgram = function (this: B, ...args: unknown[]) {
       const p = args[0] as {shaderKey: string; outputShape: number[]};
@@ -231,10 +262,7 @@ async function profileGpuPrograms(fn: () => Promise<void>, reps = 5): Promise<st
         this.submitQueue();
         t = queue.onSubmittedWorkDone().then(() => performance.now());
       }
-      const base = `${p.shaderKey.slice(0, 70)}->[${p.outputShape}]`;
-      const n = seen.get(base) ?? 0;
-      seen.set(base, n + 1);
-      pending.push({key: `${base}#${n}`, t: t!});
+      pending.push({key: times.key(`${p.shaderKey.slice(0, 70)}->[${p.outputShape}]`), t: t!});
       return out;
     };
     await tf.nextFrame();
@@ -244,28 +272,15 @@ async function profileGpuPrograms(fn: () => Promise<void>, reps = 5): Promise<st
     } finally {
       b.runWebGPUProgram = orig;
     }
-    totals.push(performance.now() - t0);
-    const times = await Promise.all(pending.map(e => e.t));
+    times.endCall(performance.now() - t0);
+    const done = await Promise.all(pending.map(e => e.t));
     let prev = t0;
     pending.forEach((e, i) => {
-      const ms = stamps ? times[i] : times[i] - prev;
-      prev = times[i];
-      if (!samples.has(e.key)) samples.set(e.key, []);
-      const arr = samples.get(e.key)!;
-      while (arr.length <= k) arr.push([]);
-      arr[k].push(ms);
+      times.add(e.key, k, stamps ? done[i] : done[i] - prev);
+      prev = done[i];
     });
   }
-  const lines: string[] = [`    (${stamps ? 'timestamp queries' : 'completion gaps'})`];
-  let sum = 0;
-  for (const [key, per] of samples) {
-    const m = median(per.map(a => a.reduce((x, y) => x + y, 0)));
-    sum += m;
-    if (m >= 0.3) lines.push(`    ${m.toFixed(1).padStart(7)} ms  ${key}`);
-  }
-  const total = median(totals);
-  lines.push(`    ${total.toFixed(1).padStart(7)} ms  total (programs ${sum.toFixed(1)}, other ${(total - sum).toFixed(1)})`);
-  return lines.join('\n');
+  return times.report([`    (${stamps ? 'timestamp queries' : 'completion gaps'})`]);
 }
 
 interface Subject {
