@@ -156,21 +156,19 @@ const fusedPath = (inKernel: boolean): Path => (spec, hasGamma, hasBeta, withSta
   const [y, mean, variance, aux] = outs;
   const updated = running ? outs.slice(4, 7) : [];
   const sum = opSum ?? (hasResidual ? outs[outs.length - 1] : null);
-  // Epilogue as ops: z (the kernel's y) is kept for act'(z). In the kernels, silu and gelu keep their output
-  // act(z): the backward kernel may take act'(z) from it (a division instead of an exp or an erfc).
-  const zOut = act && !inKernel ? y : null;
-  const actOut = act && inKernel && act !== 'relu' ? y : null;
+  // The kernel's y is kept: as ops it is z, for act'(z); in the kernels, silu's and gelu's output act(z), from
+  // which the backward kernel may take act'(z) (a division instead of an exp or an erfc).
+  const keptY = act && (!inKernel || act !== 'relu') ? y : null;
   return {
-    value: zOut ? activationOps(zOut, act!) : y, mean: spec.center ? mean : null, variance,
+    value: act && !inKernel ? activationOps(y, act) : y, mean: spec.center ? mean : null, variance,
     running: running ? {mean: updated[0], variance: updated[1], numBatchesTracked: updated[2]} : null,
     sum,
-    saved: [aux, ...(sum ? [sum] : []), ...(zOut ? [zOut] : []), ...(actOut ? [actOut] : [])],
+    saved: [aux, ...(sum ? [sum] : []), ...(keptY ? [keptY] : [])],
     backward: (dy, savedInputs, [auxS, ...more]) => {
       const sumS = sum ? more[0] : null;
-      const zS = zOut ? more[more.length - 1] : null;
-      const actS = actOut ? more[more.length - 1] : null;
+      const yS = keptY ? more[more.length - 1] : null;
       const [xS, ...paramsS] = hasResidual ? [sumS!, ...savedInputs.slice(2)] : savedInputs;
-      if (zS) dy = activationGradOps(dy, zS, act!);
+      if (yS && !inKernel) dy = activationGradOps(dy, yS, act!);
       const backInputs: tf.NamedTensorMap = {dy, x: xS, aux: auxS};
       if (hasGamma) backInputs.gamma = paramsS[0];
       const backAttrs: BackwardAttrs = {...layoutAttrs(spec.plan), center: spec.center, withGamma: hasGamma,
@@ -178,7 +176,7 @@ const fusedPath = (inKernel: boolean): Path => (spec, hasGamma, hasBeta, withSta
       if (act && inKernel) {
         backAttrs.activation = act;
         if (hasBeta) backInputs.beta = paramsS[hasGamma ? 1 : 0];
-        if (actS) backInputs.y = actS;
+        if (yS) backInputs.y = yS;
       }
       return spreadResidual(runKernel(BACKWARD_KERNEL, backInputs, backAttrs) as tf.Tensor[], hasResidual);
     },
