@@ -134,7 +134,7 @@ class ProgramTimes {
   private readonly totals: number[] = [];
   private seen = new Map<string, number>();
 
-  /** Starts a call: the numbering restarts. */
+  /** Starts a call: the numbering restarts (then wrap the programs and `call`). */
   startCall(): void {
     this.seen = new Map();
   }
@@ -154,8 +154,20 @@ class ProgramTimes {
     arr[k].push(ms);
   }
 
-  endCall(ms: number): void {
-    this.totals.push(ms);
+  /**
+   * One profiled call of `fn` (its programs wrapped by the caller, unwrapped by
+   * `restore`), its total recorded; returns its start time.
+   */
+  async call(fn: () => Promise<void>, restore: () => void): Promise<number> {
+    await tf.nextFrame();
+    const t0 = performance.now();
+    try {
+      await fn();
+    } finally {
+      restore();
+    }
+    this.totals.push(performance.now() - t0);
+    return t0;
   }
 
   report(head: string[] = []): string {
@@ -209,14 +221,9 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
                 k, ms);
       return out;
     };
-    await tf.nextFrame();
-    const t0 = performance.now();
-    try {
-      await fn();
-    } finally {
+    await times.call(fn, () => {
       b.runWebGLProgram = orig;
-    }
-    times.endCall(performance.now() - t0);
+    });
   }
   gl.deleteFramebuffer(fb);
   return times.report();
@@ -265,14 +272,9 @@ async function profileGpuPrograms(fn: () => Promise<void>, reps = 5): Promise<st
       pending.push({key: times.key(`${p.shaderKey.slice(0, 70)}->[${p.outputShape}]`), t: t!});
       return out;
     };
-    await tf.nextFrame();
-    const t0 = performance.now();
-    try {
-      await fn();
-    } finally {
+    const t0 = await times.call(fn, () => {
       b.runWebGPUProgram = orig;
-    }
-    times.endCall(performance.now() - t0);
+    });
     const done = await Promise.all(pending.map(e => e.t));
     let prev = t0;
     pending.forEach((e, i) => {
