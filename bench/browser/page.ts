@@ -39,6 +39,12 @@ export interface BenchOptions {
    * the load then falls on all of them alike.
    */
   interleave?: boolean;
+  /**
+   * With interleave: also time each subject without the read-back (as inside
+   * a model, where nothing is downloaded): the call waits until the GPU has
+   * finished its outputs (settle()) instead of awaiting their data().
+   */
+  noRead?: boolean;
 }
 
 export interface Timing {
@@ -184,18 +190,18 @@ class ProgramTimes {
   }
 }
 
+type WebGLB = {runWebGLProgram: (...a: unknown[]) => unknown; gpgpu?: {gl: WebGL2RenderingContext};
+               texData: {get(id: unknown): {texture?: {texture: WebGLTexture} | WebGLTexture}}};
+
 /**
- * Per-program times of `fn` (webgl): each runWebGLProgram is followed by a
- * one-pixel readPixels of its output (gl.finish does not wait for
- * SwiftShader), median over `reps` calls; the rest (downloads, JS) as 'other'.
+ * webgl: returns a function that blocks until the GPU has written `out` (a
+ * one-pixel readPixels of its texture; gl.finish does not wait for
+ * SwiftShader), or null off webgl. Pair with the returned cleanup.
  */
-async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<string> {
-  type B = {runWebGLProgram: (...a: unknown[]) => unknown; gpgpu?: {gl: WebGL2RenderingContext};
-            texData: {get(id: unknown): {texture?: {texture: WebGLTexture} | WebGLTexture}}};
-  const b = tf.backend() as unknown as B;
-  if (typeof b.runWebGLProgram !== 'function' || !b.gpgpu) return '';
+function pixelWaiter(): {wait: (out: tf.TensorInfo) => void; dispose: () => void} | null {
+  const b = tf.backend() as unknown as WebGLB;
+  if (typeof b.runWebGLProgram !== 'function' || !b.gpgpu) return null;
   const gl = b.gpgpu.gl;
-  const orig = b.runWebGLProgram;
   const fb = gl.createFramebuffer();
   const pixel = new Float32Array(4);
   const wait = (out: tf.TensorInfo) => {
@@ -208,6 +214,41 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
     gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.FLOAT, pixel);
     gl.bindFramebuffer(gl.FRAMEBUFFER, prev);
   };
+  return {wait, dispose: () => gl.deleteFramebuffer(fb)};
+}
+
+/**
+ * Waits until the backend has computed `ts` without downloading them:
+ * webgl a one-pixel read of each output texture, webgpu the queue's
+ * completion; cpu and wasm compute synchronously.
+ */
+async function settle(ts: tf.Tensor[], pixels: ReturnType<typeof pixelWaiter>): Promise<void> {
+  if (pixels) {
+    ts.forEach(t => pixels.wait(t));
+    return;
+  }
+  const b = tf.backend() as unknown as {device?: {queue: {onSubmittedWorkDone(): Promise<void>}}; submitQueue?(): void;
+                                       endComputePassEncoder?(): void; commandEncoder?: unknown};
+  if (b.device && b.submitQueue && b.endComputePassEncoder) {
+    if (b.commandEncoder) { // work still recorded (tfjs batches dispatches): submit it, as data() would
+      b.endComputePassEncoder();
+      b.submitQueue();
+    }
+    await b.device.queue.onSubmittedWorkDone();
+  }
+}
+
+/**
+ * Per-program times of `fn` (webgl): each runWebGLProgram is followed by a
+ * one-pixel readPixels of its output (gl.finish does not wait for
+ * SwiftShader), median over `reps` calls; the rest (downloads, JS) as 'other'.
+ */
+async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<string> {
+  const b = tf.backend() as unknown as WebGLB;
+  const pixels = pixelWaiter();
+  if (!pixels) return '';
+  const {wait} = pixels;
+  const orig = b.runWebGLProgram;
   const times = new ProgramTimes();
   for (let k = 0; k < reps; k++) {
     times.startCall();
@@ -225,7 +266,7 @@ async function profilePrograms(fn: () => Promise<void>, reps = 5): Promise<strin
       b.runWebGLProgram = orig;
     });
   }
-  gl.deleteFramebuffer(fb);
+  pixels.dispose();
   return times.report();
 }
 
@@ -479,7 +520,7 @@ async function measure(sub: Subject, shape: number[], runs: number, profile = fa
 }
 
 /** The subjects of `c` timed alternately (BenchOptions.interleave); logs medians and per-round ratios to ours. */
-async function interleaved(c: Case, keys: string[], runs: number): Promise<void> {
+async function interleaved(c: Case, keys: string[], runs: number, noRead = false): Promise<void> {
   // Each subject on its own shape (subjectShape: tfjs' batchNormalization is channels-last), inputs per shape.
   const inputs = new Map<string, {x: tf.Tensor; dy: tf.Tensor; xVar: tf.Variable}>();
   for (const k of keys) {
@@ -491,18 +532,21 @@ async function interleaved(c: Case, keys: string[], runs: number): Promise<void>
   const subs = keys.map(k => c.subjects[k]());
   const ins = keys.map(k => inputs.get(String(subjectShape(c, k)))!);
   const flagBefore = tf.env().getBool('TFJS_NORM_FUSED');
-  const call = async (i: number, mode: 'train' | 'infer') => {
+  type Mode = 'train' | 'infer' | 'train, no read' | 'infer, no read';
+  const pixels = pixelWaiter();
+  const call = async (i: number, mode: Mode) => {
     const sub = subs[i];
     const {x, dy, xVar} = ins[i];
+    const read = !mode.endsWith('no read');
     if (sub.fused != null) tf.env().set('TFJS_NORM_FUSED', sub.fused);
     const t = performance.now();
-    if (mode === 'infer') {
+    if (mode.startsWith('infer')) {
       const y = tf.tidy(() => sub.forward(x, false));
-      await y.data();
+      await (read ? y.data() : settle([y], pixels));
       y.dispose();
     } else {
       const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
-      await Promise.all(grads.map(g => g.data()));
+      await (read ? Promise.all(grads.map(g => g.data())) : settle(grads, pixels));
       value.dispose();
       tf.dispose(grads);
     }
@@ -510,7 +554,8 @@ async function interleaved(c: Case, keys: string[], runs: number): Promise<void>
     return performance.now() - t;
   };
   try {
-    for (const mode of ['train', 'infer'] as const) {
+    const modes: Mode[] = noRead ? ['train', 'infer', 'train, no read', 'infer, no read'] : ['train', 'infer'];
+    for (const mode of modes) {
       const times = subs.map(() => [] as number[]);
       for (let i = 0; i < subs.length; i++) await call(i, mode);
       for (let r = 0; r < runs; r++) {
@@ -524,6 +569,7 @@ async function interleaved(c: Case, keys: string[], runs: number): Promise<void>
     }
   } finally {
     tf.env().set('TFJS_NORM_FUSED', flagBefore);
+    pixels?.dispose();
     subs.forEach(s => s.dispose());
     inputs.forEach(t => tf.dispose([t.x, t.dy, t.xVar]));
   }
@@ -579,7 +625,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     report.rows.push(row);
     if (opts.interleave) {
       const keys = Object.keys(c.subjects).filter(k => !opts.subjects || opts.subjects.split(',').includes(k));
-      await interleaved(c, keys, opts.runs);
+      await interleaved(c, keys, opts.runs, opts.noRead);
     }
   }
   report.ms = Math.round(performance.now() - t0);

@@ -12,6 +12,9 @@
  *   npm run bench:browser -- --backends webgl --subjects ours,naive   only these subjects
  *   npm run bench:browser -- --backends webgpu --only SiLU --interleave
  *                                              also times the subjects alternately (per-round ratios to ours)
+ *   npm run bench:browser -- --backends webgl --interleave --no-read
+ *                                              and alternately without the read-back: each call waits until the
+ *                                              GPU has finished its outputs, as inside a model (no download)
  *
  * Chromium's GPU here is SwiftShader (a CPU emulation of the GPU): only ratios
  * within one run mean anything. Each row: ours (fused kernels where the
@@ -49,6 +52,8 @@ const ONLY = argOf('--only');
 const PROFILE = argv.includes('--profile');
 const SUBJECTS = argOf('--subjects');
 const INTERLEAVE = argv.includes('--interleave');
+const NO_READ = argv.includes('--no-read');
+if (NO_READ && !INTERLEAVE) throw new Error('bench:browser: --no-read times the interleaved rounds; add --interleave');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
 const OUT = path.join(ROOT, 'bench', 'raw', QUICK ? 'browser.quick.json' : 'browser.json');
 const SUMMARY = path.join(ROOT, 'bench', 'BROWSER.md');
@@ -154,7 +159,7 @@ async function main(): Promise<void> {
         await page.goto(`${server.origin}/bench/browser/index.html`);
         page.setDefaultTimeout(PAGE_TIMEOUT_MS);
         const rep = await page.evaluate(o => (window as any).runBench(o),
-                                        {backend, runs: RUNS, only: ONLY, quick: QUICK, profile: PROFILE, subjects: SUBJECTS, interleave: INTERLEAVE}) as BenchReport;
+                                        {backend, runs: RUNS, only: ONLY, quick: QUICK, profile: PROFILE, subjects: SUBJECTS, interleave: INTERLEAVE, noRead: NO_READ}) as BenchReport;
         if (!rep.started) log(`  ${backend} did not start: ${rep.reason}`);
         reports.push(rep);
       } catch (e) {
