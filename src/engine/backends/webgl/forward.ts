@@ -86,8 +86,12 @@ function chunkGlsl(g: Groups, center: boolean): string {
     }`;
 }
 
-/** GLSL: `vec2 nm_stat(int s)`: (mean - nm_pivot(s), variance) of statistic s. */
-function statGlsl(g: Groups, partials: string | null): string {
+/**
+ * GLSL: `vec2 nm_stat(int s)`: (mean - nm_pivot(s), variance) of statistic s;
+ * chunk c of statistic s is partial `col(s, c)` (groupGlsl's NAME_col, or
+ * nm_rcol of rowStatPartials).
+ */
+function statGlsl(g: Groups, partials: string | null, col = `${g.name}_col`): string {
   if (partials == null) {
     return `
     vec2 nm_stat(int s) { return nm_chunk(s, 0); }`;
@@ -96,11 +100,11 @@ function statGlsl(g: Groups, partials: string | null): string {
   return `${partials}
     vec2 nm_stat(int s) {
       float acc = 0.0;
-      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * nm_part(0, ${name}_col(s, c));
+      for (int c = 0; c < ${nc}; c++) acc += float(${name}_len(c)) * nm_part(0, ${col}(s, c));
       float m = acc / ${lit(n)};
       acc = 0.0;
       for (int c = 0; c < ${nc}; c++) {
-        int k = ${name}_col(s, c);
+        int k = ${col}(s, c);
         float d = nm_part(0, k) - m;
         acc += float(${name}_len(c)) * (nm_part(1, k) + d * d);
       }
@@ -127,6 +131,88 @@ function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean): 
     }${lay.main('nm_k')}`,
   };
 }
+
+/**
+ * Whether every statistic is a run of consecutive values of x (its kept axes
+ * lead): LayerNorm and RMSNorm rows, InstanceNorm and GroupNorm channels-first.
+ */
+function contiguousStats(v: View): boolean {
+  let seenReduced = false;
+  for (let d = 0; d < 4; d++) {
+    if (v.s[d] === 1) continue;
+    if (!v.statKept[d]) seenReduced = true;
+    else if (seenReduced) return false;
+  }
+  return true;
+}
+
+/**
+ * The chunk moments of contiguous statistics (contiguousStats) with x read by
+ * texture() at walked texel coordinates (tx: x's unpacked texture [height,
+ * width]), no division per value: texel T covers chunk c of the statistic
+ * pair (2 sp, 2 sp + 1), T = sp * nc + c, the same chunks (groups' L, nc) and
+ * the same arithmetic as partialProgram's nm_chunk. As chunks of
+ * partialFetch: statistic s, chunk c is chunk nm_rcol(s, c) =
+ * 2 (s/2 * nc + c) + s % 2 (rowStatCol).
+ */
+function rowStatPartials(v: View, g: Groups, center: boolean, tx: [number, number]): WebGLProgram {
+  const S = v.S;
+  const {n, L, nc} = g;
+  const TC = Math.ceil(S / 2) * nc;
+  const lay = partialLayout(2 * TC);
+  const W = lay.outputShape[1] / 2;
+  const w = tx[1];
+  const at = (o: string) => `ivec2(imod(${o}, ${w}), (${o}) / ${w})`;
+  const step = (c: string) => `${c}.x += 1; if (${c}.x >= ${w}) { ${c}.x = 0; ${c}.y += 1; }`;
+  return {
+    variableNames: ['x'],
+    outputShape: lay.outputShape,
+    packedOutput: true,
+    userCode: `${FINITE_GLSL}
+    float nm_x(ivec2 c) { return texture(x, (vec2(c) + 0.5) * vec2(${lit(1 / w)}, ${lit(1 / tx[0])})).r; }
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int T = (rc.x / 2) * ${W} + rc.y / 2;
+      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
+      int sp = T / ${nc};
+      int c = T - sp * ${nc};
+      int sa = 2 * sp;
+      int sb = sa + 1 < ${S} ? sa + 1 : sa;
+      int p0 = c * ${L};
+      int len = ${n} - p0 < ${L} ? ${n} - p0 : ${L};
+      ivec2 ca = ${at(`sa * ${n} + p0`)};
+      ivec2 cb = ${at(`sb * ${n} + p0`)};
+      ${center ? `float pa = nm_x(${at(`sa * ${n}`)});
+      float pb = nm_x(${at(`sb * ${n}`)});
+      pa = nm_finite(pa) ? pa : 0.0;
+      pb = nm_finite(pb) ? pb : 0.0;
+      float ca0 = nm_x(ca);
+      float cb0 = nm_x(cb);
+      float cpa = nm_finite(ca0) ? ca0 : pa;
+      float cpb = nm_finite(cb0) ? cb0 : pb;` : ''}
+      vec4 acc = vec4(0.0);
+      for (int t = 0; t < ${L}; t++) {
+        if (t >= len) break;
+        float da = nm_x(ca)${center ? ' - cpa' : ''};
+        float db = nm_x(cb)${center ? ' - cpb' : ''};
+        acc += vec4(da, db, da * da, db * db);
+        ${step('ca')}
+        ${step('cb')}
+      }
+      float fl = float(len);
+      ${center ? `vec2 m = acc.xy / fl;
+      float va = acc.z / fl - m.x * m.x;
+      float vb = acc.w / fl - m.y * m.y;
+      // As nm_chunk: a rounding negative is 0, NaN stays NaN.
+      setOutput(vec4((cpa - pa) + m.x, (cpb - pb) + m.y, va < 0.0 ? 0.0 : va, vb < 0.0 ? 0.0 : vb));`
+    : 'setOutput(vec4(0.0, 0.0, acc.z / fl, acc.w / fl));'}
+    }`,
+  };
+}
+
+/** GLSL: the partial chunk of statistic s, chunk c in rowStatPartials' texture. */
+const rowStatCol = (nc: number) => `
+    int nm_rcol(int s, int c) { int sp = s / 2; return 2 * (sp * ${nc} + c) + (s - 2 * sp); }`;
 
 interface Running {
   /** Statistics per parameter and, per parameter, the GLSL giving its e-th statistic. */
@@ -167,7 +253,7 @@ function runningOf(a: ForwardAttrs, v: View): Running {
 }
 
 function statsProgram(v: View, enumGlsl: string, g: Groups, partials: string | null, a: ForwardAttrs,
-                      running: Running | null, f16: boolean): WebGLProgram {
+                      running: Running | null, f16: boolean, col?: string): WebGLProgram {
   const S = v.S;
   const P = v.P;
   const names = ['x'];
@@ -195,7 +281,7 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: string | n
   return {
     variableNames: names,
     outputShape: flat.outputShape,
-    userCode: `${FINITE_GLSL}${hiGlsl(f16)}${enumGlsl}${chunkGlsl(g, a.center)}${statGlsl(g, partials)}
+    userCode: `${FINITE_GLSL}${hiGlsl(f16)}${enumGlsl}${chunkGlsl(g, a.center)}${statGlsl(g, partials, col)}
     ${running ? running.statOfParam : ''}
     void main() {
       ${flat.coords}
@@ -273,18 +359,25 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     const statInputs = [x];
     // The statistics program reads the packed partials itself where it can (no unpack program).
     let partGlsl: string | null = null;
+    let col: string | undefined;
     const raw: tf.TensorInfo[] = [];
     if (partials) {
-      const part = r.runTemp(partialProgram(v, glsl, groups, a.center), [x]);
+      // Contiguous statistics in an unpacked texture: chunks of two statistics per texel, walked (rowStatPartials).
+      const tx = contiguousStats(v) ? r.texel(x) : null;
+      const part = r.runTemp(tx ? rowStatPartials(v, groups, a.center, tx) : partialProgram(v, glsl, groups, a.center), [x]);
       statInputs.push(part);
-      const lay = partialLayout(groups.count * groups.nc);
+      const lay = partialLayout(tx ? 2 * Math.ceil(v.S / 2) * groups.nc : groups.count * groups.nc);
       partGlsl = lay.fetch(r.packedTexel(part));
       if (partGlsl != null) raw.push(part);
       else partGlsl = `${lay.index}
     float nm_part(int m, int k) { return getPart(nm_pidx(m, k)); }`;
+      if (tx) {
+        partGlsl += rowStatCol(groups.nc);
+        col = 'nm_rcol';
+      }
     }
     if (running) statInputs.push(inputs.runningMean!, inputs.runningVariance!, inputs.numBatchesTracked!);
-    const stats = r.runTemp(statsProgram(v, glsl, groups, partGlsl, a, running, f16Textures()), statInputs, raw);
+    const stats = r.runTemp(statsProgram(v, glsl, groups, partGlsl, a, running, f16Textures(), col), statInputs, raw);
     const applyInputs = [x, stats];
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
