@@ -45,6 +45,11 @@ export interface BenchOptions {
    * finished its outputs (settle()) instead of awaiting their data().
    */
   noRead?: boolean;
+  /**
+   * x and dy as a model hands them over on webgl: packed textures (the
+   * output of a packed op), not uploads from the CPU (unpacked textures).
+   */
+  packed?: boolean;
 }
 
 export interface Timing {
@@ -483,9 +488,22 @@ function subjectShape(c: Case, key: string): number[] {
   return key === 'tfjs layer' && c.name.startsWith('BatchNorm') ? [c.shape[0], 32, 32, 64] : c.shape;
 }
 
+/** BenchOptions.packed for this run. */
+let packedInputs = false;
+
+/** x and dy of `shape` (packedInputs: each the output of a packed op, as inside a model on webgl). */
+function benchInputs(shape: number[]): {x: tf.Tensor; dy: tf.Tensor} {
+  const asGiven = (t: tf.Tensor) => {
+    if (!packedInputs) return t;
+    const p = tf.tidy(() => tf.mul(t, tf.scalar(1)));
+    t.dispose();
+    return p;
+  };
+  return {x: asGiven(tf.randomNormal(shape, 1, 2, 'float32', 1)), dy: asGiven(tf.randomNormal(shape, 0, 1, 'float32', 2))};
+}
+
 async function measure(sub: Subject, shape: number[], runs: number, profile = false, label = ''): Promise<SubjectResult> {
-  const x = tf.randomNormal(shape, 1, 2, 'float32', 1);
-  const dy = tf.randomNormal(shape, 0, 1, 'float32', 2);
+  const {x, dy} = benchInputs(shape);
   const xVar = tf.variable(x, true);
   const flagBefore = tf.env().getBool('TFJS_NORM_FUSED');
   if (sub.fused != null) tf.env().set('TFJS_NORM_FUSED', sub.fused);
@@ -526,8 +544,8 @@ async function interleaved(c: Case, keys: string[], runs: number, noRead = false
   for (const k of keys) {
     const shape = subjectShape(c, k);
     if (inputs.has(String(shape))) continue;
-    const x = tf.randomNormal(shape, 1, 2, 'float32', 1);
-    inputs.set(String(shape), {x, dy: tf.randomNormal(shape, 0, 1, 'float32', 2), xVar: tf.variable(x, true)});
+    const {x, dy} = benchInputs(shape);
+    inputs.set(String(shape), {x, dy, xVar: tf.variable(x, true)});
   }
   const subs = keys.map(k => c.subjects[k]());
   const ins = keys.map(k => inputs.get(String(subjectShape(c, k)))!);
@@ -600,6 +618,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     return report;
   }
   report.started = true;
+  packedInputs = !!opts.packed;
   report.device = await deviceName(opts.backend);
   tf.enableProdMode();
   log(`${opts.backend} on ${report.device}`);

@@ -15,6 +15,8 @@
  *   npm run bench:browser -- --backends webgl --interleave --no-read
  *                                              and alternately without the read-back: each call waits until the
  *                                              GPU has finished its outputs, as inside a model (no download)
+ *   npm run bench:browser -- --backends webgl --packed   x and dy packed textures (a packed op's output, as
+ *                                              inside a model) instead of uploads from the CPU
  *
  * Chromium's GPU here is SwiftShader (a CPU emulation of the GPU): only ratios
  * within one run mean anything. Each row: ours (fused kernels where the
@@ -53,11 +55,12 @@ const PROFILE = argv.includes('--profile');
 const SUBJECTS = argOf('--subjects');
 const INTERLEAVE = argv.includes('--interleave');
 const NO_READ = argv.includes('--no-read');
+const PACKED = argv.includes('--packed');
 if (NO_READ && !INTERLEAVE) throw new Error('bench:browser: --no-read times the interleaved rounds; add --interleave');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
 const OUT = path.join(ROOT, 'bench', 'raw', QUICK ? 'browser.quick.json' : 'browser.json');
 const SUMMARY = path.join(ROOT, 'bench', 'BROWSER.md');
-const FULL = !QUICK && !ONLY && !SUBJECTS && RUNS >= 10 && ALL.every(b => BACKENDS.includes(b));
+const FULL = !QUICK && !ONLY && !SUBJECTS && !PACKED && RUNS >= 10 && ALL.every(b => BACKENDS.includes(b));
 
 function log(msg: string): void {
   // eslint-disable-next-line no-console
@@ -159,7 +162,7 @@ async function main(): Promise<void> {
         await page.goto(`${server.origin}/bench/browser/index.html`);
         page.setDefaultTimeout(PAGE_TIMEOUT_MS);
         const rep = await page.evaluate(o => (window as any).runBench(o),
-                                        {backend, runs: RUNS, only: ONLY, quick: QUICK, profile: PROFILE, subjects: SUBJECTS, interleave: INTERLEAVE, noRead: NO_READ}) as BenchReport;
+                                        {backend, runs: RUNS, only: ONLY, quick: QUICK, profile: PROFILE, subjects: SUBJECTS, interleave: INTERLEAVE, noRead: NO_READ, packed: PACKED}) as BenchReport;
         if (!rep.started) log(`  ${backend} did not start: ${rep.reason}`);
         reports.push(rep);
       } catch (e) {

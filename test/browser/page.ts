@@ -468,6 +468,10 @@ async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: b
     const yEval = evalRun.result;
     values['y inference'] = await yEval.data() as Float32Array;
     yEval.dispose();
+    // x as a model hands it over on webgl: a packed op's output (webgl's scale-and-shift reads it packed).
+    const yPacked = tf.tidy(() => layer.apply(tf.mul(x, tf.scalar(1)), {training: false}) as tf.Tensor);
+    values['y inference (x from an op)'] = await yPacked.data() as Float32Array;
+    yPacked.dispose();
     return {values, trainKernels: train.called, evalKernels: evalRun.called,
             trainPrograms: train.counts, evalPrograms: evalRun.counts};
   } finally {

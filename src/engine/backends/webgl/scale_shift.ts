@@ -7,12 +7,32 @@ import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
 import {ACT_GLSL, actGlsl} from './activation';
 import {elementwise, viewOf} from './layout';
-import {Runner, WebGLBackend, lit} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
   backend: unknown;
   attrs?: unknown;
+}
+
+/**
+ * The same scale-and-shift on x as the packed texture it is (the output of a
+ * packed op, as inside a model): tfjs' packed samplers, the per-parameter
+ * inputs broadcast from `paramShape` (tfjs packs those small inputs), four
+ * values per texel, the same arithmetic per value; no unpack program for x.
+ */
+function packedProgram(a: ScaleShiftAttrs, names: string[], withGamma: boolean, withBeta: boolean): WebGLProgram {
+  const y = 'y';
+  const out = a.activation ? `vec4(${['x', 'y', 'z', 'w'].map(l => actGlsl(a.activation, `${y}.${l}`)).join(', ')})` : y;
+  return {
+    variableNames: names, outputShape: a.shape, packedInputs: true, packedOutput: true,
+    userCode: `${a.activation ? ACT_GLSL : ''}
+    void main() {
+      vec4 inv = inversesqrt(getVarianceAtOutCoords() + vec4(${lit(a.epsilon)}))${withGamma ? ' * getGammaAtOutCoords()' : ''};
+      vec4 ${y} = (getXAtOutCoords() - getMeanAtOutCoords()) * inv${withBeta ? ' + getBetaAtOutCoords()' : ''};
+      setOutput(${out});
+    }`,
+  };
 }
 
 export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo {
@@ -30,7 +50,15 @@ export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
     names.push('beta');
     ins.push(beta);
   }
-  const r = new Runner(backend as WebGLBackend);
+  const b = backend as WebGLBackend;
+  // x packed in a's shape and the per-parameter inputs unpacked (their reshape to paramShape then free).
+  const xData = b.texData.get(x!.dataId);
+  if (xData.isPacked && !xData.slice && x!.shape.length === a.shape.length && x!.shape.every((d, i) => d === a.shape[i]) &&
+      ins.slice(1).every(t => !b.texData.get(t.dataId).isPacked)) {
+    return b.runWebGLProgram(packedProgram(a, names, gamma != null, beta != null),
+                             [x!, ...ins.slice(1).map(t => Runner.reshaped(t, a.paramShape))], 'float32');
+  }
+  const r = new Runner(b);
   try {
     const param = ['getMean($p)', `inversesqrt(getVariance($p) + ${lit(a.epsilon)})`];
     if (gamma) param.push('getGamma($p)');
