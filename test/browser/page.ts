@@ -472,6 +472,15 @@ async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: b
     const yPacked = tf.tidy(() => layer.apply(tf.mul(x, tf.scalar(1)), {training: false}) as tf.Tensor);
     values['y inference (x from an op)'] = await yPacked.data() as Float32Array;
     yPacked.dispose();
+    // A second training step on that packed x (the webgl kernels read packed inputs in place).
+    let yOp: tf.Tensor | null = null;
+    const second = tf.variableGrads(() => {
+      yOp = tf.keep(layer.apply(tf.mul(xVar, tf.scalar(1)), {training: true}) as tf.Tensor);
+      return tf.sum(tf.mul(yOp, w)) as tf.Scalar;
+    }, vars);
+    values['y training (x from an op)'] = await yOp!.data() as Float32Array;
+    for (let i = 0; i < vars.length; i++) values[`${names[i]} (x from an op)`] = await second.grads[vars[i].name].data() as Float32Array;
+    tf.dispose([yOp!, second.value, ...Object.values(second.grads)]);
     return {values, trainKernels: train.called, evalKernels: evalRun.called,
             trainPrograms: train.counts, evalPrograms: evalRun.counts};
   } finally {

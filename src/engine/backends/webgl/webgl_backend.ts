@@ -75,6 +75,26 @@ export class Runner {
   }
 
   /**
+   * Where `t` is a packed texture that a program can read in place by flat
+   * offset (packedGetter): the [B, R, C] view of its stored shape (B batches
+   * of R x C) when its texture is tfjs' usual [B R', C'] values (R', C' rounded
+   * up to even; 2 x 2 values per texel), WebGL2, not a slice; else null (it is
+   * unpacked first, flat).
+   */
+  packedGeometry(t: tf.TensorInfo): [number, number, number] | null {
+    if (!texelFetchOk()) return null;
+    const d = this.backend.texData.get(t.dataId);
+    if (!d.isPacked || d.slice || !d.texture || !d.texShape || d.dtype !== 'float32') return null;
+    const shape = d.shape.length ? d.shape : [1];
+    if (sizeOf(shape) !== sizeOf(t.shape)) return null;
+    const C = shape[shape.length - 1];
+    const R = shape.length > 1 ? shape[shape.length - 2] : 1;
+    const B = sizeOf(shape.slice(0, -2));
+    const even = (n: number) => n + (n % 2);
+    return d.texShape[0] === B * even(R) && d.texShape[1] === even(C) ? [B, R, C] : null;
+  }
+
+  /**
    * The physical [height, width] of `t`'s texture when a program may
    * texelFetch its values by flat offset (texel (i mod width, i / width)):
    * WebGL2, an unpacked texture, not a slice; else null (tfjs' sampler, getX).
@@ -82,7 +102,7 @@ export class Runner {
    * (unless tfjs would pass it as a uniform).
    */
   texel(t: tf.TensorInfo): [number, number] | null {
-    if (!texelFetchOk()) return null;
+    if (!texelFetchOk() || this.packedGeometry(t)) return null;
     const f = this.flat(t);
     const b = this.backend;
     let data = b.texData.get(f.dataId);
@@ -116,10 +136,25 @@ export class Runner {
    * generated getter, unused, samples the texture's first channel).
    */
   run(program: WebGLProgram, inputs: tf.TensorInfo[], raw: tf.TensorInfo[] = []): tf.TensorInfo {
-    const flipped = raw.map(t => this.backend.texData.get(t.dataId)).filter(d => d.isPacked);
+    // Packed inputs the program reads in place (packedGeometry): under a renamed variable, passed like raw
+    // ones, with a getter of the program's name and signature (getX(int flat offset)) over the texels.
+    const names = [...program.variableNames];
+    const getters: string[] = [];
+    const inPlace: tf.TensorInfo[] = [];
+    const ins = inputs.map((t, k) => {
+      if (raw.includes(t)) return t;
+      const g = this.packedGeometry(t);
+      if (!g) return this.flat(t);
+      getters.push(packedGetter(names[k], `${names[k]}_pk`, g));
+      names[k] = `${names[k]}_pk`;
+      inPlace.push(t);
+      return t;
+    });
+    const prog = getters.length ? {...program, variableNames: names, userCode: `${getters.join('')}${program.userCode}`} : program;
+    const flipped = [...raw, ...inPlace].map(t => this.backend.texData.get(t.dataId)).filter(d => d.isPacked);
     for (const d of flipped) d.isPacked = false;
     try {
-      return this.backend.runWebGLProgram(program, inputs.map(t => (raw.includes(t) ? t : this.flat(t))), 'float32');
+      return this.backend.runWebGLProgram(prog, ins, 'float32');
     } finally {
       for (const d of flipped) d.isPacked = true;
     }
@@ -173,6 +208,27 @@ export class Runner {
     this.temps = [];
     this.unpacked.clear();
   }
+}
+
+/**
+ * GLSL `float getNAME(int i)`: the value at flat offset i of a packed texture
+ * `sampler` holding B batches of R x C values (packedGeometry): batch b, row
+ * r, column c in texel (c / 2, b ceil(R / 2) + r / 2), lane 2 (r % 2) + c % 2.
+ */
+export function packedGetter(name: string, sampler: string, [B, R, C]: [number, number, number]): string {
+  const getter = `get${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+  // With R even (or one batch) the texel row is the flat row / 2 and the lane row its parity.
+  const rowOf = R % 2 === 0 || B === 1 ? 'int tr = row >> 1; int rb = row & 1;'
+    : `int b = row / ${R}; int r = row - b * ${R}; int tr = b * ${(R + 1) / 2} + (r >> 1); int rb = r & 1;`;
+  return `
+    float ${getter}(int i) {
+      int row = i / ${C};
+      int c = i - row * ${C};
+      ${rowOf}
+      vec4 v = texelFetch(${sampler}, ivec2(c >> 1, tr), 0);
+      int lane = rb * 2 + (c & 1);
+      return lane == 0 ? v.x : lane == 1 ? v.y : lane == 2 ? v.z : v.w;
+    }`;
 }
 
 /** A GLSL float literal. */
