@@ -437,7 +437,9 @@ async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: b
   const size = shape.reduce((a, b) => a * b, 1);
   const x = tf.tensor(Array.from(lcg(size, 7), v => 3 + 2 * v), shape);
   const w = tf.tensor(lcg(size, 11), shape);
-  const layer = makeLayer(info, info.inModel);
+  // LocalResponseNorm with alpha 0.5 (not the default 1e-4, whose window sums move y by about 1e-4 relative:
+  // under the tolerance, so a wrong window would pass).
+  const layer = makeLayer(info, info.name === 'LocalResponseNorm' ? {...info.inModel, alpha: 0.5, k: 2} : info.inModel);
   const xVar = tf.variable(x, true, `fused_vs_op_x_${Date.now()}`);
   try {
     tf.dispose(layer.apply(x, {training: false}) as tf.Tensor);

@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {LrnAttrs} from '../../kernels';
-import {Runner, WebGLBackend, lit, sizeOf} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit, sizeOf} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -57,12 +57,59 @@ function check(l: LrnAttrs, x: tf.TensorInfo): void {
   }
 }
 
+/**
+ * The forward on a channels-last packed x read in place (Runner.packedGeometry
+ * [B, R, C] with C the channels and R even or B = 1, so that texel row k holds
+ * the flat rows 2k and 2k + 1): four outputs per texel, in x's stored shape,
+ * each window channel's two rows read from one texel; the same sums in the
+ * same order as windowGlsl's nm_d.
+ */
+function packedForward(l: LrnAttrs, shape: number[]): WebGLProgram {
+  const n = shape.length; // 2 to 4
+  // The flat row of the output texel's first value, from its coordinates in `shape`.
+  const dims = ['x', 'y', 'z', 'w'];
+  let row = `rc.${dims[0]}`;
+  for (let d = 1; d < n - 1; d++) row = `(${row}) * ${shape[d]} + rc.${dims[d]}`;
+  const c0 = `rc.${dims[n - 1]}`;
+  const {C, before, after} = l;
+  return {
+    variableNames: ['x'],
+    outputShape: shape,
+    packedOutput: true,
+    userCode: `${negPowGlsl(l.beta)}
+    void main() {
+      ivec${n} rc = getOutputCoords();
+      int tr = (${row}) >> 1;
+      int c0 = ${c0};
+      vec2 acc0 = vec2(0.0);
+      vec2 acc1 = vec2(0.0);
+      for (int t = 0; t <= ${before + after + 1}; t++) {
+        int cc = c0 - ${before} + t;
+        if (cc < 0 || cc >= ${C}) continue;
+        vec4 v = texelFetch(x, ivec2(cc >> 1, tr), 0);
+        vec2 e = (cc & 1) == 0 ? v.xz : v.yw;
+        if (t <= ${before + after}) acc0 += e * e;
+        if (t >= 1) acc1 += e * e;
+      }
+      vec4 xv = texelFetch(x, ivec2(c0 >> 1, tr), 0);
+      vec4 d = ${lit(l.k)} + ${lit(l.scale)} * vec4(acc0.x, acc1.x, acc0.y, acc1.y);
+      setOutput(xv * vec4(nm_negpow(d.x), nm_negpow(d.y), nm_negpow(d.z), nm_negpow(d.w)));
+    }`,
+  };
+}
+
 export function lrnForwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo {
   const l = attrs as LrnAttrs;
   const x = inputs.x!;
   check(l, x);
   const r = new Runner(backend as WebGLBackend);
   try {
+    const g = r.packedGeometry(x);
+    const stored = r.storedShape(x);
+    if (g && l.inner === 1 && g[2] === l.C && (g[1] % 2 === 0 || g[0] === 1) && stored.length >= 2 && stored.length <= 4) {
+      const y = r.run(packedForward(l, stored), [x], [x]);
+      return Runner.reshaped(y, x.shape);
+    }
     const y = r.run({
       variableNames: ['x'],
       outputShape: [sizeOf(x.shape)],
