@@ -3,9 +3,12 @@
  * reached through the kernel's `backend` argument (the package never imports
  * tfjs-backend-webgl: the browser bundle runs against the page's tfjs).
  *
- * Every program here reads unpacked inputs and indexes them by flat offset
- * in the canonical view, so inputs go in as 1-D views of their textures (free
- * for unpacked textures: tfjs' own Reshape does the same). Reductions write
+ * Every program here indexes its inputs by flat offset in the canonical view:
+ * unpacked inputs go in as 1-D views of their textures (free: tfjs' own
+ * Reshape does the same); packed ones (a packed op's output, the usual case
+ * inside a model) are read in place by a getter over their 2x2 texels
+ * (packedGeometry, packedGetter), or unpacked first where their texture is
+ * not laid out as tfjs usually lays it (or without WebGL2). Reductions write
  * 1-D unpacked outputs, handed out in the shape the kernel promises, or
  * packed partials (two values per chunk), which the next program reads as
  * the packed texture they are (`raw` inputs of `run`, texelFetch; without
