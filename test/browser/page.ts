@@ -431,7 +431,8 @@ function installWatch(backend: string): {called: string[]; counts: Record<string
  * trainable weight, running statistics updated) and one inference on a fresh
  * layer with deterministic non-trivial weights, with TFJS_NORM_FUSED on or off.
  */
-async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: boolean, backend: string): Promise<PathRun> {
+async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: boolean, backend: string,
+                       extra: Record<string, unknown> = {}): Promise<PathRun> {
   const saved = tf.env().getBool('TFJS_NORM_FUSED');
   tf.env().set('TFJS_NORM_FUSED', fused);
   const size = shape.reduce((a, b) => a * b, 1);
@@ -439,7 +440,7 @@ async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: b
   const w = tf.tensor(lcg(size, 11), shape);
   // LocalResponseNorm with alpha 0.5 (not the default 1e-4, whose window sums move y by about 1e-4 relative:
   // under the tolerance, so a wrong window would pass).
-  const layer = makeLayer(info, info.name === 'LocalResponseNorm' ? {...info.inModel, alpha: 0.5, k: 2} : info.inModel);
+  const layer = makeLayer(info, {...(info.name === 'LocalResponseNorm' ? {...info.inModel, alpha: 0.5, k: 2} : info.inModel), ...extra});
   const xVar = tf.variable(x, true, `fused_vs_op_x_${Date.now()}`);
   try {
     tf.dispose(layer.apply(x, {training: false}) as tf.Tensor);
@@ -512,11 +513,14 @@ async function fusedVsOpTest(backend: string, tol: Tolerance): Promise<Partial<T
   if (!registered) notes.push(`no fused kernels registered on ${backend}: both paths are the op composition`);
   for (const info of CATALOG) {
     // LayerNorm and RMSNorm also on long rows (webgl's row-layout backward), an odd number of odd-length rows.
+    // BatchNorm, InstanceNorm and GroupNorm also channels-first (axis 1: 160 channels of 4 values).
     const shapes = info.name === 'LayerNorm' || info.name === 'RMSNorm' ? [[2, 3, 4], [8, 160, 4], [3, 5, 161]] : [[2, 3, 4], [8, 160, 4]];
-    for (const shape of shapes) {
-      const what = `${info.name} [${shape}]`;
-      const op = await runPath(info, shape, false, backend);
-      const fused = await runPath(info, shape, true, backend);
+    const runs: Array<[number[], Record<string, unknown>]> = shapes.map(s => [s, {}]);
+    if (['BatchNorm', 'InstanceNorm', 'GroupNorm'].includes(info.name)) runs.push([[8, 160, 4], {axis: 1}]);
+    for (const [shape, extra] of runs) {
+      const what = `${info.name} [${shape}]${extra.axis != null ? ` axis ${extra.axis}` : ''}`;
+      const op = await runPath(info, shape, false, backend, extra);
+      const fused = await runPath(info, shape, true, backend, extra);
       for (const [q, want] of Object.entries(op.values)) {
         const got = fused.values[q];
         if (!got) {
