@@ -502,23 +502,40 @@ function benchInputs(shape: number[]): {x: tf.Tensor; dy: tf.Tensor} {
   return {x: asGiven(tf.randomNormal(shape, 1, 2, 'float32', 1)), dy: asGiven(tf.randomNormal(shape, 0, 1, 'float32', 2))};
 }
 
+interface Inputs {
+  x: tf.Tensor;
+  dy: tf.Tensor;
+  xVar: tf.Variable;
+}
+
+/**
+ * One call of `sub`: an inference (forward, training false) or a training
+ * step (forward + backward with the given dy); the outputs read back, or with
+ * `settled` (no read) only waited for (settle()).
+ */
+async function callOnce(sub: Subject, {x, dy, xVar}: Inputs, train: boolean,
+                        settled: ReturnType<typeof pixelWaiter> | false = false): Promise<void> {
+  const wait = (ts: tf.Tensor[]) => (settled === false ? Promise.all(ts.map(t => t.data())) : settle(ts, settled));
+  if (!train) {
+    const y = tf.tidy(() => sub.forward(x, false));
+    await wait([y]);
+    y.dispose();
+    return;
+  }
+  const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
+  await wait(grads);
+  value.dispose();
+  tf.dispose(grads);
+}
+
 async function measure(sub: Subject, shape: number[], runs: number, profile = false, label = ''): Promise<SubjectResult> {
   const {x, dy} = benchInputs(shape);
   const xVar = tf.variable(x, true);
   const flagBefore = tf.env().getBool('TFJS_NORM_FUSED');
   if (sub.fused != null) tf.env().set('TFJS_NORM_FUSED', sub.fused);
   try {
-    const infer = async () => {
-      const y = tf.tidy(() => sub.forward(x, false));
-      await y.data();
-      y.dispose();
-    };
-    const train = async () => {
-      const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
-      await Promise.all(grads.map(g => g.data()));
-      value.dispose();
-      tf.dispose(grads);
-    };
+    const infer = () => callOnce(sub, {x, dy, xVar}, false);
+    const train = () => callOnce(sub, {x, dy, xVar}, true);
     const r: SubjectResult = {};
     r.infer = await time(infer, runs);
     r.inferPrograms = await countPrograms(infer);
@@ -540,7 +557,7 @@ async function measure(sub: Subject, shape: number[], runs: number, profile = fa
 /** The subjects of `c` timed alternately (BenchOptions.interleave); logs medians and per-round ratios to ours. */
 async function interleaved(c: Case, keys: string[], runs: number, noRead = false): Promise<void> {
   // Each subject on its own shape (subjectShape: tfjs' batchNormalization is channels-last), inputs per shape.
-  const inputs = new Map<string, {x: tf.Tensor; dy: tf.Tensor; xVar: tf.Variable}>();
+  const inputs = new Map<string, Inputs>();
   for (const k of keys) {
     const shape = subjectShape(c, k);
     if (inputs.has(String(shape))) continue;
@@ -554,20 +571,9 @@ async function interleaved(c: Case, keys: string[], runs: number, noRead = false
   const pixels = pixelWaiter();
   const call = async (i: number, mode: Mode) => {
     const sub = subs[i];
-    const {x, dy, xVar} = ins[i];
-    const read = !mode.endsWith('no read');
     if (sub.fused != null) tf.env().set('TFJS_NORM_FUSED', sub.fused);
     const t = performance.now();
-    if (mode.startsWith('infer')) {
-      const y = tf.tidy(() => sub.forward(x, false));
-      await (read ? y.data() : settle([y], pixels));
-      y.dispose();
-    } else {
-      const {value, grads} = tf.engine().gradients(() => sub.forward(xVar, true), [xVar, ...sub.weights()], dy);
-      await (read ? Promise.all(grads.map(g => g.data())) : settle(grads, pixels));
-      value.dispose();
-      tf.dispose(grads);
-    }
+    await callOnce(sub, ins[i], mode.startsWith('train'), mode.endsWith('no read') ? pixels : false);
     tf.env().set('TFJS_NORM_FUSED', flagBefore);
     return performance.now() - t;
   };

@@ -37,7 +37,10 @@ import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs, KernelActivation} from '../../kernels';
 import {ACT_GLSL, actGradGlsl} from './activation';
 import {f16Textures, hiGlsl} from './forward';
-import {DIRECT_MAX, FINITE_GLSL, chunking, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, partialFetch, partialLayout, viewOf} from './layout';
+import {
+  DIRECT_MAX, FINITE_GLSL, chunking, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, pairChunkGlsl, partialFetch,
+  partialLayout, texelAt, texelStep, viewOf,
+} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -131,20 +134,6 @@ function rowLayout(v: View): boolean {
   return v.S * v.P === v.size;
 }
 
-/** GLSL: texel coordinates of flat offset `i` in a texture `w` texels wide. */
-const texelAt = (i: string, w: number) => `ivec2(imod(${i}, ${w}), (${i}) / ${w})`;
-
-/** GLSL: advance texel coordinates `c` (of a texture `w` texels wide) by d flat offsets, d >= 0. */
-function texelStep(c: string, d: number, w: number): string {
-  const dx = d % w;
-  const dyy = Math.floor(d / w);
-  const lines: string[] = [];
-  if (dx) lines.push(`${c}.x += ${dx};`);
-  if (dyy) lines.push(`${c}.y += ${dyy};`);
-  if (dx) lines.push(`if (${c}.x >= ${w}) { ${c}.x -= ${w}; ${c}.y += 1; }`);
-  return lines.join(' ');
-}
-
 /**
  * The row layout's partials, one packed program over x and dy read with
  * texture() at walked texel coordinates (no division per value):
@@ -207,10 +196,7 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
     vec4 nm_stat(int T) {
       int sp = T / ${pl.ncs};
       int c = T - sp * ${pl.ncs};
-      int sa = 2 * sp;
-      int sb = sa + 1 < ${S} ? sa + 1 : sa;
-      int p0 = c * ${pl.Lc};
-      int len = ${P} - p0 < ${pl.Lc} ? ${P} - p0 : ${pl.Lc};
+      ${pairChunkGlsl('sp', 'c', S, pl.Lc, P, ['sa', 'sb', 'p0'])}
       ${auxOf('a', 'sa')}
       ${auxOf('b', 'sb')}
       ${coords(`sa * ${P} + p0`, 'a')}
@@ -233,10 +219,7 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
     vec4 nm_param(int q) {
       int c = q / ${pl.J};
       int j = q - c * ${pl.J};
-      int pa = 2 * j;
-      int pb = pa + 1 < ${P} ? pa + 1 : pa;
-      int r0 = c * ${pl.Lr};
-      int len = ${S} - r0 < ${pl.Lr} ? ${S} - r0 : ${pl.Lr};
+      ${pairChunkGlsl('j', 'c', P, pl.Lr, S, ['pa', 'pb', 'r0'])}
       ${coords(`r0 * ${P} + pa`, 'a')}
       ${coords(`r0 * ${P} + pb`, 'b')}
       vec4 acc = vec4(0.0);
@@ -263,6 +246,22 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
 }
 
 /**
+ * GLSL opening both sums programs' main (flatOutput `coords`) over the sums
+ * texture [mean(g) | mean(g * xhat) | dgamma | dbeta], each mean R rows of S
+ * (hi + lo with float16): for t in the means, the statistic s, the row k and
+ * which mean (0: g, 1: g * xhat; without centering mean(g) is 0).
+ */
+function sumsHead(coords: string, S: number, R: number, center: boolean): string {
+  return `${coords}
+      float acc = 0.0;
+      if (t < ${2 * R * S}) {
+        int k = t / ${S};
+        int s = t - k * ${S};
+        int which = k / ${R};
+        ${center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}`;
+}
+
+/**
  * The row layout's sums texture (as backwardOf's: [mean(g) | mean(g * xhat)
  * | dgamma | dbeta], each per-statistic mean as R rows, hi + lo with float16
  * textures) from its partials alone.
@@ -277,13 +276,7 @@ function rowSums(v: View, pl: RowPlan, center: boolean, R: number, f16: boolean,
     outputShape: flat.outputShape,
     userCode: `${FINITE_GLSL}${hiGlsl(f16)}${partGlsl}
     void main() {
-      ${flat.coords}
-      float acc = 0.0;
-      if (t < ${2 * R * S}) {
-        int k = t / ${S};
-        int s = t - k * ${S};
-        int which = k / ${R};
-        ${center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}
+      ${sumsHead(flat.coords, S, R, center)}
         int sp = s / 2;
         int k0 = 2 * sp * ${pl.ncs} + (s - 2 * sp);
         for (int c = 0; c < ${pl.ncs}; c++) acc += ${lenOf('c', pl.Lc, P)} * nm_part(which, k0 + 2 * c);
@@ -403,13 +396,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       outputShape: flat.outputShape,
       userCode: `${FINITE_GLSL}${hiGlsl(f16)}${common}${partGlsl}${fine ? fine.ofStat.glsl + fine.ofParam.glsl : ''}
     void main() {
-      ${flat.coords}
-      float acc = 0.0;
-      if (t < ${2 * R * S}) {
-        int k = t / ${S};
-        int s = t - k * ${S};
-        int which = k / ${R};
-        ${a.center ? '' : 'if (which == 0) { setOutput(0.0); return; }'}
+      ${sumsHead(flat.coords, S, R, a.center)}
         ${fine ? `for (int e = 0; e < ${fine.ofStat.count}; e++) {
           int o = nm_fOfStat(s, e);
           float part = acc;

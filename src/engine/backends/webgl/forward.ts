@@ -28,7 +28,9 @@ import * as tf from '@tensorflow/tfjs';
 import {ForwardAttrs, KernelActivation, LayoutAttrs} from '../../kernels';
 import {ACT_GLSL, actGlsl} from './activation';
 import {statToParam} from '../geometry';
-import {FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, partialLayout, viewOf} from './layout';
+import {
+  FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, pairChunkGlsl, partialLayout, texelAt, texelStep, viewOf,
+} from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
 interface Args {
@@ -162,8 +164,7 @@ function rowStatPartials(v: View, g: Groups, center: boolean, tx: [number, numbe
   const lay = partialLayout(2 * TC);
   const W = lay.outputShape[1] / 2;
   const w = tx[1];
-  const at = (o: string) => `ivec2(imod(${o}, ${w}), (${o}) / ${w})`;
-  const step = (c: string) => `${c}.x += 1; if (${c}.x >= ${w}) { ${c}.x = 0; ${c}.y += 1; }`;
+  const at = (o: string) => texelAt(o, w);
   return {
     variableNames: ['x'],
     outputShape: lay.outputShape,
@@ -176,10 +177,7 @@ function rowStatPartials(v: View, g: Groups, center: boolean, tx: [number, numbe
       if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
       int sp = T / ${nc};
       int c = T - sp * ${nc};
-      int sa = 2 * sp;
-      int sb = sa + 1 < ${S} ? sa + 1 : sa;
-      int p0 = c * ${L};
-      int len = ${n} - p0 < ${L} ? ${n} - p0 : ${L};
+      ${pairChunkGlsl('sp', 'c', S, L, n, ['sa', 'sb', 'p0'])}
       ivec2 ca = ${at(`sa * ${n} + p0`)};
       ivec2 cb = ${at(`sb * ${n} + p0`)};
       ${center ? `float pa = nm_x(${at(`sa * ${n}`)});
@@ -196,8 +194,8 @@ function rowStatPartials(v: View, g: Groups, center: boolean, tx: [number, numbe
         float da = nm_x(ca)${center ? ' - cpa' : ''};
         float db = nm_x(cb)${center ? ' - cpb' : ''};
         acc += vec4(da, db, da * da, db * db);
-        ${step('ca')}
-        ${step('cb')}
+        ${texelStep('ca', 1, w)}
+        ${texelStep('cb', 1, w)}
       }
       float fl = float(len);
       ${center ? `vec2 m = acc.xy / fl;

@@ -434,3 +434,30 @@ export function flatOutput(n: number): {outputShape: number[]; coords: string} {
       int t = rc.x * ${W} + rc.y;
       if (t >= ${n}) { setOutput(0.0); return; }`};
 }
+
+/** GLSL: texel coordinates of flat offset `i` in a texture `w` texels wide. */
+export const texelAt = (i: string, w: number) => `ivec2(imod(${i}, ${w}), (${i}) / ${w})`;
+
+/** GLSL: advance texel coordinates `c` (of a texture `w` texels wide) by d flat offsets, d >= 0. */
+export function texelStep(c: string, d: number, w: number): string {
+  const dx = d % w;
+  const dyy = Math.floor(d / w);
+  const lines: string[] = [];
+  if (dx) lines.push(`${c}.x += ${dx};`);
+  if (dyy) lines.push(`${c}.y += ${dyy};`);
+  if (dx) lines.push(`if (${c}.x >= ${w}) { ${c}.x -= ${w}; ${c}.y += 1; }`);
+  return lines.join(' ');
+}
+
+/**
+ * GLSL of a (pair, chunk) work item: the pair's members `a` = 2 pair and `b`
+ * = a + 1 (a again where a + 1 reaches `count`), the chunk's first offset
+ * `start` = chunk * L and its length `len` (L, or what is left of `n`).
+ */
+export function pairChunkGlsl(pair: string, chunk: string, count: number, L: number, n: number,
+                              [a, b, start]: [string, string, string]): string {
+  return `int ${a} = 2 * ${pair};
+      int ${b} = ${a} + 1 < ${count} ? ${a} + 1 : ${a};
+      int ${start} = ${chunk} * ${L};
+      int len = ${n} - ${start} < ${L} ? ${n} - ${start} : ${L};`;
+}
