@@ -512,9 +512,12 @@ async function fusedVsOpTest(backend: string, tol: Tolerance): Promise<Partial<T
   const registered = tf.getKernel(FUSED_KERNELS.forward, backend) != null;
   if (!registered) notes.push(`no fused kernels registered on ${backend}: both paths are the op composition`);
   for (const info of CATALOG) {
-    // LayerNorm and RMSNorm also on long rows (webgl's row-layout backward), an odd number of odd-length rows.
+    // LayerNorm and RMSNorm also on long rows (webgl's row-layout backward): an odd number of odd-length rows,
+    // and even-length rows whose packed texture webgl walks in place (x from an op): [4,6,300] (two rows per
+    // texel row; chunks rounded to even lengths) and [7,258] (an odd row count: the last texel row's padding).
     // BatchNorm, InstanceNorm and GroupNorm also channels-first (axis 1: 160 channels of 4 values).
-    const shapes = info.name === 'LayerNorm' || info.name === 'RMSNorm' ? [[2, 3, 4], [8, 160, 4], [3, 5, 161]] : [[2, 3, 4], [8, 160, 4]];
+    const rowShapes = [[2, 3, 4], [8, 160, 4], [3, 5, 161], [4, 6, 300], [7, 258]];
+    const shapes = info.name === 'LayerNorm' || info.name === 'RMSNorm' ? rowShapes : [[2, 3, 4], [8, 160, 4]];
     const runs: Array<[number[], Record<string, unknown>]> = shapes.map(s => [s, {}]);
     if (['BatchNorm', 'InstanceNorm', 'GroupNorm'].includes(info.name)) runs.push([[8, 160, 4], {axis: 1}]);
     for (const [shape, extra] of runs) {

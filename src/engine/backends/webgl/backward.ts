@@ -158,10 +158,12 @@ interface RowPlan {
   W: number; H: number;
 }
 
-function rowPlan(S: number, P: number): RowPlan {
-  const {L: Lc, nc: ncs} = chunking(P, Math.ceil(S / 2));
+/** `even`: chunks of even lengths (rowPartialsPacked reads two rows and two columns per texel). */
+function rowPlan(S: number, P: number, even = false): RowPlan {
+  const {L: Lc, nc: ncs} = chunking(P, Math.ceil(S / 2), even);
   const SP = Math.ceil(S / 2);
-  const Lr = Math.ceil(Math.sqrt(S));
+  const Lr0 = Math.ceil(Math.sqrt(S));
+  const Lr = even ? Lr0 + (Lr0 % 2) : Lr0;
   const nr = Math.ceil(S / Lr);
   const J = Math.ceil(P / 2);
   const TS = SP * ncs;
@@ -232,6 +234,93 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
         acc += vec4(da * (${xh(fetch('x', 'cxa'), '')}), db * (${xh(fetch('x', 'cxb'), '')}), da, db);
         ${step('a', P)}
         ${step('b', P)}
+      }
+      return acc / float(len);
+    }
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int T = (rc.x / 2) * ${pl.W} + rc.y / 2;
+      if (T < ${pl.TS}) setOutput(nm_stat(T));
+      else if (T < ${pl.TS + pl.nr * pl.J}) setOutput(nm_param(T - ${pl.TS}));
+      else setOutput(vec4(0.0));
+    }`,
+  };
+}
+
+/**
+ * rowPartials for x and dy read in place from packed textures of the same
+ * layout (Runner.packedRows: texel (p / 2, s / 2) holds columns p, p + 1 of
+ * rows s, s + 1 for even s and p), four values of each per fetch: a
+ * statistic texel walks its row pair's texel row, a parameter texel its
+ * column pair's texel column, two rows per step (pl from rowPlan's `even`).
+ * The same output layout as rowPartials; moments of a row or column past
+ * the last (padding) are never read.
+ */
+function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boolean, tx: [number, number],
+                           tg: [number, number] | null): WebGLProgram {
+  const S = v.S;
+  const uv = (c: string, t: [number, number]) => `(vec2(${c}) + 0.5) * vec2(${lit(1 / t[1])}, ${lit(1 / t[0])})`;
+  const xh = (xv: string, r: string) => (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
+  const auxOf = (r: string, s: string) => `float inv${r} = getAux(${2 * S} + ${s});` +
+    (center ? ` float hi${r} = getAux(${s}); float lo${r} = getAux(${S} + ${s});` : '');
+  // gamma of columns p, p + 1: walked texel reads of its unpacked texture, or its getter.
+  const gam = tg ? `vec2(texture(gamma, ${uv('cg', tg)}).r, texture(gamma, ${uv('cg1', tg)}).r)`
+    : withGamma ? 'vec2(getGamma(p), getGamma(p + 1))' : 'vec2(1.0)';
+  return {
+    variableNames: withGamma ? ['dy', 'x', 'aux', 'gamma'] : ['dy', 'x', 'aux'],
+    outputShape: [2 * pl.H, 2 * pl.W],
+    packedOutput: true,
+    userCode: `
+    vec4 nm_dy(ivec2 c) { return texture(dy, ${uv('c', tx)}); }
+    vec4 nm_x(ivec2 c) { return texture(x, ${uv('c', tx)}); }
+    vec4 nm_stat(int T) {
+      int sp = T / ${pl.ncs};
+      int c = T - sp * ${pl.ncs};
+      int sa = 2 * sp;
+      int sb = sa + 1 < ${S} ? sa + 1 : sa;
+      int p0 = c * ${pl.Lc};
+      int len = ${v.P} - p0 < ${pl.Lc} ? ${v.P} - p0 : ${pl.Lc};
+      ${auxOf('a', 'sa')}
+      ${auxOf('b', 'sb')}
+      ivec2 tc = ivec2(p0 / 2, sp);
+      ${tg ? `ivec2 cg = ${texelAt('p0', tg[1])}; ivec2 cg1 = ${texelAt('p0 + 1', tg[1])};` : ''}
+      vec4 acc = vec4(0.0);
+      for (int t = 0; t < ${pl.Lc / 2}; t++) {
+        if (2 * t >= len) break;
+        ${tg ? '' : 'int p = p0 + 2 * t;'}
+        vec2 gm = ${gam};
+        vec4 g = nm_dy(tc) * gm.xyxy;
+        vec4 xv = nm_x(tc);
+        vec2 xa = vec2(${xh('xv.x', 'a')}, ${xh('xv.y', 'a')});
+        vec2 xb = vec2(${xh('xv.z', 'b')}, ${xh('xv.w', 'b')});
+        acc += vec4(g.x + g.y, g.z + g.w, dot(g.xy, xa), dot(g.zw, xb));
+        tc.x += 1;
+        ${tg ? `${texelStep('cg', 2, tg[1])} ${texelStep('cg1', 2, tg[1])}` : ''}
+      }
+      return acc / float(len);
+    }
+    vec4 nm_param(int q) {
+      int c = q / ${pl.J};
+      int j = q - c * ${pl.J};
+      int r0 = c * ${pl.Lr};
+      int len = ${S} - r0 < ${pl.Lr} ? ${S} - r0 : ${pl.Lr};
+      ivec2 tc = ivec2(j, r0 / 2);
+      vec4 acc = vec4(0.0);
+      for (int t = 0; t < ${pl.Lr / 2}; t++) {
+        if (2 * t >= len) break;
+        int s = r0 + 2 * t;
+        ${auxOf('a', 's')}
+        vec4 d = nm_dy(tc);
+        vec4 xv = nm_x(tc);
+        vec4 xhv = vec4(${xh('xv.x', 'a')}, ${xh('xv.y', 'a')}, 0.0, 0.0);
+        if (2 * t + 1 < len) {
+          ${auxOf('b', 's + 1')}
+          xhv.zw = vec2(${xh('xv.z', 'b')}, ${xh('xv.w', 'b')});
+        } else {
+          d.zw = vec2(0.0);
+        }
+        acc += vec4(d.x * xhv.x + d.z * xhv.z, d.y * xhv.y + d.w * xhv.w, d.x + d.z, d.y + d.w);
+        tc.y += 1;
       }
       return acc / float(len);
     }
@@ -345,10 +434,20 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     // The row layout (LayerNorm, RMSNorm) with long rows: its own partials and sums (rowPartials), where
     // x, dy (and gamma) are unpacked textures read by texel coordinates (Runner.texel). Not with an
     // activation epilogue (rowPartials reads dy itself, not dz): those take the partials below.
-    const tx = !act && params && !fine && v.size / S > DIRECT_MAX && rowLayout(v) ? r.texel(x) : null;
+    const rows = !act && params && !fine && v.size / S > DIRECT_MAX && rowLayout(v);
+    // Packed x and dy (a model's usual inputs) read in place, four values of each per fetch.
+    const pk = rows && r.packedRows(x, P) && r.packedRows(dy, P) ? r.packedTexel(x) : null;
+    const tx = rows && !pk ? r.texel(x) : null;
     const td = tx ? r.texel(dy) : null;
     let sums: tf.TensorInfo | null = null;
-    if (tx && td) {
+    if (pk && String(r.packedTexel(dy)) === String(pk)) {
+      const pl = rowPlan(S, P, true);
+      const tg = withGamma ? r.texel(gamma) : null;
+      const part = r.runTemp(rowPartialsPacked(v, pl, a.center, withGamma, pk, tg), ins, [x, dy]);
+      const fetched = partialFetch(pl.W, pl.H, r.packedTexel(part));
+      if (fetched == null) throw new Error(`fused webgl backward: partials texture of an unexpected size. Received: ${r.packedTexel(part)}`);
+      sums = r.runTemp(rowSums(v, pl, a.center, R, f16, fetched), [part], [part]);
+    } else if (tx && td) {
       const pl = rowPlan(S, P);
       const tg = withGamma ? r.texel(gamma) : null;
       const part = r.runTemp(rowPartials(v, pl, a.center, withGamma, tx, td, tg), ins);
@@ -428,13 +527,15 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     }, partials ? [...ins, part!] : ins, raw);
     const stat = f16 ? [`getSums($s) + getSums(${S} + $s)`, `getSums(${2 * S} + $s) + getSums(${3 * S} + $s)`]
                      : ['getSums($s)', `getSums(${S} + $s)`];
-    const ew = elementwise(v, r.storedShape(dy), {
+    const dxShape = r.storedShape(dy);
+    const ew = elementwise(v, dxShape, {
       // Without centering mean(g) and the mean rows are 0 (g - 0 is g, x - 0 - 0 is x): not read.
       stat: a.center ? [...stat, 'getAux($s)', `getAux(${S} + $s)`, `getAux(${2 * S} + $s)`]
                      : [stat[1], `getAux(${2 * S} + $s)`],
       param: [...(withGamma ? ['getGamma($p)'] : []), ...(beta ? ['getBeta($p)'] : [])],
       elem: ['getDy($i)', 'getX($i)'],
       direct: [(t => (t ? ['dy', t] : null))(r.texel(dy)), (t => (t ? ['x', t] : null))(r.texel(x))],
+      packed: [r.packedAt(dy, dxShape) ? 'dy' : null, r.packedAt(x, dxShape) ? 'x' : null],
       value: (st, pa, [dyv, xv]) => {
         const gam = withGamma ? pa[0] : null;
         const xhat = a.center ? `(((${xv} - ${st[2]}) - ${st[3]}) * ${st[4]})` : `(${xv} * ${st[1]})`;
@@ -447,9 +548,10 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
         return `((${g} - ${c1} - ${xhat} * ${c2}) * ${inv})`;
       },
     });
+    const {packedReads, ...dxProgram} = ew;
     const dx = r.run({
-      variableNames: [...names, 'sums'], ...ew, userCode: `${act ? ACT_GLSL : ''}${ew.userCode}`,
-    }, [...ins, sums]);
+      variableNames: [...names, 'sums'], ...dxProgram, userCode: `${act ? ACT_GLSL : ''}${ew.userCode}`,
+    }, [...ins, sums], [dy, x].filter((_, k) => packedReads.includes(['dy', 'x'][k])));
     const outs = [Runner.reshaped(dx, dy.shape)];
     if (a.withGamma) outs.push(r.slice(sums, 2 * R * S, gamma.shape));
     if (a.withBeta) outs.push(r.slice(sums, 2 * R * S + P, a.betaShape ?? a.paramShape));

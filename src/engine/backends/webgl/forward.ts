@@ -29,7 +29,7 @@ import {ForwardAttrs, KernelActivation, LayoutAttrs} from '../../kernels';
 import {ACT_GLSL, actGlsl} from './activation';
 import {statToParam} from '../geometry';
 import {
-  FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, pairChunkGlsl, partialLayout, texelAt, texelStep, viewOf,
+  DIRECT_MAX, FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, pairChunkGlsl, partialLayout, texelAt, texelStep, viewOf,
 } from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
@@ -208,6 +208,59 @@ function rowStatPartials(v: View, g: Groups, center: boolean, tx: [number, numbe
   };
 }
 
+/**
+ * rowStatPartials for rows read from a packed x in place (Runner.packedRows:
+ * texel (p / 2, s / 2) holds columns p, p + 1 of rows s, s + 1 for even s
+ * and p): texel T = sp * nc + c reads chunk c of rows 2 sp, 2 sp + 1 from
+ * texel row sp, four values per fetch (L even). The same output layout, and
+ * per value the same arithmetic, as rowStatPartials; a pair past the last
+ * row reads padding into moments no statistic reads.
+ */
+function rowStatPartialsPacked(v: View, g: Groups, center: boolean, tx: [number, number]): WebGLProgram {
+  const S = v.S;
+  const {n, L, nc} = g;
+  const TC = Math.ceil(S / 2) * nc;
+  const lay = partialLayout(2 * TC);
+  const W = lay.outputShape[1] / 2;
+  return {
+    variableNames: ['x'],
+    outputShape: lay.outputShape,
+    packedOutput: true,
+    userCode: `${FINITE_GLSL}
+    vec4 nm_x(ivec2 c) { return texture(x, (vec2(c) + 0.5) * vec2(${lit(1 / tx[1])}, ${lit(1 / tx[0])})); }
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int T = (rc.x / 2) * ${W} + rc.y / 2;
+      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
+      int sp = T / ${nc};
+      int c = T - sp * ${nc};
+      int p0 = c * ${L};
+      int len = ${n} - p0 < ${L} ? ${n} - p0 : ${L};
+      ivec2 tc = ivec2(p0 / 2, sp);
+      ${center ? `vec4 v0 = nm_x(ivec2(0, sp));
+      vec4 c0 = nm_x(tc);
+      float pa = nm_finite(v0.x) ? v0.x : 0.0;
+      float pb = nm_finite(v0.z) ? v0.z : 0.0;
+      float cpa = nm_finite(c0.x) ? c0.x : pa;
+      float cpb = nm_finite(c0.z) ? c0.z : pb;
+      vec4 cp = vec4(cpa, cpa, cpb, cpb);` : ''}
+      vec4 acc = vec4(0.0);
+      for (int t = 0; t < ${L / 2}; t++) {
+        if (2 * t >= len) break;
+        vec4 d = nm_x(tc)${center ? ' - cp' : ''};
+        acc += vec4(d.x + d.y, d.z + d.w, d.x * d.x + d.y * d.y, d.z * d.z + d.w * d.w);
+        tc.x += 1;
+      }
+      float fl = float(len);
+      ${center ? `vec2 m = acc.xy / fl;
+      float va = acc.z / fl - m.x * m.x;
+      float vb = acc.w / fl - m.y * m.y;
+      setOutput(vec4((cpa - pa) + m.x, (cpb - pb) + m.y, va < 0.0 ? 0.0 : va, vb < 0.0 ? 0.0 : vb));`
+    : 'setOutput(vec4(0.0, 0.0, acc.z / fl, acc.w / fl));'}
+    }`,
+  };
+}
+
 /** GLSL: the partial chunk of statistic s, chunk c in rowStatPartials' texture. */
 const rowStatCol = (nc: number) => `
     int nm_rcol(int s, int c) { int sp = s / 2; return 2 * (sp * ${nc} + c) + (s - 2 * sp); }`;
@@ -310,7 +363,7 @@ function statsProgram(v: View, enumGlsl: string, g: Groups, partials: string | n
  */
 export function applyProgram(v: View, shape: number[], withGamma: boolean, withBeta: boolean,
                              rows: [number, number, number], center = true, act?: KernelActivation,
-                             texX: [number, number] | null = null): WebGLProgram {
+                             texX: [number, number] | null = null, packedX = false): WebGLProgram & {packedReads: string[]} {
   const names = ['x', 'stats'];
   if (withGamma) names.push('gamma');
   if (withBeta) names.push('beta');
@@ -322,6 +375,7 @@ export function applyProgram(v: View, shape: number[], withGamma: boolean, withB
     stat: (center ? rows : [rows[2]]).map(r => `getStats(${r} + $s)`), param,
     elem: ['getX($i)'],
     direct: [texX ? ['x', texX] : null],
+    packed: [packedX ? 'x' : null],
     value: (st, pa, [xv]) => {
       let y = center ? `((${xv} - ${st[0]}) - ${st[1]}) * ${st[2]}` : `${xv} * ${st[0]}`;
       if (withGamma) y = `${y} * ${pa[0]}`;
@@ -350,7 +404,10 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     ? Runner.reshaped(r.run(sumProgram(v, r.storedShape(inputs.x!)), [inputs.x!, inputs.residual]), inputs.x!.shape)
     : null;
   const x = sum ?? inputs.x!;
-  const {glsl, groups} = groupGlsl(v, 'nm_g', v.statKept);
+  // Rows of a packed x read in place, four values per fetch, where each statistic is one row of its texture.
+  const n = v.size / v.S;
+  const rowsPacked = contiguousStats(v) && n > DIRECT_MAX && r.packedRows(x, n);
+  const {glsl, groups} = groupGlsl(v, 'nm_g', v.statKept, rowsPacked);
   const partials = groups.nc > 1;
   const running = inputs.runningMean ? runningOf(a, v) : null;
   try {
@@ -361,8 +418,10 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     const raw: tf.TensorInfo[] = [];
     if (partials) {
       // Contiguous statistics in an unpacked texture: chunks of two statistics per texel, walked (rowStatPartials).
-      const tx = contiguousStats(v) ? r.texel(x) : null;
-      const part = r.runTemp(tx ? rowStatPartials(v, groups, a.center, tx) : partialProgram(v, glsl, groups, a.center), [x]);
+      const pk = rowsPacked ? r.packedTexel(x) : null;
+      const tx = pk ?? (contiguousStats(v) ? r.texel(x) : null);
+      const part = pk ? r.runTemp(rowStatPartialsPacked(v, groups, a.center, pk), [x], [x])
+        : r.runTemp(tx ? rowStatPartials(v, groups, a.center, tx) : partialProgram(v, glsl, groups, a.center), [x]);
       statInputs.push(part);
       const lay = partialLayout(tx ? 2 * Math.ceil(v.S / 2) * groups.nc : groups.count * groups.nc);
       partGlsl = lay.fetch(r.packedTexel(part));
@@ -380,8 +439,10 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
     if (inputs.gamma) applyInputs.push(inputs.gamma);
     if (inputs.beta) applyInputs.push(inputs.beta);
     const S = v.S;
-    const y = r.run(applyProgram(v, r.storedShape(inputs.x!), inputs.gamma != null, inputs.beta != null, [0, S, 2 * S], a.center,
-                                 a.activation, r.texel(x)), applyInputs);
+    const yShape = r.storedShape(inputs.x!);
+    const {packedReads, ...apply} = applyProgram(v, yShape, inputs.gamma != null, inputs.beta != null, [0, S, 2 * S], a.center,
+                                                 a.activation, r.texel(x), r.packedAt(x, yShape));
+    const y = r.run(apply, applyInputs, packedReads.length ? [x] : []);
     // mean = the hi row (float32 of the mean; float16 storage rounds it as the shader did), aux = rows 0-2.
     const outs = [Runner.reshaped(y, x.shape), r.slice(stats, 0, a.statShape), r.slice(stats, 3 * S, a.statShape),
                   r.slice(stats, 0, [3, S])];

@@ -104,16 +104,24 @@ export interface Groups {
  */
 export const TARGET_CHUNKS = 8192;
 
-/** Chunk length L and count nc for `count` groups of n values (nc = 1: reduced directly). */
-export function chunking(n: number, count = 1): {L: number; nc: number} {
+/**
+ * Chunk length L and count nc for `count` groups of n values (nc = 1: reduced
+ * directly); `even`: L rounded up to even (the packed walks read two values
+ * of a row per texel, so chunks start at even offsets).
+ */
+export function chunking(n: number, count = 1, even = false): {L: number; nc: number} {
   if (n <= DIRECT_MAX) return {L: n, nc: 1};
   const nc0 = Math.max(2, Math.min(Math.ceil(Math.sqrt(n)), Math.ceil(TARGET_CHUNKS / count)));
-  const L = Math.ceil(n / nc0);
+  const L0 = Math.ceil(n / nc0);
+  const L = even ? L0 + (L0 % 2) : L0;
   return {L, nc: Math.ceil(n / L)};
 }
 
-/** GLSL of the enumerator `NAME_base(o)`, `NAME_off(j)` and `NAME_len(c)` (chunk c's length). */
-export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string; groups: Groups} {
+/**
+ * GLSL of the enumerator `NAME_base(o)`, `NAME_off(j)` and `NAME_len(c)`
+ * (chunk c's length); `evenChunks`: chunking's `even`.
+ */
+export function groupGlsl(v: View, name: string, keep: boolean[], evenChunks = false): {glsl: string; groups: Groups} {
   const baseAxes: number[] = [];
   const offAxes: number[] = [];
   let count = 1;
@@ -134,7 +142,7 @@ export function groupGlsl(v: View, name: string, keep: boolean[]): {glsl: string
     : `{ int c = imod(q, ${v.s[d]}); q = q / ${v.s[d]}; r += c * ${vec(v, d)}; }`));
   const base = walk(baseAxes);
   const off = walk(offAxes);
-  const {L, nc} = chunking(n, count);
+  const {L, nc} = chunking(n, count, evenChunks);
   // x distance between neighbouring groups' first elements, and between a group's neighbouring chunks.
   const groupDist = baseAxes.length ? v.xs[baseAxes[0]] : Infinity;
   let chunkDist = 0;
@@ -223,6 +231,12 @@ export interface ElementwiseSpec {
    * coordinates: no division per read, as tfjs' getter does).
    */
   direct?: ([string, [number, number]] | null)[];
+  /**
+   * Per elem entry, optionally: the name of an input packed exactly as the
+   * output (Runner.packedAt) whose texel at the output texel holds the four
+   * lanes' values (one texelFetch for them; the caller passes it raw).
+   */
+  packed?: (string | null)[];
 }
 
 type Delta = [number, number, number];
@@ -262,7 +276,7 @@ const ivec = (d: Delta) => `ivec3(${d[0]}, ${d[1]}, ${d[2]})`;
  * per texel when the lanes share it; else one value per texel, 1-D.
  */
 export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, allowPacked = true):
-    {userCode: string; outputShape: number[]; packedOutput: boolean} {
+    {userCode: string; outputShape: number[]; packedOutput: boolean; packedReads: string[]} {
   // Packed outputs where tfjs itself packs (and so does not unpack them right away); unpacked where the
   // caller's next program reads the output (allowPacked false: it would unpack it first).
   const packed = allowPacked && tf.env().getBool('WEBGL_PACK') && tf.env().getBool('WEBGL_LAZILY_UNPACK');
@@ -276,7 +290,7 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
       return [...st, ...pa, ...el].join('\n      ');
     };
     return {
-      outputShape: [shape.reduce((x, y) => x * y, 1)], packedOutput: false, userCode: `${elemGlsl(v)}
+      outputShape: [shape.reduce((x, y) => x * y, 1)], packedOutput: false, packedReads: [], userCode: `${elemGlsl(v)}
     void main() {
       int i = getOutputCoords();
       ivec3 e = nm_elem(i);
@@ -294,6 +308,17 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
   const texelLines = texelOk ? [`int nm_r0 = f.x / ${C};`, `ivec2 nm_tc0 = ivec2(f.x - nm_r0 * ${C}, nm_r0);`,
     'ivec2 nm_tc1 = nm_tc0 + ivec2(f.y - f.x, 0);', 'ivec2 nm_tc2 = nm_tc0 + ivec2(0, f.z == f.x ? 0 : 1);',
     'ivec2 nm_tc3 = nm_tc2 + ivec2(f.w - f.z, 0);'] : [];
+  // Inputs packed as the output: the texel at the output texel (tfjs' packed layout: texel column c / 2,
+  // row (flat batch) * R / 2 + r / 2; R and C even).
+  const packedReads = shape.length >= 2 ? (spec.packed ?? []).filter((p): p is string => p != null) : [];
+  if (packedReads.length) {
+    const n = shape.length;
+    const [r, c] = ['xyzw'[n - 2], 'xyzw'[n - 1]];
+    const batch = n === 3 ? 'nm_rc.x' : n === 4 ? `(nm_rc.x * ${shape[1]} + nm_rc.y)` : '0';
+    texelLines.unshift(`${n === 2 ? 'ivec2' : n === 3 ? 'ivec3' : 'ivec4'} nm_rc = getOutputCoords();`,
+                       `ivec2 nm_ptc = ivec2(nm_rc.${c} / 2, ${batch} * ${shape[n - 2] / 2} + nm_rc.${r} / 2);`);
+    spec.packed!.forEach((p, k) => { if (p) texelLines.push(`vec4 nm_pt${k} = texelFetch(${p}, nm_ptc, 0);`); });
+  }
   const add = (a: Delta, b: Delta): Delta => [a[0] + b[0], a[1] + b[1], a[2] + b[2]];
   // Each lane as [lane whose nm_elem it derives from, step from it].
   const from: [number, Delta][] = [[0, [0, 0, 0]], col ? [0, col] : [1, [0, 0, 0]], row ? [0, row] : [2, [0, 0, 0]]];
@@ -315,6 +340,10 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
     if (po === l) spec.param.forEach((t, k) => lines.push(`float pa${k}_${l} = ${sub(t, '', `e${l}.z`, '')};`));
     const i = `f.${'xyzw'[l]}`;
     spec.elem.forEach((t, k) => {
+      if (packedReads.length && spec.packed?.[k]) {
+        lines.push(`float el${k}_${l} = nm_pt${k}.${'xyzw'[l]};`);
+        return;
+      }
       const d = spec.direct?.[k];
       const byTexel = d && d[1][1] === C && texelOk;
       lines.push(`float el${k}_${l} = ${byTexel ? `texture(${d![0]}, (vec2(nm_tc${l}) + 0.5) * vec2(${lit(1 / d![1][1])}, ${lit(1 / d![1][0])})).r` : sub(t, '', '', i)};`);
@@ -323,7 +352,7 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
                            spec.elem.map((_, k) => `el${k}_${l}`)));
   }
   return {
-    outputShape: shape, packedOutput: true, userCode: `${elemGlsl(v)}${lanes}
+    outputShape: shape, packedOutput: true, packedReads, userCode: `${elemGlsl(v)}${lanes}
     void main() {
       ivec4 f = nm_lanes();
       ${laneE.join('\n      ')}

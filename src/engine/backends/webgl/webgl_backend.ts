@@ -98,6 +98,32 @@ export class Runner {
   }
 
   /**
+   * Whether `t` is a packed texture (packedGeometry) holding two values of
+   * each of two consecutive rows of C values per texel, rows counted flat
+   * (offset / C): flat row s, column p in texel (p / 2, s / 2), lane
+   * 2 (s % 2) + p % 2, every texel in [C / 2, ceil(rows / 2)]. Its last axis is
+   * C, C is even, and its rows do not restart a texel row per batch (R even,
+   * or one batch).
+   */
+  packedRows(t: tf.TensorInfo, C: number): boolean {
+    const g = this.packedGeometry(t);
+    return g != null && g[2] === C && C % 2 === 0 && (g[1] % 2 === 0 || g[0] === 1);
+  }
+
+  /**
+   * Whether a packed pass with output `shape` may read `t`'s texel at its own
+   * output texel (elementwise's `packed`): `t` packed as tfjs packs `shape`
+   * (the same [B, R, C]), R and C even (no padding lanes).
+   */
+  packedAt(t: tf.TensorInfo, shape: number[]): boolean {
+    const g = this.packedGeometry(t);
+    if (!g || shape.length < 2 || shape.length > 4) return false;
+    const C = shape[shape.length - 1];
+    const R = shape[shape.length - 2];
+    return g[0] === sizeOf(shape.slice(0, -2)) && g[1] === R && g[2] === C && R % 2 === 0 && C % 2 === 0;
+  }
+
+  /**
    * The physical [height, width] of `t`'s texture when a program may
    * texelFetch its values by flat offset (texel (i mod width, i / width)):
    * WebGL2, an unpacked texture, not a slice; else null (tfjs' sampler, getX).
