@@ -281,6 +281,8 @@ export interface RandomCase {
   stats?: boolean;
   /** gamma = gammaScale * (1 + U(-0.5, 0.5)): large values reach the activations' tails. Default 1. */
   gammaScale?: number;
+  /** x, residual, dy and dsum as the outputs of an op (packed textures on webgl, as inside a model). */
+  fromOps?: boolean;
 }
 
 /** Deterministic random inputs of a RandomCase (x around 0.5, unit-scale gamma times gammaScale). */
@@ -289,15 +291,21 @@ export function randomInputs(c: RandomCase, seed: number): ActTensors {
   const add = c.op.startsWith('add');
   const p = c.param;
   const pn = p ? p.reduce((a, b) => a * b, 1) : 0;
+  const fromOp = <T extends tf.Tensor>(t: T): T => {
+    if (!c.fromOps) return t;
+    const out = tf.mul(t, 1) as T;
+    t.dispose();
+    return out;
+  };
   return {
-    x: tf.tensor(randoms(n, seed, 2, 0.5), c.shape),
-    residual: add ? tf.tensor(randoms(n, seed + 1, 1), c.shape) : undefined,
+    x: fromOp(tf.tensor(randoms(n, seed, 2, 0.5), c.shape)),
+    residual: add ? fromOp(tf.tensor(randoms(n, seed + 1, 1), c.shape)) : undefined,
     gamma: p ? tf.tensor(randoms(pn, seed + 2, 0.5 * (c.gammaScale ?? 1), c.gammaScale ?? 1), p) : undefined,
     beta: p && c.beta !== false ? tf.tensor(randoms(pn, seed + 3, 0.5), p) : undefined,
     mean: c.stats ? tf.tensor(randoms(pn, seed + 4, 0.3), p!) : undefined,
     variance: c.stats ? tf.tensor(randoms(pn, seed + 5, 0.4, 1), p!) : undefined,
-    dy: tf.tensor(randoms(n, seed + 6), c.shape),
-    dsum: c.args.returnSum ? tf.tensor(randoms(n, seed + 7), c.shape) : null,
+    dy: fromOp(tf.tensor(randoms(n, seed + 6), c.shape)),
+    dsum: c.args.returnSum ? fromOp(tf.tensor(randoms(n, seed + 7), c.shape)) : null,
   };
 }
 

@@ -28,7 +28,8 @@
  *
  * With an activation epilogue (attr activation) every program that reads dy
  * reads dz = dy * act'(z) instead, z recomputed from x, aux, gamma and beta
- * (nm_dz); the row layout's programs are not used then.
+ * (nm_dz); the row layout's unpacked partials are not used then (its packed
+ * ones, rowPartialsPacked, recompute dz per value).
  *
  * Sums accumulate in float32 in the shader; chunk results are stored as
  * means (bounded by the data, so float16 textures hold them).
@@ -254,10 +255,11 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
  * statistic texel walks its row pair's texel row, a parameter texel its
  * column pair's texel column, two rows per step (pl from rowPlan's `even`).
  * The same output layout as rowPartials; moments of a row or column past
- * the last (padding) are never read.
+ * the last (padding) are never read. With an activation epilogue, dy is dz
+ * (nm_dz) throughout.
  */
 function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boolean, tx: [number, number],
-                           tg: [number, number] | null): WebGLProgram {
+                           tg: [number, number] | null, act?: KernelActivation, withBeta = false): WebGLProgram {
   const S = v.S;
   const uv = (c: string, t: [number, number]) => `(vec2(${c}) + 0.5) * vec2(${lit(1 / t[1])}, ${lit(1 / t[0])})`;
   const xh = (xv: string, r: string) => (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
@@ -266,11 +268,16 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
   // gamma of columns p, p + 1: walked texel reads of its unpacked texture, or its getter.
   const gam = tg ? `vec2(texture(gamma, ${uv('cg', tg)}).r, texture(gamma, ${uv('cg1', tg)}).r)`
     : withGamma ? 'vec2(getGamma(p), getGamma(p + 1))' : 'vec2(1.0)';
+  // With an activation epilogue dy is dz = dy * act'(z) (nm_dz, z from xhat, gamma and beta of column p).
+  const dz = (d: string, xhv: string, p: string) => (act ? `nm_dz(${d}, ${xhv}, ${p})` : d);
+  const names = ['dy', 'x', 'aux'];
+  if (withGamma) names.push('gamma');
+  if (act && withBeta) names.push('beta');
   return {
-    variableNames: withGamma ? ['dy', 'x', 'aux', 'gamma'] : ['dy', 'x', 'aux'],
+    variableNames: names,
     outputShape: [2 * pl.H, 2 * pl.W],
     packedOutput: true,
-    userCode: `
+    userCode: `${act ? dzGlsl(act, withGamma, withBeta) : ''}
     vec4 nm_dy(ivec2 c) { return texture(dy, ${uv('c', tx)}); }
     vec4 nm_x(ivec2 c) { return texture(x, ${uv('c', tx)}); }
     vec4 nm_stat(int T) {
@@ -287,12 +294,14 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
       vec4 acc = vec4(0.0);
       for (int t = 0; t < ${pl.Lc / 2}; t++) {
         if (2 * t >= len) break;
-        ${tg ? '' : 'int p = p0 + 2 * t;'}
+        ${tg && !act ? '' : 'int p = p0 + 2 * t;'}
         vec2 gm = ${gam};
-        vec4 g = nm_dy(tc) * gm.xyxy;
         vec4 xv = nm_x(tc);
         vec2 xa = vec2(${xh('xv.x', 'a')}, ${xh('xv.y', 'a')});
         vec2 xb = vec2(${xh('xv.z', 'b')}, ${xh('xv.w', 'b')});
+        vec4 d = nm_dy(tc);
+        ${act ? `d = vec4(${dz('d.x', 'xa.x', 'p')}, ${dz('d.y', 'xa.y', 'p + 1')}, ${dz('d.z', 'xb.x', 'p')}, ${dz('d.w', 'xb.y', 'p + 1')});` : ''}
+        vec4 g = d * gm.xyxy;
         acc += vec4(g.x + g.y, g.z + g.w, dot(g.xy, xa), dot(g.zw, xb));
         tc.x += 1;
         ${tg ? `${texelStep('cg', 2, tg[1])} ${texelStep('cg1', 2, tg[1])}` : ''}
@@ -319,6 +328,7 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
         } else {
           d.zw = vec2(0.0);
         }
+        ${act ? `d = vec4(${dz('d.x', 'xhv.x', '2 * j')}, ${dz('d.y', 'xhv.y', '2 * j + 1')}, ${dz('d.z', 'xhv.z', '2 * j')}, ${dz('d.w', 'xhv.w', '2 * j + 1')});` : ''}
         acc += vec4(d.x * xhv.x + d.z * xhv.z, d.y * xhv.y + d.w * xhv.w, d.x + d.z, d.y + d.w);
         tc.y += 1;
       }
@@ -434,16 +444,17 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     // The row layout (LayerNorm, RMSNorm) with long rows: its own partials and sums (rowPartials), where
     // x, dy (and gamma) are unpacked textures read by texel coordinates (Runner.texel). Not with an
     // activation epilogue (rowPartials reads dy itself, not dz): those take the partials below.
-    const rows = !act && params && !fine && v.size / S > DIRECT_MAX && rowLayout(v);
-    // Packed x and dy (a model's usual inputs) read in place, four values of each per fetch.
+    const rows = params && !fine && v.size / S > DIRECT_MAX && rowLayout(v);
+    // Packed x and dy (a model's usual inputs) read in place, four values of each per fetch (also with an
+    // activation epilogue: dz recomputed per value).
     const pk = rows && r.packedRows(x, P) && r.packedRows(dy, P) ? r.packedTexel(x) : null;
-    const tx = rows && !pk ? r.texel(x) : null;
+    const tx = rows && !act && !pk ? r.texel(x) : null;
     const td = tx ? r.texel(dy) : null;
     let sums: tf.TensorInfo | null = null;
     if (pk && String(r.packedTexel(dy)) === String(pk)) {
       const pl = rowPlan(S, P, true);
       const tg = withGamma ? r.texel(gamma) : null;
-      const part = r.runTemp(rowPartialsPacked(v, pl, a.center, withGamma, pk, tg), ins, [x, dy]);
+      const part = r.runTemp(rowPartialsPacked(v, pl, a.center, withGamma, pk, tg, act, beta != null), ins, [x, dy]);
       const fetched = partialFetch(pl.W, pl.H, r.packedTexel(part));
       if (fetched == null) throw new Error(`fused webgl backward: partials texture of an unexpected size. Received: ${r.packedTexel(part)}`);
       sums = r.runTemp(rowSums(v, pl, a.center, R, f16, fetched), [part], [part]);

@@ -31,7 +31,7 @@ import {statToParam} from '../geometry';
 import {
   DIRECT_MAX, FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, pairChunkGlsl, partialLayout, texelAt, texelStep, viewOf,
 } from './layout';
-import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit, sizeOf} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -386,13 +386,30 @@ export function applyProgram(v: View, shape: number[], withGamma: boolean, withB
   return {variableNames: names, ...ew, userCode: `${act ? ACT_GLSL : ''}${ew.userCode}`};
 }
 
-/** x + residual, unpacked (the forward's programs read it next). */
-function sumProgram(v: View, shape: number[]): WebGLProgram {
+/**
+ * x + residual in `shape`: packed where the forward walks packed rows (`packed`:
+ * rows of even length, a texel row per row pair; x and residual read with one
+ * fetch per texel where they are packed alike), else unpacked (the forward's
+ * programs read it next, and an unpacked texture is walked value by value).
+ */
+function sumProgram(v: View, shape: number[], packed: boolean, packedIn: [boolean, boolean]):
+    WebGLProgram & {packedReads: string[]} {
   return {
     variableNames: ['x', 'residual'],
     ...elementwise(v, shape, {stat: [], param: [], elem: ['getX($i)', 'getResidual($i)'],
-                              value: (_s, _p, [xv, rv]) => `${xv} + ${rv}`}, false),
+                              packed: [packedIn[0] ? 'x' : null, packedIn[1] ? 'residual' : null],
+                              value: (_s, _p, [xv, rv]) => `${xv} + ${rv}`}, packed),
   };
+}
+
+/**
+ * Whether a packed texture of `shape` holds rows of n values as Runner.packedRows
+ * walks them (n its last axis, even; an even second-to-last axis or one batch).
+ */
+function packsRows(shape: number[], n: number): boolean {
+  const C = shape[shape.length - 1];
+  const R = shape.length > 1 ? shape[shape.length - 2] : 1;
+  return shape.length >= 2 && C === n && C % 2 === 0 && (R % 2 === 0 || sizeOf(shape.slice(0, -2)) === 1);
 }
 
 export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
@@ -400,13 +417,19 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const v = viewOf(a);
   const r = new Runner(backend as WebGLBackend);
   // The residual epilogue: everything below normalizes x + residual (one more program), returned last.
-  const sum = inputs.residual
-    ? Runner.reshaped(r.run(sumProgram(v, r.storedShape(inputs.x!)), [inputs.x!, inputs.residual]), inputs.x!.shape)
-    : null;
+  const n = v.size / v.S;
+  const rowsOk = contiguousStats(v) && n > DIRECT_MAX;
+  let sum: tf.TensorInfo | null = null;
+  if (inputs.residual) {
+    const shape = r.storedShape(inputs.x!);
+    const {packedReads, ...prog} = sumProgram(v, shape, rowsOk && packsRows(shape, n),
+                                              [r.packedAt(inputs.x!, shape), r.packedAt(inputs.residual, shape)]);
+    const ins = [inputs.x!, inputs.residual];
+    sum = Runner.reshaped(r.run(prog, ins, ins.filter((_, k) => packedReads.includes(['x', 'residual'][k]))), inputs.x!.shape);
+  }
   const x = sum ?? inputs.x!;
   // Rows of a packed x read in place, four values per fetch, where each statistic is one row of its texture.
-  const n = v.size / v.S;
-  const rowsPacked = contiguousStats(v) && n > DIRECT_MAX && r.packedRows(x, n);
+  const rowsPacked = rowsOk && r.packedRows(x, n);
   const {glsl, groups} = groupGlsl(v, 'nm_g', v.statKept, rowsPacked);
   const partials = groups.nc > 1;
   const running = inputs.runningMean ? runningOf(a, v) : null;
