@@ -248,20 +248,44 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
   };
 }
 
+/** Where rowPartialsPacked reads x or dy: a packed texture (Runner.packedRows) or an unpacked one (Runner.texel). */
+interface RowSource {
+  packed: boolean;
+  tex: [number, number];
+}
+
 /**
  * rowPartials for x and dy read in place from packed textures of the same
  * layout (Runner.packedRows: texel (p / 2, s / 2) holds columns p, p + 1 of
- * rows s, s + 1 for even s and p), four values of each per fetch: a
+ * rows s, s + 1 for even s and p), four values of each per fetch (one of
+ * them may be unpacked, P even: its four values read apart): a
  * statistic texel walks its row pair's texel row, a parameter texel its
  * column pair's texel column, two rows per step (pl from rowPlan's `even`).
  * The same output layout as rowPartials; moments of a row or column past
  * the last (padding) are never read. With an activation epilogue, dy is dz
  * (nm_dz) throughout.
  */
-function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boolean, tx: [number, number],
+function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boolean, src: {x: RowSource; dy: RowSource},
                            tg: [number, number] | null, act?: KernelActivation, withBeta = false): WebGLProgram {
   const S = v.S;
+  const P = v.P;
   const uv = (c: string, t: [number, number]) => `(vec2(${c}) + 0.5) * vec2(${lit(1 / t[1])}, ${lit(1 / t[0])})`;
+  // The four values of texel c: a packed texture's texel, or an unpacked texture's values at rows 2 c.y,
+  // 2 c.y + 1, columns 2 c.x, 2 c.x + 1 (a row past the last reads clamped garbage no moment keeps).
+  const block = (name: string, at: RowSource) => {
+    if (at.packed) return `vec4 nm_${name}(ivec2 c) { return texture(${name}, ${uv('c', at.tex)}); }`;
+    const w = at.tex[1];
+    const f = (e: string) => `texture(${name}, ${uv(e, at.tex)}).r`;
+    // With an even width an even offset's right neighbour is in the same texel row.
+    const next = (e: string) => (w % 2 === 0 ? `${e} + ivec2(1, 0)` : texelAt(`o${e} + 1`, w));
+    return `vec4 nm_${name}(ivec2 c) {
+      int oa = c.y * ${2 * P} + 2 * c.x;
+      int ob = oa + ${P};
+      ivec2 a = ${texelAt('oa', w)};
+      ivec2 b = ${texelAt('ob', w)};
+      return vec4(${f('a')}, ${f(next('a'))}, ${f('b')}, ${f(next('b'))});
+    }`;
+  };
   const xh = (xv: string, r: string) => (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
   const auxOf = (r: string, s: string) => `float inv${r} = getAux(${2 * S} + ${s});` +
     (center ? ` float hi${r} = getAux(${s}); float lo${r} = getAux(${S} + ${s});` : '');
@@ -278,8 +302,8 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
     outputShape: [2 * pl.H, 2 * pl.W],
     packedOutput: true,
     userCode: `${act ? dzGlsl(act, withGamma, withBeta) : ''}
-    vec4 nm_dy(ivec2 c) { return texture(dy, ${uv('c', tx)}); }
-    vec4 nm_x(ivec2 c) { return texture(x, ${uv('c', tx)}); }
+    ${block('dy', src.dy)}
+    ${block('x', src.x)}
     vec4 nm_stat(int T) {
       int sp = T / ${pl.ncs};
       int c = T - sp * ${pl.ncs};
@@ -447,14 +471,23 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     const rows = params && !fine && v.size / S > DIRECT_MAX && rowLayout(v);
     // Packed x and dy (a model's usual inputs) read in place, four values of each per fetch (also with an
     // activation epilogue: dz recomputed per value).
-    const pk = rows && r.packedRows(x, P) && r.packedRows(dy, P) ? r.packedTexel(x) : null;
+    // One of them packed is enough (a model's first layer: x an upload, dy a packed op's output; or the
+    // packed sum of AddLayerNorm and an uploaded dy): the other, unpacked, is read four values apart.
+    const source = (t: tf.TensorInfo): RowSource | null => {
+      if (r.packedRows(t, P)) return {packed: true, tex: r.packedTexel(t)!};
+      const tex = P % 2 === 0 ? r.texel(t) : null;
+      return tex ? {packed: false, tex} : null;
+    };
+    const src = rows ? {x: source(x), dy: source(dy)} : null;
+    const pk = src && src.x && src.dy && (src.x.packed || src.dy.packed) ? {x: src.x, dy: src.dy} : null;
     const tx = rows && !act && !pk ? r.texel(x) : null;
     const td = tx ? r.texel(dy) : null;
     let sums: tf.TensorInfo | null = null;
-    if (pk && String(r.packedTexel(dy)) === String(pk)) {
+    if (pk) {
       const pl = rowPlan(S, P, true);
       const tg = withGamma ? r.texel(gamma) : null;
-      const part = r.runTemp(rowPartialsPacked(v, pl, a.center, withGamma, pk, tg, act, beta != null), ins, [x, dy]);
+      const raw = [x, dy].filter((_, k) => [pk.x, pk.dy][k].packed);
+      const part = r.runTemp(rowPartialsPacked(v, pl, a.center, withGamma, pk, tg, act, beta != null), ins, raw);
       const fetched = partialFetch(pl.W, pl.H, r.packedTexel(part));
       if (fetched == null) throw new Error(`fused webgl backward: partials texture of an unexpected size. Received: ${r.packedTexel(part)}`);
       sums = r.runTemp(rowSums(v, pl, a.center, R, f16, fetched), [part], [part]);
