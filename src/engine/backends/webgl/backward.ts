@@ -161,7 +161,7 @@ interface RowPlan {
 
 /** `even`: chunks of even lengths (rowPartialsPacked reads two rows and two columns per texel). */
 function rowPlan(S: number, P: number, even = false): RowPlan {
-  const {L: Lc, nc: ncs} = chunking(P, Math.ceil(S / 2), even);
+  const {L: Lc, nc: ncs} = chunking(P, Math.ceil(S / 2), even ? 2 : 1);
   const SP = Math.ceil(S / 2);
   const Lr0 = Math.ceil(Math.sqrt(S));
   const Lr = even ? Lr0 + (Lr0 % 2) : Lr0;

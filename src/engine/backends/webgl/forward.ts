@@ -120,18 +120,107 @@ function statGlsl(g: Groups, partials: string | null, col = `${g.name}_col`): st
  * statistics program texelFetches its texels itself, partialFetch; without
  * WebGL2 it reads it through tfjs' unpack).
  */
-function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean): WebGLProgram {
+function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean, chunks = chunkGlsl(g, center)): WebGLProgram {
   const lay = partialLayout(g.count * g.nc);
   return {
     variableNames: ['x'],
     outputShape: lay.outputShape,
     packedOutput: true,
-    userCode: `${FINITE_GLSL}${enumGlsl}${chunkGlsl(g, center)}
+    userCode: `${FINITE_GLSL}${enumGlsl}${chunks}
     vec2 nm_k(int k) {
       ivec2 oc = ${g.name}_oc(k);
       return nm_chunk(oc.x, oc.y);
     }${lay.main('nm_k')}`,
   };
+}
+
+/**
+ * Where every statistic of a packed x (rows of C values, Runner.packedRows'
+ * texel layout) is a rectangle of whole texels: Q consecutive rows (Q even,
+ * starting at an even row) times Cs consecutive columns (Cs even, starting at
+ * an even column): {Q, Cs}; else null. InstanceNorm and GroupNorm
+ * channels-first (a statistic is Q whole rows, Cs = C), GroupNorm
+ * channels-last with an even number of channels a group (Q positions of a
+ * sample times its Cs channels).
+ */
+export function texelRects(v: View, C: number): {Q: number; Cs: number} | null {
+  const n = v.size / v.S;
+  let rect: {Q: number; Cs: number} | null = null;
+  if (contiguousStats(v) && n % C === 0) rect = {Q: n / C, Cs: C};
+  else {
+    // The axes holding the C columns (innermost, their sizes multiplying to C) and the rows (the others): in
+    // each part a statistic's kept axes lead its reduced ones, so it covers a run of either.
+    let k = 4;
+    let prod = 1;
+    while (k > 0 && prod < C) prod *= v.s[--k];
+    if (prod !== C) return null;
+    const part = (from: number, to: number) => {
+      let seenReduced = false;
+      let reduced = 1;
+      for (let d = from; d < to; d++) {
+        if (v.s[d] === 1) continue;
+        if (!v.statKept[d]) {
+          seenReduced = true;
+          reduced *= v.s[d];
+        } else if (seenReduced) return null;
+      }
+      return reduced;
+    };
+    const Q = part(0, k);
+    const Cs = part(k, 4);
+    if (Q == null || Cs == null || Q * Cs !== n) return null;
+    rect = {Q, Cs};
+  }
+  return rect.Q % 2 === 0 && rect.Cs % 2 === 0 ? rect : null;
+}
+
+/**
+ * GLSL `nm_pivot(s)` and `nm_chunk(s, c)` as chunkGlsl's, over statistics that
+ * are texel rectangles (texelRects) of a packed x read in place (physical
+ * texture tex): chunk c is the values c L .. c L + len of the rectangle in
+ * texel order (texel rows, then texels within a row; four values a texel, L
+ * a multiple of 4). Moments do not depend on the order of the values; the
+ * pivot (the statistic's first value) is the same value as chunkGlsl's.
+ */
+function rectChunkGlsl(g: Groups, center: boolean, C: number, Cs: number, tex: [number, number]): string {
+  const {name, L} = g;
+  const Cr = Cs / 2;
+  return `
+    vec4 nm_x(ivec2 c) { return texture(x, (vec2(c) + 0.5) * vec2(${lit(1 / tex[1])}, ${lit(1 / tex[0])})); }
+    ivec2 nm_corner(int s) {
+      int o = ${name}_base(s).x;
+      int row = o / ${C};
+      return ivec2((o - row * ${C}) / 2, row / 2);
+    }
+    float nm_pivot(int s) {
+      ${center ? 'float p = nm_x(nm_corner(s)).x; return nm_finite(p) ? p : 0.0;' : 'return 0.0;'}
+    }
+    vec2 nm_chunk(int s, int c) {
+      ivec2 c0 = nm_corner(s);
+      int u = c * ${L / 4};
+      int ur = u / ${Cr};
+      ivec2 t = c0 + ivec2(u - ur * ${Cr}, ur);
+      int len = ${name}_len(c);
+      ${center ? `float f = nm_x(t).x;
+      float cp = nm_finite(f) ? f : nm_pivot(s);
+      vec4 cp4 = vec4(cp);` : ''}
+      vec4 a1 = vec4(0.0);
+      vec4 a2 = vec4(0.0);
+      for (int q = 0; q < ${L / 4}; q++) {
+        if (4 * q >= len) break;
+        vec4 d = nm_x(t)${center ? ' - cp4' : ''};
+        a1 += d;
+        a2 += d * d;
+        t.x += 1;
+        ${Cr * 2 === C ? `if (t.x >= ${Cr}) { t.x = 0; t.y += 1; }` : `if (t.x >= c0.x + ${Cr}) { t.x = c0.x; t.y += 1; }`}
+      }
+      float fl = float(len);
+      float s1 = a1.x + a1.y + a1.z + a1.w;
+      float s2 = a2.x + a2.y + a2.z + a2.w;
+      ${center ? `float m = s1 / fl;
+      float v = s2 / fl - m * m;
+      return vec2((cp - nm_pivot(s)) + m, v < 0.0 ? 0.0 : v);` : 'return vec2(0.0, s2 / fl);'}
+    }`;
 }
 
 /**
@@ -430,7 +519,10 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const x = sum ?? inputs.x!;
   // Rows of a packed x read in place, four values per fetch, where each statistic is one row of its texture.
   const rowsPacked = rowsOk && r.packedRows(x, n);
-  const {glsl, groups} = groupGlsl(v, 'nm_g', v.statKept, rowsPacked);
+  // Else statistics that are rectangles of whole texels of a packed x, walked four values per fetch.
+  const C = r.packedGeometry(x)?.[2] ?? 0;
+  const rect = !rowsPacked && n > DIRECT_MAX && C > 0 && r.packedRows(x, C) ? texelRects(v, C) : null;
+  const {glsl, groups} = groupGlsl(v, 'nm_g', v.statKept, rowsPacked ? 2 : rect ? 4 : 1);
   const partials = groups.nc > 1;
   const running = inputs.runningMean ? runningOf(a, v) : null;
   try {
@@ -444,6 +536,7 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
       const pk = rowsPacked ? r.packedTexel(x) : null;
       const tx = pk ?? (contiguousStats(v) ? r.texel(x) : null);
       const part = pk ? r.runTemp(rowStatPartialsPacked(v, groups, a.center, pk), [x], [x])
+        : rect ? r.runTemp(partialProgram(v, glsl, groups, a.center, rectChunkGlsl(groups, a.center, C, rect.Cs, r.packedTexel(x)!)), [x], [x])
         : r.runTemp(tx ? rowStatPartials(v, groups, a.center, tx) : partialProgram(v, glsl, groups, a.center), [x]);
       statInputs.push(part);
       const lay = partialLayout(tx ? 2 * Math.ceil(v.S / 2) * groups.nc : groups.count * groups.nc);

@@ -106,22 +106,21 @@ export const TARGET_CHUNKS = 8192;
 
 /**
  * Chunk length L and count nc for `count` groups of n values (nc = 1: reduced
- * directly); `even`: L rounded up to even (the packed walks read two values
- * of a row per texel, so chunks start at even offsets).
+ * directly); L rounded up to a multiple of `multiple` (the packed walks read
+ * two or four values of a group per texel, so chunks start at whole texels).
  */
-export function chunking(n: number, count = 1, even = false): {L: number; nc: number} {
+export function chunking(n: number, count = 1, multiple = 1): {L: number; nc: number} {
   if (n <= DIRECT_MAX) return {L: n, nc: 1};
   const nc0 = Math.max(2, Math.min(Math.ceil(Math.sqrt(n)), Math.ceil(TARGET_CHUNKS / count)));
-  const L0 = Math.ceil(n / nc0);
-  const L = even ? L0 + (L0 % 2) : L0;
+  const L = Math.ceil(Math.ceil(n / nc0) / multiple) * multiple;
   return {L, nc: Math.ceil(n / L)};
 }
 
 /**
  * GLSL of the enumerator `NAME_base(o)`, `NAME_off(j)` and `NAME_len(c)`
- * (chunk c's length); `evenChunks`: chunking's `even`.
+ * (chunk c's length); `multiple`: chunking's.
  */
-export function groupGlsl(v: View, name: string, keep: boolean[], evenChunks = false): {glsl: string; groups: Groups} {
+export function groupGlsl(v: View, name: string, keep: boolean[], multiple = 1): {glsl: string; groups: Groups} {
   const baseAxes: number[] = [];
   const offAxes: number[] = [];
   let count = 1;
@@ -142,7 +141,7 @@ export function groupGlsl(v: View, name: string, keep: boolean[], evenChunks = f
     : `{ int c = imod(q, ${v.s[d]}); q = q / ${v.s[d]}; r += c * ${vec(v, d)}; }`));
   const base = walk(baseAxes);
   const off = walk(offAxes);
-  const {L, nc} = chunking(n, count, evenChunks);
+  const {L, nc} = chunking(n, count, multiple);
   // x distance between neighbouring groups' first elements, and between a group's neighbouring chunks.
   const groupDist = baseAxes.length ? v.xs[baseAxes[0]] : Infinity;
   let chunkDist = 0;
