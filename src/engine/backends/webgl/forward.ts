@@ -135,43 +135,112 @@ function partialProgram(v: View, enumGlsl: string, g: Groups, center: boolean, c
 }
 
 /**
- * Where every statistic of a packed x (rows of C values, Runner.packedRows'
- * texel layout) is a rectangle of whole texels: Q consecutive rows (Q even,
- * starting at an even row) times Cs consecutive columns (Cs even, starting at
- * an even column): {Q, Cs}; else null. InstanceNorm and GroupNorm
- * channels-first (a statistic is Q whole rows, Cs = C), GroupNorm
- * channels-last with an even number of channels a group (Q positions of a
- * sample times its Cs channels).
+ * The groups kept along `keep` (statistics, or the backward's fine groups)
+ * of a packed x of rows of C values (Runner.packedRows' texel layout) as
+ * rectangles: Q consecutive rows times Cs consecutive columns, each group
+ * starting at a multiple of either; null where the groups are not such runs.
+ */
+function groupRects(v: View, C: number, keep: boolean[]): {Q: number; Cs: number} | null {
+  const runs = (from: number, to: number) => {
+    let seenReduced = false;
+    let reduced = 1;
+    for (let d = from; d < to; d++) {
+      if (v.s[d] === 1) continue;
+      if (!keep[d]) {
+        seenReduced = true;
+        reduced *= v.s[d];
+      } else if (seenReduced) return null;
+    }
+    return reduced;
+  };
+  const n = v.s.reduce((acc, d, k) => (keep[k] ? acc : acc * d), 1);
+  // A run of whole rows (InstanceNorm / GroupNorm channels-first): Cs = C.
+  if (runs(0, 4) != null && n % C === 0) return {Q: n / C, Cs: C};
+  // Else the axes holding the C columns (innermost, their sizes multiplying to C) and the rows (the
+  // others): in each part a group's kept axes lead its reduced ones, so it covers a run of either.
+  let k = 4;
+  let prod = 1;
+  while (k > 0 && prod < C) prod *= v.s[--k];
+  if (prod !== C) return null;
+  const Q = runs(0, k);
+  const Cs = runs(k, 4);
+  return Q != null && Cs != null && Q * Cs === n ? {Q, Cs} : null;
+}
+
+/**
+ * Where every statistic of a packed x is a rectangle of whole texels
+ * (groupRects with Q and Cs even): InstanceNorm and GroupNorm channels-first,
+ * GroupNorm channels-last with an even number of channels a group.
  */
 export function texelRects(v: View, C: number): {Q: number; Cs: number} | null {
-  const n = v.size / v.S;
-  let rect: {Q: number; Cs: number} | null = null;
-  if (contiguousStats(v) && n % C === 0) rect = {Q: n / C, Cs: C};
-  else {
-    // The axes holding the C columns (innermost, their sizes multiplying to C) and the rows (the others): in
-    // each part a statistic's kept axes lead its reduced ones, so it covers a run of either.
-    let k = 4;
-    let prod = 1;
-    while (k > 0 && prod < C) prod *= v.s[--k];
-    if (prod !== C) return null;
-    const part = (from: number, to: number) => {
-      let seenReduced = false;
-      let reduced = 1;
-      for (let d = from; d < to; d++) {
-        if (v.s[d] === 1) continue;
-        if (!v.statKept[d]) {
-          seenReduced = true;
-          reduced *= v.s[d];
-        } else if (seenReduced) return null;
+  const rect = groupRects(v, C, v.statKept);
+  return rect && rect.Q % 2 === 0 && rect.Cs % 2 === 0 ? rect : null;
+}
+
+/**
+ * Where the groups kept along `keep` are single columns of Q rows (Q even)
+ * of a packed x with C even: groups 2p and 2p + 1 are columns 2c, 2c + 1 of
+ * the same rows (their channel axes are innermost and kept), so a texel
+ * column walks both, two values of each per texel (BatchNorm, InstanceNorm
+ * channels-last statistics; the backward's fine groups channels-last).
+ */
+export function columnGroups(v: View, C: number, keep: boolean[]): boolean {
+  const rect = groupRects(v, C, keep);
+  return C % 2 === 0 && rect != null && rect.Cs === 1 && rect.Q % 2 === 0;
+}
+
+/**
+ * The chunk moments of column-pair groups (columnGroups) of a packed x read
+ * in place (physical texture tex), in rowStatPartials' layout: texel T = p
+ * nc + c holds chunk c (rows c L .. c L + len of the group's Q, L even) of
+ * groups 2p, 2p + 1, (means, variances); group o, chunk c is chunk nm_rcol(o,
+ * c). Per value the arithmetic of nm_chunk.
+ */
+function columnStatPartials(enumGlsl: string, g: Groups, center: boolean, C: number, tex: [number, number]): WebGLProgram {
+  const {name, L, nc} = g;
+  const TC = Math.ceil(g.count / 2) * nc;
+  const lay = partialLayout(2 * TC);
+  const W = lay.outputShape[1] / 2;
+  return {
+    variableNames: ['x'],
+    outputShape: lay.outputShape,
+    packedOutput: true,
+    userCode: `${FINITE_GLSL}${enumGlsl}
+    vec4 nm_x(ivec2 c) { return texture(x, (vec2(c) + 0.5) * vec2(${lit(1 / tex[1])}, ${lit(1 / tex[0])})); }
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int T = (rc.x / 2) * ${W} + rc.y / 2;
+      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
+      int p = T / ${nc};
+      int c = T - p * ${nc};
+      int o = ${name}_base(2 * p).x;
+      int row = o / ${C};
+      ivec2 c0 = ivec2((o - row * ${C}) / 2, row / 2);
+      int len = ${name}_len(c);
+      ivec2 t = c0 + ivec2(0, c * ${L / 2});
+      ${center ? `vec4 v0 = nm_x(c0);
+      vec4 f = nm_x(t);
+      vec2 piv = vec2(nm_finite(v0.x) ? v0.x : 0.0, nm_finite(v0.y) ? v0.y : 0.0);
+      vec2 cp = vec2(nm_finite(f.x) ? f.x : piv.x, nm_finite(f.y) ? f.y : piv.y);
+      vec4 cp4 = cp.xyxy;` : ''}
+      vec4 a1 = vec4(0.0);
+      vec4 a2 = vec4(0.0);
+      for (int q = 0; q < ${L / 2}; q++) {
+        if (2 * q >= len) break;
+        vec4 d = nm_x(t)${center ? ' - cp4' : ''};
+        a1 += d;
+        a2 += d * d;
+        t.y += 1;
       }
-      return reduced;
-    };
-    const Q = part(0, k);
-    const Cs = part(k, 4);
-    if (Q == null || Cs == null || Q * Cs !== n) return null;
-    rect = {Q, Cs};
-  }
-  return rect.Q % 2 === 0 && rect.Cs % 2 === 0 ? rect : null;
+      float fl = float(len);
+      vec2 s1 = a1.xy + a1.zw;
+      vec2 s2 = a2.xy + a2.zw;
+      ${center ? `vec2 m = s1 / fl;
+      vec2 va = s2 / fl - m * m;
+      setOutput(vec4((cp - piv) + m, max(va.x, 0.0), max(va.y, 0.0)));`
+    : 'setOutput(vec4(0.0, 0.0, s2 / fl));'}
+    }`,
+  };
 }
 
 /**
@@ -521,8 +590,11 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const rowsPacked = rowsOk && r.packedRows(x, n);
   // Else statistics that are rectangles of whole texels of a packed x, walked four values per fetch.
   const C = r.packedGeometry(x)?.[2] ?? 0;
-  const rect = !rowsPacked && n > DIRECT_MAX && C > 0 && r.packedRows(x, C) ? texelRects(v, C) : null;
-  const {glsl, groups} = groupGlsl(v, 'nm_g', v.statKept, rowsPacked ? 2 : rect ? 4 : 1);
+  const xRows = !rowsPacked && n > DIRECT_MAX && C > 0 && r.packedRows(x, C);
+  const rect = xRows ? texelRects(v, C) : null;
+  // Or single columns (BatchNorm, InstanceNorm channels-last): a texel column walks two statistics.
+  const cols = xRows && !rect && columnGroups(v, C, v.statKept);
+  const {glsl, groups} = groupGlsl(v, 'nm_g', v.statKept, rowsPacked || cols ? 2 : rect ? 4 : 1);
   const partials = groups.nc > 1;
   const running = inputs.runningMean ? runningOf(a, v) : null;
   try {
@@ -537,14 +609,17 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
       const tx = pk ?? (contiguousStats(v) ? r.texel(x) : null);
       const part = pk ? r.runTemp(rowStatPartialsPacked(v, groups, a.center, pk), [x], [x])
         : rect ? r.runTemp(partialProgram(v, glsl, groups, a.center, rectChunkGlsl(groups, a.center, C, rect.Cs, r.packedTexel(x)!)), [x], [x])
+        : cols ? r.runTemp(columnStatPartials(glsl, groups, a.center, C, r.packedTexel(x)!), [x], [x])
         : r.runTemp(tx ? rowStatPartials(v, groups, a.center, tx) : partialProgram(v, glsl, groups, a.center), [x]);
       statInputs.push(part);
-      const lay = partialLayout(tx ? 2 * Math.ceil(v.S / 2) * groups.nc : groups.count * groups.nc);
+      // Two statistics' chunks per texel (rowStatPartials' layout: nm_rcol) or partialProgram's layout.
+      const paired = tx != null || cols;
+      const lay = partialLayout(paired ? 2 * Math.ceil(v.S / 2) * groups.nc : groups.count * groups.nc);
       partGlsl = lay.fetch(r.packedTexel(part));
       if (partGlsl != null) raw.push(part);
       else partGlsl = `${lay.index}
     float nm_part(int m, int k) { return getPart(nm_pidx(m, k)); }`;
-      if (tx) {
+      if (paired) {
         partGlsl += rowStatCol(groups.nc);
         col = 'nm_rcol';
       }
