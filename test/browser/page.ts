@@ -663,8 +663,10 @@ const EPILOGUE_CASES: RandomCase[] = [
   {name: 'AddLayerNorm no activation, two axes', op: 'addLayerNorm', shape: [3, 5, 6, 7], args: {axis: [-2, -1]}, param: [6, 7]},
   {name: 'AddRMSNorm silu returnSum', op: 'addRMSNorm', shape: [32, 258], args: {activation: 'silu', returnSum: true}, param: [258], beta: false},
   {name: 'AddRMSNorm no affine', op: 'addRMSNorm', shape: [4, 50], args: {}, param: null},
-  // Inputs from ops (packed on webgl): the sum is written packed and its rows walked in place (forward and
-  // backward; the backward also with the activation's dz).
+  // Inputs from ops (packed on webgl): x and dy read in place, four values per fetch (GroupNorm: texel
+  // rectangles forward, texel columns of fine groups backward, with the activation's dz); the Add layers' sum
+  // written packed and its rows walked in place.
+  {name: 'GroupNorm(8) channels-last silu, inputs from ops', op: 'groupNorm', shape: [2, 16, 16, 32], args: {numGroups: 8, axis: -1, activation: 'silu'}, param: [32], fromOps: true},
   {name: 'AddLayerNorm gelu, inputs from ops', op: 'addLayerNorm', shape: [4, 6, 300], args: {activation: 'gelu'}, param: [300], fromOps: true},
   {name: 'AddRMSNorm returnSum, inputs from ops', op: 'addRMSNorm', shape: [7, 258], args: {returnSum: true}, param: [258], beta: false, fromOps: true},
 ];

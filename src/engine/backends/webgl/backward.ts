@@ -37,7 +37,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {BackwardAttrs, KernelActivation} from '../../kernels';
 import {ACT_GLSL, actGradGlsl} from './activation';
-import {f16Textures, hiGlsl} from './forward';
+import {columnGroups, f16Textures, hiGlsl, rowStatCol} from './forward';
 import {
   DIRECT_MAX, FINITE_GLSL, chunking, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, pairChunkGlsl, partialFetch,
   partialLayout, texelAt, texelStep, viewOf,
@@ -369,6 +369,61 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
 }
 
 /**
+ * The backward's chunk means for column-pair groups (forward.ts
+ * columnGroups: fine groups, or statistics without parameters, channels-last)
+ * of packed x and dy read in place (physical textures tx, td): texel T = p nc
+ * + c holds chunk c of groups 2p, 2p + 1 as (mean dy a, mean dy b, mean
+ * dy xhat a, mean dy xhat b), the moments of nm_sc (gamma not applied: fine
+ * groups weigh it in the sums program), in rowStatPartials' layout (group o,
+ * chunk c is chunk nm_rcol(o, c)). With an activation epilogue dy is dz
+ * (dz: dzGlsl's text).
+ */
+function columnPartials(names: string[], S: number, g: Groups, enumGlsl: string, center: boolean, C: number,
+                        tx: [number, number], td: [number, number], dz: string | null): WebGLProgram {
+  const {name, L, nc} = g;
+  const TC = Math.ceil(g.count / 2) * nc;
+  const lay = partialLayout(2 * TC);
+  const W = lay.outputShape[1] / 2;
+  const uv = (t: [number, number]) => `(vec2(c) + 0.5) * vec2(${lit(1 / t[1])}, ${lit(1 / t[0])})`;
+  const aux = (r: string, b: string) => `float inv${r} = getAux(${2 * S} + ${b}.y);` +
+    (center ? ` float hi${r} = getAux(${b}.y); float lo${r} = getAux(${S} + ${b}.y);` : '');
+  const xh = (xv: string, r: string) => (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
+  return {
+    variableNames: names,
+    outputShape: lay.outputShape,
+    packedOutput: true,
+    userCode: `${dz ?? ''}${enumGlsl}
+    vec4 nm_dy(ivec2 c) { return texture(dy, ${uv(td)}); }
+    vec4 nm_x(ivec2 c) { return texture(x, ${uv(tx)}); }
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int T = (rc.x / 2) * ${W} + rc.y / 2;
+      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
+      int p = T / ${nc};
+      int c = T - p * ${nc};
+      ivec3 ba = ${name}_base(2 * p);
+      ivec3 bb = ${name}_base(2 * p + 1);
+      int row = ba.x / ${C};
+      ivec2 t = ivec2((ba.x - row * ${C}) / 2, row / 2 + c * ${L / 2});
+      int len = ${name}_len(c);
+      ${aux('a', 'ba')}
+      ${aux('b', 'bb')}
+      vec4 acc = vec4(0.0);
+      for (int q = 0; q < ${L / 2}; q++) {
+        if (2 * q >= len) break;
+        vec4 xv = nm_x(t);
+        vec4 d = nm_dy(t);
+        vec4 xh = vec4(${xh('xv.x', 'a')}, ${xh('xv.y', 'b')}, ${xh('xv.z', 'a')}, ${xh('xv.w', 'b')});
+        ${dz ? 'd = vec4(nm_dz(d.x, xh.x, ba.z), nm_dz(d.y, xh.y, bb.z), nm_dz(d.z, xh.z, ba.z), nm_dz(d.w, xh.w, bb.z));' : ''}
+        acc += vec4(d.x + d.z, d.y + d.w, d.x * xh.x + d.z * xh.z, d.y * xh.y + d.w * xh.w);
+        t.y += 1;
+      }
+      setOutput(acc / float(len));
+    }`,
+  };
+}
+
+/**
  * GLSL opening both sums programs' main (flatOutput `coords`) over the sums
  * texture [mean(g) | mean(g * xhat) | dgamma | dbeta], each mean R rows of S
  * (hi + lo with float16): for t in the means, the statistic s, the row k and
@@ -442,7 +497,14 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   const fine = params && fineN >= FINE_MIN
     ? {ofStat: fineOf(v, 'nm_fOfStat', fineKept, v.statKept, v.ss), ofParam: fineOf(v, 'nm_fOfParam', fineKept, v.paramKept, v.ps)}
     : null;
-  const sEnum = groupGlsl(v, 'nm_s', fine ? fineKept : v.statKept);
+  const r = new Runner(backend as WebGLBackend);
+  // Groups reduced alone (fine groups, or statistics without parameters) that are single columns of packed x
+  // and dy (channels-last): walked in place, a texel column giving two values of each of two groups.
+  const sKeep = fine ? fineKept : v.statKept;
+  const Cx = r.packedGeometry(x)?.[2] ?? 0;
+  const colWalk = (fine || !params) && Cx > 0 && v.s.reduce((acc, d, k) => (sKeep[k] ? acc : acc * d), 1) > DIRECT_MAX &&
+    r.packedRows(x, Cx) && r.packedRows(dy, Cx) && columnGroups(v, Cx, sKeep);
+  const sEnum = groupGlsl(v, 'nm_s', sKeep, colWalk ? 2 : 1);
   const pEnum = params && !fine ? groupGlsl(v, 'nm_p', v.paramKept) : null;
   const gs = sEnum.groups;
   const gp = pEnum ? pEnum.groups : null;
@@ -461,7 +523,6 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   const KS = gs.count * gs.nc;
   const K = KS + (gp ? P * gp.nc : 0);
   const lay = partialLayout(K);
-  const r = new Runner(backend as WebGLBackend);
   try {
     const f16 = f16Textures();
     const R = f16 ? 2 : 1;
@@ -500,7 +561,10 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       sums = r.runTemp(rowSums(v, pl, a.center, R, f16, fetched), [part], [part]);
     }
     let part: tf.TensorInfo | null = null;
-    if (partials && !sums) {
+    if (colWalk) {
+      part = r.runTemp(columnPartials(names, S, gs, sEnum.glsl, a.center, Cx, r.packedTexel(x)!, r.packedTexel(dy)!,
+                                      act ? dzGlsl(act, withGamma, beta != null) : null), ins, [x, dy]);
+    } else if (partials && !sums) {
       part = r.runTemp({
         variableNames: names,
         outputShape: lay.outputShape,
@@ -521,7 +585,8 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
     const combine = (g: Groups, fn: string, group: string, which: string, col: (c: string) => string) => (partials ? `
         for (int c = 0; c < ${g.nc}; c++) acc += float(${g.name}_len(c)) * nm_part(${which}, ${col('c')});` : `
         { vec2 m = ${fn}(${group}, 0); acc += ((${which}) == 0 ? m.x : m.y) * ${lit(g.n)}; }`);
-    const statSum = (group: string, which: string) => combine(gs, 'nm_sc', group, which, c => `nm_s_col(${group}, ${c})`);
+    const statSum = (group: string, which: string) => combine(gs, 'nm_sc', group, which,
+                                                              c => `${colWalk ? 'nm_rcol' : 'nm_s_col'}(${group}, ${c})`);
     // With float16 textures each per-statistic mean is stored as hi + lo (R = 2 rows), so that
     // g - mean(g) cancels as in float32 (a one-value group's dx is exactly 0).
     const flat = flatOutput(2 * R * S + (params ? 2 * P : 0));
@@ -533,6 +598,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
       if (fetched != null) raw.push(part);
       partGlsl = fetched ?? `${lay.index}
     float nm_part(int m, int k) { return getPart(nm_pidx(m, k)); }`;
+      if (colWalk) partGlsl += rowStatCol(gs.nc);
     }
     if (!sums) sums = r.runTemp({
       variableNames: partials ? [...names, 'part'] : names,

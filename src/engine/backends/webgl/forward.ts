@@ -420,7 +420,7 @@ function rowStatPartialsPacked(v: View, g: Groups, center: boolean, tx: [number,
 }
 
 /** GLSL: the partial chunk of statistic s, chunk c in rowStatPartials' texture. */
-const rowStatCol = (nc: number) => `
+export const rowStatCol = (nc: number) => `
     int nm_rcol(int s, int c) { int sp = s / 2; return 2 * (sp * ${nc} + c) + (s - 2 * sp); }`;
 
 interface Running {
