@@ -39,8 +39,8 @@ import {BackwardAttrs, KernelActivation} from '../../kernels';
 import {ACT_GLSL, actGradGlsl} from './activation';
 import {columnGroups, f16Textures, hiGlsl, rowStatCol} from './forward';
 import {
-  DIRECT_MAX, FINITE_GLSL, chunking, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, pairChunkGlsl, partialFetch,
-  partialLayout, texelAt, texelStep, viewOf,
+  DIRECT_MAX, FINITE_GLSL, chunking, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, packedTexelOf, pairChunkGlsl,
+  pairPartials, partialFetch, partialLayout, texelAt, texelReader, texelStep, texelUv, viewOf,
 } from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
 
@@ -173,6 +173,24 @@ function rowPlan(S: number, P: number, even = false): RowPlan {
   return {Lc, ncs, SP, TS, Lr, nr, J, W, H: Math.ceil(T / W)};
 }
 
+/** GLSL: xhat of value `xv` from the aux values read by auxGlsl with suffix r (x * invStd without centering). */
+const xhatOf = (center: boolean) => (xv: string, r: string) =>
+  (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
+
+/** GLSL reading statistic s's aux values (invStd; mean hi, lo when centering) into inv/hi/lo + suffix r. */
+const auxGlsl = (S: number, center: boolean) => (r: string, s: string) => `float inv${r} = getAux(${2 * S} + ${s});` +
+  (center ? ` float hi${r} = getAux(${s}); float lo${r} = getAux(${S} + ${s});` : '');
+
+/** GLSL: the main of both row-partials programs, statistic texels then parameter texels (nm_stat, nm_param). */
+const rowMainGlsl = (pl: RowPlan) => `
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int T = (rc.x / 2) * ${pl.W} + rc.y / 2;
+      if (T < ${pl.TS}) setOutput(nm_stat(T));
+      else if (T < ${pl.TS + pl.nr * pl.J}) setOutput(nm_param(T - ${pl.TS}));
+      else setOutput(vec4(0.0));
+    }`;
+
 function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, tx: [number, number],
                      td: [number, number], tg: [number, number] | null): WebGLProgram {
   const S = v.S;
@@ -180,17 +198,15 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
   const wx = tx[1];
   const wd = td[1];
   const same = tx[0] === td[0] && wx === wd;
-  const xh = (xv: string, r: string) => (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
-  const auxOf = (r: string, s: string) => `float inv${r} = getAux(${2 * S} + ${s});` +
-    (center ? ` float hi${r} = getAux(${s}); float lo${r} = getAux(${S} + ${s});` : '');
+  const xh = xhatOf(center);
+  const auxOf = auxGlsl(S, center);
   // Two walks (rows a, b or columns a, b) over x and dy; dy shares x's coordinates when the textures have the same shape.
   const coords = (o: string, name: string) => `ivec2 cx${name} = ${texelAt(o, wx)};${same ? '' : ` ivec2 cd${name} = ${texelAt(o, wd)};`}`;
   const cd = (name: string) => (same ? `cx${name}` : `cd${name}`);
   const step = (name: string, d: number) => `${texelStep(`cx${name}`, d, wx)}${same ? '' : ` ${texelStep(`cd${name}`, d, wd)}`}`;
   // texture() at the texel's centre: on SwiftShader faster than texelFetch of the same texel.
-  const uv = (c: string, t: [number, number]) => `(vec2(${c}) + 0.5) * vec2(${lit(1 / t[1])}, ${lit(1 / t[0])})`;
-  const fetch = (tex: string, c: string) => `texture(${tex}, ${uv(c, tex === 'x' ? tx : td)}).r`;
-  const gam = tg ? `texture(gamma, ${uv('cg', tg)}).r` : withGamma ? 'getGamma(p)' : '1.0';
+  const fetch = (tex: string, c: string) => `texture(${tex}, ${texelUv(c, tex === 'x' ? tx : td)}).r`;
+  const gam = tg ? `texture(gamma, ${texelUv('cg', tg)}).r` : withGamma ? 'getGamma(p)' : '1.0';
   return {
     variableNames: withGamma ? ['dy', 'x', 'aux', 'gamma'] : ['dy', 'x', 'aux'],
     outputShape: [2 * pl.H, 2 * pl.W],
@@ -237,14 +253,7 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
         ${step('b', P)}
       }
       return acc / float(len);
-    }
-    void main() {
-      ivec2 rc = getOutputCoords();
-      int T = (rc.x / 2) * ${pl.W} + rc.y / 2;
-      if (T < ${pl.TS}) setOutput(nm_stat(T));
-      else if (T < ${pl.TS + pl.nr * pl.J}) setOutput(nm_param(T - ${pl.TS}));
-      else setOutput(vec4(0.0));
-    }`,
+    }${rowMainGlsl(pl)}`,
   };
 }
 
@@ -269,13 +278,12 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
                            tg: [number, number] | null, act?: KernelActivation, withBeta = false): WebGLProgram {
   const S = v.S;
   const P = v.P;
-  const uv = (c: string, t: [number, number]) => `(vec2(${c}) + 0.5) * vec2(${lit(1 / t[1])}, ${lit(1 / t[0])})`;
   // The four values of texel c: a packed texture's texel, or an unpacked texture's values at rows 2 c.y,
   // 2 c.y + 1, columns 2 c.x, 2 c.x + 1 (a row past the last reads clamped garbage no moment keeps).
   const block = (name: string, at: RowSource) => {
-    if (at.packed) return `vec4 nm_${name}(ivec2 c) { return texture(${name}, ${uv('c', at.tex)}); }`;
+    if (at.packed) return texelReader(name, at.tex);
     const w = at.tex[1];
-    const f = (e: string) => `texture(${name}, ${uv(e, at.tex)}).r`;
+    const f = (e: string) => `texture(${name}, ${texelUv(e, at.tex)}).r`;
     // With an even width an even offset's right neighbour is in the same texel row.
     const next = (e: string) => (w % 2 === 0 ? `${e} + ivec2(1, 0)` : texelAt(`o${e} + 1`, w));
     return `vec4 nm_${name}(ivec2 c) {
@@ -286,11 +294,10 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
       return vec4(${f('a')}, ${f(next('a'))}, ${f('b')}, ${f(next('b'))});
     }`;
   };
-  const xh = (xv: string, r: string) => (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
-  const auxOf = (r: string, s: string) => `float inv${r} = getAux(${2 * S} + ${s});` +
-    (center ? ` float hi${r} = getAux(${s}); float lo${r} = getAux(${S} + ${s});` : '');
+  const xh = xhatOf(center);
+  const auxOf = auxGlsl(S, center);
   // gamma of columns p, p + 1: walked texel reads of its unpacked texture, or its getter.
-  const gam = tg ? `vec2(texture(gamma, ${uv('cg', tg)}).r, texture(gamma, ${uv('cg1', tg)}).r)`
+  const gam = tg ? `vec2(texture(gamma, ${texelUv('cg', tg)}).r, texture(gamma, ${texelUv('cg1', tg)}).r)`
     : withGamma ? 'vec2(getGamma(p), getGamma(p + 1))' : 'vec2(1.0)';
   // With an activation epilogue dy is dz = dy * act'(z) (nm_dz, z from xhat, gamma and beta of column p).
   const dz = (d: string, xhv: string, p: string) => (act ? `nm_dz(${d}, ${xhv}, ${p})` : d);
@@ -357,14 +364,7 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
         tc.y += 1;
       }
       return acc / float(len);
-    }
-    void main() {
-      ivec2 rc = getOutputCoords();
-      int T = (rc.x / 2) * ${pl.W} + rc.y / 2;
-      if (T < ${pl.TS}) setOutput(nm_stat(T));
-      else if (T < ${pl.TS + pl.nr * pl.J}) setOutput(nm_param(T - ${pl.TS}));
-      else setOutput(vec4(0.0));
-    }`,
+    }${rowMainGlsl(pl)}`,
   };
 }
 
@@ -381,33 +381,16 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
 function columnPartials(names: string[], S: number, g: Groups, enumGlsl: string, center: boolean, C: number,
                         tx: [number, number], td: [number, number], dz: string | null): WebGLProgram {
   const {name, L, nc} = g;
-  const TC = Math.ceil(g.count / 2) * nc;
-  const lay = partialLayout(2 * TC);
-  const W = lay.outputShape[1] / 2;
-  const uv = (t: [number, number]) => `(vec2(c) + 0.5) * vec2(${lit(1 / t[1])}, ${lit(1 / t[0])})`;
-  const aux = (r: string, b: string) => `float inv${r} = getAux(${2 * S} + ${b}.y);` +
-    (center ? ` float hi${r} = getAux(${b}.y); float lo${r} = getAux(${S} + ${b}.y);` : '');
-  const xh = (xv: string, r: string) => (center ? `((${xv} - hi${r}) - lo${r}) * inv${r}` : `${xv} * inv${r}`);
-  return {
-    variableNames: names,
-    outputShape: lay.outputShape,
-    packedOutput: true,
-    userCode: `${dz ?? ''}${enumGlsl}
-    vec4 nm_dy(ivec2 c) { return texture(dy, ${uv(td)}); }
-    vec4 nm_x(ivec2 c) { return texture(x, ${uv(tx)}); }
-    void main() {
-      ivec2 rc = getOutputCoords();
-      int T = (rc.x / 2) * ${W} + rc.y / 2;
-      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
-      int p = T / ${nc};
+  const auxOf = auxGlsl(S, center);
+  const xh = xhatOf(center);
+  return pairPartials(names, Math.ceil(g.count / 2), nc, `${dz ?? ''}${enumGlsl}${texelReader('dy', td)}${texelReader('x', tx)}${packedTexelOf(C)}`, `int p = T / ${nc};
       int c = T - p * ${nc};
       ivec3 ba = ${name}_base(2 * p);
       ivec3 bb = ${name}_base(2 * p + 1);
-      int row = ba.x / ${C};
-      ivec2 t = ivec2((ba.x - row * ${C}) / 2, row / 2 + c * ${L / 2});
+      ivec2 t = nm_texelOf(ba.x) + ivec2(0, c * ${L / 2});
       int len = ${name}_len(c);
-      ${aux('a', 'ba')}
-      ${aux('b', 'bb')}
+      ${auxOf('a', 'ba.y')}
+      ${auxOf('b', 'bb.y')}
       vec4 acc = vec4(0.0);
       for (int q = 0; q < ${L / 2}; q++) {
         if (2 * q >= len) break;
@@ -418,9 +401,7 @@ function columnPartials(names: string[], S: number, g: Groups, enumGlsl: string,
         acc += vec4(d.x + d.z, d.y + d.w, d.x * xh.x + d.z * xh.z, d.y * xh.y + d.w * xh.w);
         t.y += 1;
       }
-      setOutput(acc / float(len));
-    }`,
-  };
+      setOutput(acc / float(len));`);
 }
 
 /**

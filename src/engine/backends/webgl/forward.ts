@@ -29,7 +29,7 @@ import {ForwardAttrs, KernelActivation, LayoutAttrs} from '../../kernels';
 import {ACT_GLSL, actGlsl} from './activation';
 import {statToParam} from '../geometry';
 import {
-  DIRECT_MAX, FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, pairChunkGlsl, partialLayout, texelAt, texelStep, viewOf,
+  DIRECT_MAX, FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, packedTexelOf, pairChunkGlsl, pairMomentsGlsl, pairPartials, partialLayout, texelAt, texelReader, texelStep, viewOf,
 } from './layout';
 import {Runner, WebGLBackend, WebGLProgram, lit, sizeOf} from './webgl_backend';
 
@@ -190,6 +190,23 @@ export function columnGroups(v: View, C: number, keep: boolean[]): boolean {
 }
 
 /**
+ * GLSL of a texel walk's sums: a1 += d, a2 += d * d per texel of x at `t`
+ * (nm_x; less cp4 when centering), for `len` values, `per` values a texel,
+ * at most `texels` texels, `step` advancing t.
+ */
+function walkSumsGlsl(texels: number, per: number, center: boolean, step: string, t = 't'): string {
+  return `vec4 a1 = vec4(0.0);
+      vec4 a2 = vec4(0.0);
+      for (int q = 0; q < ${texels}; q++) {
+        if (${per} * q >= len) break;
+        vec4 d = nm_x(${t})${center ? ' - cp4' : ''};
+        a1 += d;
+        a2 += d * d;
+        ${step}
+      }`;
+}
+
+/**
  * The chunk moments of column-pair groups (columnGroups) of a packed x read
  * in place (physical texture tex), in rowStatPartials' layout: texel T = p
  * nc + c holds chunk c (rows c L .. c L + len of the group's Q, L even) of
@@ -198,24 +215,9 @@ export function columnGroups(v: View, C: number, keep: boolean[]): boolean {
  */
 function columnStatPartials(enumGlsl: string, g: Groups, center: boolean, C: number, tex: [number, number]): WebGLProgram {
   const {name, L, nc} = g;
-  const TC = Math.ceil(g.count / 2) * nc;
-  const lay = partialLayout(2 * TC);
-  const W = lay.outputShape[1] / 2;
-  return {
-    variableNames: ['x'],
-    outputShape: lay.outputShape,
-    packedOutput: true,
-    userCode: `${FINITE_GLSL}${enumGlsl}
-    vec4 nm_x(ivec2 c) { return texture(x, (vec2(c) + 0.5) * vec2(${lit(1 / tex[1])}, ${lit(1 / tex[0])})); }
-    void main() {
-      ivec2 rc = getOutputCoords();
-      int T = (rc.x / 2) * ${W} + rc.y / 2;
-      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
-      int p = T / ${nc};
+  return pairPartials(['x'], Math.ceil(g.count / 2), nc, `${FINITE_GLSL}${enumGlsl}${texelReader('x', tex)}${packedTexelOf(C)}`, `int p = T / ${nc};
       int c = T - p * ${nc};
-      int o = ${name}_base(2 * p).x;
-      int row = o / ${C};
-      ivec2 c0 = ivec2((o - row * ${C}) / 2, row / 2);
+      ivec2 c0 = nm_texelOf(${name}_base(2 * p).x);
       int len = ${name}_len(c);
       ivec2 t = c0 + ivec2(0, c * ${L / 2});
       ${center ? `vec4 v0 = nm_x(c0);
@@ -223,24 +225,8 @@ function columnStatPartials(enumGlsl: string, g: Groups, center: boolean, C: num
       vec2 piv = vec2(nm_finite(v0.x) ? v0.x : 0.0, nm_finite(v0.y) ? v0.y : 0.0);
       vec2 cp = vec2(nm_finite(f.x) ? f.x : piv.x, nm_finite(f.y) ? f.y : piv.y);
       vec4 cp4 = cp.xyxy;` : ''}
-      vec4 a1 = vec4(0.0);
-      vec4 a2 = vec4(0.0);
-      for (int q = 0; q < ${L / 2}; q++) {
-        if (2 * q >= len) break;
-        vec4 d = nm_x(t)${center ? ' - cp4' : ''};
-        a1 += d;
-        a2 += d * d;
-        t.y += 1;
-      }
-      float fl = float(len);
-      vec2 s1 = a1.xy + a1.zw;
-      vec2 s2 = a2.xy + a2.zw;
-      ${center ? `vec2 m = s1 / fl;
-      vec2 va = s2 / fl - m * m;
-      setOutput(vec4((cp - piv) + m, max(va.x, 0.0), max(va.y, 0.0)));`
-    : 'setOutput(vec4(0.0, 0.0, s2 / fl));'}
-    }`,
-  };
+      ${walkSumsGlsl(L / 2, 2, center, 't.y += 1;')}
+      ${pairMomentsGlsl(center, '(a1.xy + a1.zw)', '(a2.xy + a2.zw)')}`);
 }
 
 /**
@@ -255,12 +241,8 @@ function rectChunkGlsl(g: Groups, center: boolean, C: number, Cs: number, tex: [
   const {name, L} = g;
   const Cr = Cs / 2;
   return `
-    vec4 nm_x(ivec2 c) { return texture(x, (vec2(c) + 0.5) * vec2(${lit(1 / tex[1])}, ${lit(1 / tex[0])})); }
-    ivec2 nm_corner(int s) {
-      int o = ${name}_base(s).x;
-      int row = o / ${C};
-      return ivec2((o - row * ${C}) / 2, row / 2);
-    }
+${texelReader('x', tex)}${packedTexelOf(C)}
+    ivec2 nm_corner(int s) { return nm_texelOf(${name}_base(s).x); }
     float nm_pivot(int s) {
       ${center ? 'float p = nm_x(nm_corner(s)).x; return nm_finite(p) ? p : 0.0;' : 'return 0.0;'}
     }
@@ -273,16 +255,8 @@ function rectChunkGlsl(g: Groups, center: boolean, C: number, Cs: number, tex: [
       ${center ? `float f = nm_x(t).x;
       float cp = nm_finite(f) ? f : nm_pivot(s);
       vec4 cp4 = vec4(cp);` : ''}
-      vec4 a1 = vec4(0.0);
-      vec4 a2 = vec4(0.0);
-      for (int q = 0; q < ${L / 4}; q++) {
-        if (4 * q >= len) break;
-        vec4 d = nm_x(t)${center ? ' - cp4' : ''};
-        a1 += d;
-        a2 += d * d;
-        t.x += 1;
-        ${Cr * 2 === C ? `if (t.x >= ${Cr}) { t.x = 0; t.y += 1; }` : `if (t.x >= c0.x + ${Cr}) { t.x = c0.x; t.y += 1; }`}
-      }
+      ${walkSumsGlsl(L / 4, 4, center, `t.x += 1; ${Cr * 2 === C ? `if (t.x >= ${Cr}) { t.x = 0; t.y += 1; }`
+                                                               : `if (t.x >= c0.x + ${Cr}) { t.x = c0.x; t.y += 1; }`}`)}
       float fl = float(len);
       float s1 = a1.x + a1.y + a1.z + a1.w;
       float s2 = a2.x + a2.y + a2.z + a2.w;
@@ -318,22 +292,10 @@ function contiguousStats(v: View): boolean {
 function rowStatPartials(v: View, g: Groups, center: boolean, tx: [number, number]): WebGLProgram {
   const S = v.S;
   const {n, L, nc} = g;
-  const TC = Math.ceil(S / 2) * nc;
-  const lay = partialLayout(2 * TC);
-  const W = lay.outputShape[1] / 2;
   const w = tx[1];
   const at = (o: string) => texelAt(o, w);
-  return {
-    variableNames: ['x'],
-    outputShape: lay.outputShape,
-    packedOutput: true,
-    userCode: `${FINITE_GLSL}
-    float nm_x(ivec2 c) { return texture(x, (vec2(c) + 0.5) * vec2(${lit(1 / w)}, ${lit(1 / tx[0])})).r; }
-    void main() {
-      ivec2 rc = getOutputCoords();
-      int T = (rc.x / 2) * ${W} + rc.y / 2;
-      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
-      int sp = T / ${nc};
+  return pairPartials(['x'], Math.ceil(S / 2), nc, `${FINITE_GLSL}
+${texelReader('x', tx, true)}`, `int sp = T / ${nc};
       int c = T - sp * ${nc};
       ${pairChunkGlsl('sp', 'c', S, L, n, ['sa', 'sb', 'p0'])}
       ivec2 ca = ${at(`sa * ${n} + p0`)};
@@ -355,15 +317,7 @@ function rowStatPartials(v: View, g: Groups, center: boolean, tx: [number, numbe
         ${texelStep('ca', 1, w)}
         ${texelStep('cb', 1, w)}
       }
-      float fl = float(len);
-      ${center ? `vec2 m = acc.xy / fl;
-      float va = acc.z / fl - m.x * m.x;
-      float vb = acc.w / fl - m.y * m.y;
-      // As nm_chunk: a rounding negative is 0, NaN stays NaN.
-      setOutput(vec4((cpa - pa) + m.x, (cpb - pb) + m.y, va < 0.0 ? 0.0 : va, vb < 0.0 ? 0.0 : vb));`
-    : 'setOutput(vec4(0.0, 0.0, acc.z / fl, acc.w / fl));'}
-    }`,
-  };
+      ${pairMomentsGlsl(center, 'acc.xy', 'acc.zw', 'vec2(cpa, cpb)', 'vec2(pa, pb)')}`);
 }
 
 /**
@@ -377,20 +331,8 @@ function rowStatPartials(v: View, g: Groups, center: boolean, tx: [number, numbe
 function rowStatPartialsPacked(v: View, g: Groups, center: boolean, tx: [number, number]): WebGLProgram {
   const S = v.S;
   const {n, L, nc} = g;
-  const TC = Math.ceil(S / 2) * nc;
-  const lay = partialLayout(2 * TC);
-  const W = lay.outputShape[1] / 2;
-  return {
-    variableNames: ['x'],
-    outputShape: lay.outputShape,
-    packedOutput: true,
-    userCode: `${FINITE_GLSL}
-    vec4 nm_x(ivec2 c) { return texture(x, (vec2(c) + 0.5) * vec2(${lit(1 / tx[1])}, ${lit(1 / tx[0])})); }
-    void main() {
-      ivec2 rc = getOutputCoords();
-      int T = (rc.x / 2) * ${W} + rc.y / 2;
-      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
-      int sp = T / ${nc};
+  return pairPartials(['x'], Math.ceil(S / 2), nc, `${FINITE_GLSL}
+${texelReader('x', tx)}`, `int sp = T / ${nc};
       int c = T - sp * ${nc};
       int p0 = c * ${L};
       int len = ${n} - p0 < ${L} ? ${n} - p0 : ${L};
@@ -401,22 +343,9 @@ function rowStatPartialsPacked(v: View, g: Groups, center: boolean, tx: [number,
       float pb = nm_finite(v0.z) ? v0.z : 0.0;
       float cpa = nm_finite(c0.x) ? c0.x : pa;
       float cpb = nm_finite(c0.z) ? c0.z : pb;
-      vec4 cp = vec4(cpa, cpa, cpb, cpb);` : ''}
-      vec4 acc = vec4(0.0);
-      for (int t = 0; t < ${L / 2}; t++) {
-        if (2 * t >= len) break;
-        vec4 d = nm_x(tc)${center ? ' - cp' : ''};
-        acc += vec4(d.x + d.y, d.z + d.w, d.x * d.x + d.y * d.y, d.z * d.z + d.w * d.w);
-        tc.x += 1;
-      }
-      float fl = float(len);
-      ${center ? `vec2 m = acc.xy / fl;
-      float va = acc.z / fl - m.x * m.x;
-      float vb = acc.w / fl - m.y * m.y;
-      setOutput(vec4((cpa - pa) + m.x, (cpb - pb) + m.y, va < 0.0 ? 0.0 : va, vb < 0.0 ? 0.0 : vb));`
-    : 'setOutput(vec4(0.0, 0.0, acc.z / fl, acc.w / fl));'}
-    }`,
-  };
+      vec4 cp4 = vec4(cpa, cpa, cpb, cpb);` : ''}
+      ${walkSumsGlsl(L / 2, 2, center, 'tc.x += 1;', 'tc')}
+      ${pairMomentsGlsl(center, 'vec2(a1.x + a1.y, a1.z + a1.w)', 'vec2(a2.x + a2.y, a2.z + a2.w)', 'vec2(cpa, cpb)', 'vec2(pa, pb)')}`);
 }
 
 /** GLSL: the partial chunk of statistic s, chunk c in rowStatPartials' texture. */

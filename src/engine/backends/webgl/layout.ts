@@ -489,3 +489,63 @@ export function pairChunkGlsl(pair: string, chunk: string, count: number, L: num
       int ${start} = ${chunk} * ${L};
       int len = ${n} - ${start} < ${L} ? ${n} - ${start} : ${L};`;
 }
+
+/** GLSL: texture coordinates of the centre of texel `c` in a texture of physical [height, width] `tex`. */
+export const texelUv = (c: string, tex: [number, number]) =>
+  `(vec2(${c}) + 0.5) * vec2(${lit(1 / tex[1])}, ${lit(1 / tex[0])})`;
+
+/**
+ * GLSL `vec4 nm_NAME(ivec2 c)`: texel c of input `name` read with texture()
+ * at its centre (on SwiftShader faster than texelFetch of the same texel);
+ * `.r` of it for an unpacked texture (`scalar`: returns float).
+ */
+export function texelReader(name: string, tex: [number, number], scalar = false): string {
+  return scalar ? `
+    float nm_${name}(ivec2 c) { return texture(${name}, ${texelUv('c', tex)}).r; }` : `
+    vec4 nm_${name}(ivec2 c) { return texture(${name}, ${texelUv('c', tex)}); }`;
+}
+
+/**
+ * GLSL `ivec2 nm_texelOf(int o)`: the texel of flat offset o (even column) in
+ * a packed texture of rows of C values laid out as Runner.packedRows says.
+ */
+export const packedTexelOf = (C: number) => `
+    ivec2 nm_texelOf(int o) { int row = o / ${C}; return ivec2((o - row * ${C}) / 2, row / 2); }`;
+
+/**
+ * A pair-walk partials program: one packed texel per work item T (`pairs`
+ * group pairs x `nc` chunks, T = pair nc + chunk) in partialLayout's texture
+ * of 2 pairs nc chunks (texel T holds chunks 2T, 2T + 1), texels past the
+ * items writing 0; `head`: GLSL before main, `body`: main's after `int T`.
+ */
+export function pairPartials(names: string[], pairs: number, nc: number, head: string, body: string) {
+  const TC = pairs * nc;
+  const lay = partialLayout(2 * TC);
+  return {
+    variableNames: names,
+    outputShape: lay.outputShape,
+    packedOutput: true,
+    userCode: `${head}
+    void main() {
+      ivec2 rc = getOutputCoords();
+      int T = (rc.x / 2) * ${lay.outputShape[1] / 2} + rc.y / 2;
+      if (T >= ${TC}) { setOutput(vec4(0.0)); return; }
+      ${body}
+    }`,
+  };
+}
+
+/**
+ * GLSL ending a pair walk over `len` values of two groups: setOutput of
+ * (mean - pivot a, mean - pivot b, variance a, variance b) from the sums
+ * `s1`, `s2` (vec2: of x - cp, of (x - cp)^2) shifted by cp (vec2) against
+ * the pivots piv (vec2); a rounding negative variance is 0, NaN stays NaN.
+ * Without centering (0, 0, mean square a, b).
+ */
+export function pairMomentsGlsl(center: boolean, s1: string, s2: string, cp = 'cp', piv = 'piv'): string {
+  return `float fl = float(len);
+      ${center ? `vec2 m = ${s1} / fl;
+      vec2 va = ${s2} / fl - m * m;
+      setOutput(vec4((${cp} - ${piv}) + m, va.x < 0.0 ? 0.0 : va.x, va.y < 0.0 ? 0.0 : va.y));`
+    : `setOutput(vec4(0.0, 0.0, ${s2} / fl));`}`;
+}
