@@ -113,9 +113,9 @@ const FINE_MIN = 16;
  */
 function dzGlsl(act: KernelActivation, withGamma: boolean, withBeta: boolean): string {
   return `${ACT_GLSL}
-    float nm_dz(float dy, float xh, int p) {
-      return ${actGradGlsl(act, 'dy', `xh${withGamma ? ' * getGamma(p)' : ''}${withBeta ? ' + getBeta(p)' : ''}`)};
-    }`;
+    vec2 nm_gb(int p) { return vec2(${withGamma ? 'getGamma(p)' : '1.0'}, ${withBeta ? 'getBeta(p)' : '0.0'}); }
+    float nm_dzp(float dy, float xh, vec2 gb) { return ${actGradGlsl(act, 'dy', 'xh * gb.x + gb.y')}; }
+    float nm_dz(float dy, float xh, int p) { return nm_dzp(dy, xh, nm_gb(p)); }`;
 }
 
 /**
@@ -300,7 +300,8 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
   const gam = tg ? `vec2(texture(gamma, ${texelUv('cg', tg)}).r, texture(gamma, ${texelUv('cg1', tg)}).r)`
     : withGamma ? 'vec2(getGamma(p), getGamma(p + 1))' : 'vec2(1.0)';
   // With an activation epilogue dy is dz = dy * act'(z) (nm_dz, z from xhat, gamma and beta of column p).
-  const dz = (d: string, xhv: string, p: string) => (act ? `nm_dz(${d}, ${xhv}, ${p})` : d);
+  // (gamma, beta) of a column read once per step (statistic texels) or per walk (parameter texels): nm_gb.
+  const dz = (d: string, xhv: string, gb: string) => (act ? `nm_dzp(${d}, ${xhv}, ${gb})` : d);
   const names = ['dy', 'x', 'aux'];
   if (withGamma) names.push('gamma');
   if (act && withBeta) names.push('beta');
@@ -331,7 +332,9 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
         vec2 xa = vec2(${xh('xv.x', 'a')}, ${xh('xv.y', 'a')});
         vec2 xb = vec2(${xh('xv.z', 'b')}, ${xh('xv.w', 'b')});
         vec4 d = nm_dy(tc);
-        ${act ? `d = vec4(${dz('d.x', 'xa.x', 'p')}, ${dz('d.y', 'xa.y', 'p + 1')}, ${dz('d.z', 'xb.x', 'p')}, ${dz('d.w', 'xb.y', 'p + 1')});` : ''}
+        ${act ? `vec2 gb0 = nm_gb(p);
+        vec2 gb1 = nm_gb(p + 1);
+        d = vec4(${dz('d.x', 'xa.x', 'gb0')}, ${dz('d.y', 'xa.y', 'gb1')}, ${dz('d.z', 'xb.x', 'gb0')}, ${dz('d.w', 'xb.y', 'gb1')});` : ''}
         vec4 g = d * gm.xyxy;
         acc += vec4(g.x + g.y, g.z + g.w, dot(g.xy, xa), dot(g.zw, xb));
         tc.x += 1;
@@ -345,6 +348,7 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
       int r0 = c * ${pl.Lr};
       int len = ${S} - r0 < ${pl.Lr} ? ${S} - r0 : ${pl.Lr};
       ivec2 tc = ivec2(j, r0 / 2);
+      ${act ? 'vec2 gb0 = nm_gb(2 * j); vec2 gb1 = nm_gb(2 * j + 1);' : ''}
       vec4 acc = vec4(0.0);
       for (int t = 0; t < ${pl.Lr / 2}; t++) {
         if (2 * t >= len) break;
@@ -359,7 +363,7 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
         } else {
           d.zw = vec2(0.0);
         }
-        ${act ? `d = vec4(${dz('d.x', 'xhv.x', '2 * j')}, ${dz('d.y', 'xhv.y', '2 * j + 1')}, ${dz('d.z', 'xhv.z', '2 * j')}, ${dz('d.w', 'xhv.w', '2 * j + 1')});` : ''}
+        ${act ? `d = vec4(${dz('d.x', 'xhv.x', 'gb0')}, ${dz('d.y', 'xhv.y', 'gb1')}, ${dz('d.z', 'xhv.z', 'gb0')}, ${dz('d.w', 'xhv.w', 'gb1')});` : ''}
         acc += vec4(d.x * xhv.x + d.z * xhv.z, d.y * xhv.y + d.w * xhv.w, d.x + d.z, d.y + d.w);
         tc.y += 1;
       }
@@ -391,13 +395,14 @@ function columnPartials(names: string[], S: number, g: Groups, enumGlsl: string,
       int len = ${name}_len(c);
       ${auxOf('a', 'ba.y')}
       ${auxOf('b', 'bb.y')}
+      ${dz ? 'vec2 gba = nm_gb(ba.z); vec2 gbb = nm_gb(bb.z);' : ''}
       vec4 acc = vec4(0.0);
       for (int q = 0; q < ${L / 2}; q++) {
         if (2 * q >= len) break;
         vec4 xv = nm_x(t);
         vec4 d = nm_dy(t);
         vec4 xh = vec4(${xh('xv.x', 'a')}, ${xh('xv.y', 'b')}, ${xh('xv.z', 'a')}, ${xh('xv.w', 'b')});
-        ${dz ? 'd = vec4(nm_dz(d.x, xh.x, ba.z), nm_dz(d.y, xh.y, bb.z), nm_dz(d.z, xh.z, ba.z), nm_dz(d.w, xh.w, bb.z));' : ''}
+        ${dz ? 'd = vec4(nm_dzp(d.x, xh.x, gba), nm_dzp(d.y, xh.y, gbb), nm_dzp(d.z, xh.z, gba), nm_dzp(d.w, xh.w, gbb));' : ''}
         acc += vec4(d.x + d.z, d.y + d.w, d.x * xh.x + d.z * xh.z, d.y * xh.y + d.w * xh.w);
         t.y += 1;
       }
