@@ -181,6 +181,20 @@ const xhatOf = (center: boolean) => (xv: string, r: string) =>
 const auxGlsl = (S: number, center: boolean) => (r: string, s: string) => `float inv${r} = getAux(${2 * S} + ${s});` +
   (center ? ` float hi${r} = getAux(${s}); float lo${r} = getAux(${S} + ${s});` : '');
 
+/**
+ * GLSL opening both row-partials programs' statistic texel T: the row pair
+ * (sa, sb), the column chunk's first column p0 and length len, and both rows'
+ * aux values (auxGlsl, suffixes a and b).
+ */
+function rowStatItem(pl: RowPlan, S: number, P: number, center: boolean): string {
+  const auxOf = auxGlsl(S, center);
+  return `int sp = T / ${pl.ncs};
+      int c = T - sp * ${pl.ncs};
+      ${pairChunkGlsl('sp', 'c', S, pl.Lc, P, ['sa', 'sb', 'p0'])}
+      ${auxOf('a', 'sa')}
+      ${auxOf('b', 'sb')}`;
+}
+
 /** GLSL: the main of both row-partials programs, statistic texels then parameter texels (nm_stat, nm_param). */
 const rowMainGlsl = (pl: RowPlan) => `
     void main() {
@@ -213,11 +227,7 @@ function rowPartials(v: View, pl: RowPlan, center: boolean, withGamma: boolean, 
     packedOutput: true,
     userCode: `
     vec4 nm_stat(int T) {
-      int sp = T / ${pl.ncs};
-      int c = T - sp * ${pl.ncs};
-      ${pairChunkGlsl('sp', 'c', S, pl.Lc, P, ['sa', 'sb', 'p0'])}
-      ${auxOf('a', 'sa')}
-      ${auxOf('b', 'sb')}
+      ${rowStatItem(pl, S, P, center)}
       ${coords(`sa * ${P} + p0`, 'a')}
       ${coords(`sb * ${P} + p0`, 'b')}
       ${tg ? `ivec2 cg = ${texelAt('p0', tg[1])};` : ''}
@@ -313,14 +323,7 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
     ${block('dy', src.dy)}
     ${block('x', src.x)}
     vec4 nm_stat(int T) {
-      int sp = T / ${pl.ncs};
-      int c = T - sp * ${pl.ncs};
-      int sa = 2 * sp;
-      int sb = sa + 1 < ${S} ? sa + 1 : sa;
-      int p0 = c * ${pl.Lc};
-      int len = ${v.P} - p0 < ${pl.Lc} ? ${v.P} - p0 : ${pl.Lc};
-      ${auxOf('a', 'sa')}
-      ${auxOf('b', 'sb')}
+      ${rowStatItem(pl, S, P, center)}
       ivec2 tc = ivec2(p0 / 2, sp);
       ${tg ? `ivec2 cg = ${texelAt('p0', tg[1])}; ivec2 cg1 = ${texelAt('p0 + 1', tg[1])};` : ''}
       vec4 acc = vec4(0.0);
@@ -345,8 +348,7 @@ function rowPartialsPacked(v: View, pl: RowPlan, center: boolean, withGamma: boo
     vec4 nm_param(int q) {
       int c = q / ${pl.J};
       int j = q - c * ${pl.J};
-      int r0 = c * ${pl.Lr};
-      int len = ${S} - r0 < ${pl.Lr} ? ${S} - r0 : ${pl.Lr};
+      ${pairChunkGlsl('j', 'c', P, pl.Lr, S, ['pa', 'pb', 'r0'])}
       ivec2 tc = ivec2(j, r0 / 2);
       ${act ? 'vec2 gb0 = nm_gb(2 * j); vec2 gb1 = nm_gb(2 * j + 1);' : ''}
       vec4 acc = vec4(0.0);

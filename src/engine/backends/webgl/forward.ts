@@ -334,8 +334,7 @@ function rowStatPartialsPacked(v: View, g: Groups, center: boolean, tx: [number,
   return pairPartials(['x'], Math.ceil(S / 2), nc, `${FINITE_GLSL}
 ${texelReader('x', tx)}`, `int sp = T / ${nc};
       int c = T - sp * ${nc};
-      int p0 = c * ${L};
-      int len = ${n} - p0 < ${L} ? ${n} - p0 : ${L};
+      ${pairChunkGlsl('sp', 'c', S, L, n, ['sa', 'sb', 'p0'])}
       ivec2 tc = ivec2(p0 / 2, sp);
       ${center ? `vec4 v0 = nm_x(ivec2(0, sp));
       vec4 c0 = nm_x(tc);

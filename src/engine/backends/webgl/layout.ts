@@ -345,7 +345,7 @@ export function elementwise(v: View, shape: number[], spec: ElementwiseSpec, all
       }
       const d = spec.direct?.[k];
       const byTexel = d && d[1][1] === C && texelOk;
-      lines.push(`float el${k}_${l} = ${byTexel ? `texture(${d![0]}, (vec2(nm_tc${l}) + 0.5) * vec2(${lit(1 / d![1][1])}, ${lit(1 / d![1][0])})).r` : sub(t, '', '', i)};`);
+      lines.push(`float el${k}_${l} = ${byTexel ? `texture(${d![0]}, ${texelUv(`nm_tc${l}`, d![1])}).r` : sub(t, '', '', i)};`);
     });
     values.push(spec.value(spec.stat.map((_, k) => `st${k}_${so}`), spec.param.map((_, k) => `pa${k}_${po}`),
                            spec.elem.map((_, k) => `el${k}_${l}`)));

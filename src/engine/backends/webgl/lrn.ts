@@ -104,9 +104,8 @@ export function lrnForwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
   check(l, x);
   const r = new Runner(backend as WebGLBackend);
   try {
-    const g = r.packedGeometry(x);
     const stored = r.storedShape(x);
-    if (g && l.inner === 1 && g[2] === l.C && (g[1] % 2 === 0 || g[0] === 1) && stored.length >= 2 && stored.length <= 4) {
+    if (l.inner === 1 && r.pairedRows(x) === l.C && stored.length >= 2 && stored.length <= 4) {
       const y = r.run(packedForward(l, stored), [x], [x]);
       return Runner.reshaped(y, x.shape);
     }

@@ -106,8 +106,17 @@ export class Runner {
    * or one batch).
    */
   packedRows(t: tf.TensorInfo, C: number): boolean {
+    return C % 2 === 0 && this.pairedRows(t) === C;
+  }
+
+  /**
+   * The row length C of a packed `t` (packedGeometry) whose texel row k holds
+   * its flat rows 2k and 2k + 1 (R even, or one batch: no batch restarts a
+   * texel row); else null.
+   */
+  pairedRows(t: tf.TensorInfo): number | null {
     const g = this.packedGeometry(t);
-    return g != null && g[2] === C && C % 2 === 0 && (g[1] % 2 === 0 || g[0] === 1);
+    return g && (g[1] % 2 === 0 || g[0] === 1) ? g[2] : null;
   }
 
   /**
