@@ -123,9 +123,15 @@ type Forward = ClosedForm & {
 type Path = (spec: NormSpec, hasGamma: boolean, hasBeta: boolean, withStats: boolean,
              running: RunningStats | null, hasResidual: boolean) => (x: tf.Tensor, ...rest: tf.Tensor[]) => Forward;
 
+/**
+ * A second tensor on `t`'s buffer, as tfjs' own Add gradient hands dy to both inputs: a reshape to the same shape
+ * shares the buffer on every backend, where tf.clone copies it on wasm (its Identity kernel).
+ */
+const share = (t: tf.Tensor): tf.Tensor => tf.reshape(t, t.shape);
+
 /** Gradients w.r.t. [x, residual?, ...params] from the ones w.r.t. [x (the sum, with a residual), ...params]. */
 function spreadResidual(grads: tf.Tensor[], hasResidual: boolean): tf.Tensor[] {
-  return hasResidual ? [grads[0], tf.clone(grads[0]), ...grads.slice(1)] : grads;
+  return hasResidual ? [grads[0], share(grads[0]), ...grads.slice(1)] : grads;
 }
 
 /**
@@ -257,8 +263,8 @@ export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, wit
     // The sum the forward computed, as x + residual on the tape: its gradient goes to both.
     const s = keptSum!;
     const sumT = withClosedFormGrad([x, residual], () => ({
-      value: tf.clone(s), saved: [], backward: dy => [tf.clone(dy), tf.clone(dy)],
-    }), (a, b) => ({value: tf.add(a, b), saved: [], backward: dy => [tf.clone(dy), tf.clone(dy)]}));
+      value: share(s), saved: [], backward: dy => [share(dy), share(dy)],
+    }), (a, b) => ({value: tf.add(a, b), saved: [], backward: dy => [share(dy), share(dy)]}));
     return [out, sumT];
   });
   (keptSum as tf.Tensor | null)?.dispose();
