@@ -427,6 +427,19 @@ function installWatch(backend: string): {called: string[]; counts: Record<string
 }
 
 /**
+ * On webgl, uploads `t` from the CPU to an unpacked texture, as an unpacked
+ * program's first use leaves it (a CPU tensor whose first consumer is one of
+ * the fused kernels is uploaded packed, like the "x from an op" inputs), so
+ * that the kernels' unpacked-input paths are held to the op path too.
+ */
+function uploadUnpacked(t: tf.Tensor): void {
+  if (tf.getBackend() !== 'webgl') return;
+  const b = tf.backend() as unknown as {uploadToGPU(id: tf.DataId): void; texData: {get(id: tf.DataId): {isPacked?: boolean}}};
+  b.uploadToGPU(t.dataId);
+  if (b.texData.get(t.dataId).isPacked) throw new Error('uploadUnpacked: the upload came out packed');
+}
+
+/**
  * One training step (forward in training mode, gradients w.r.t. x and every
  * trainable weight, running statistics updated) and one inference on a fresh
  * layer with deterministic non-trivial weights, with TFJS_NORM_FUSED on or off.
@@ -437,6 +450,7 @@ async function runPath(info: (typeof CATALOG)[number], shape: number[], fused: b
   tf.env().set('TFJS_NORM_FUSED', fused);
   const size = shape.reduce((a, b) => a * b, 1);
   const x = tf.tensor(Array.from(lcg(size, 7), v => 3 + 2 * v), shape);
+  uploadUnpacked(x);
   const w = tf.tensor(lcg(size, 11), shape);
   // LocalResponseNorm with alpha 0.5 (not the default 1e-4, whose window sums move y by about 1e-4 relative:
   // under the tolerance, so a wrong window would pass).

@@ -42,7 +42,7 @@ import {
   DIRECT_MAX, FINITE_GLSL, chunking, Groups, View, elementwise, fineOf, flatOutput, groupGlsl, packedTexelOf, pairChunkGlsl,
   pairPartials, partialFetch, partialLayout, texelAt, texelReader, texelStep, texelUv, viewOf,
 } from './layout';
-import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit, uploadPacked} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -468,6 +468,7 @@ export function backwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] 
   const a = attrs as BackwardAttrs;
   const v: View = viewOf(a);
   const {dy, x, aux, gamma} = inputs as Record<string, tf.TensorInfo>;
+  uploadPacked(backend as WebGLBackend, dy, x);
   const withGamma = gamma != null;
   const act = a.activation;
   // z's beta (the backward takes it with an activation only).

@@ -31,7 +31,7 @@ import {statToParam} from '../geometry';
 import {
   DIRECT_MAX, FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, packedTexelOf, pairChunkGlsl, pairMomentsGlsl, pairPartials, partialLayout, texelAt, texelReader, texelStep, viewOf,
 } from './layout';
-import {Runner, WebGLBackend, WebGLProgram, lit, sizeOf} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit, sizeOf, uploadPacked} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -502,6 +502,7 @@ export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {
   const a = attrs as ForwardAttrs;
   const v = viewOf(a);
   const r = new Runner(backend as WebGLBackend);
+  uploadPacked(r.backend, inputs.x, inputs.residual);
   // The residual epilogue: everything below normalizes x + residual (one more program), returned last.
   const n = v.size / v.S;
   const rowsOk = contiguousStats(v) && n > DIRECT_MAX;

@@ -12,10 +12,11 @@
  * Measured by the browser suite's fused-vs-op test (page.ts), which counts
  * them: 4 on small inputs; on [8, 160, 4] BatchNorm, InstanceNorm and
  * GroupNorm 6, LayerNorm and RMSNorm 5, LocalResponseNorm 3. The programs
- * read unpacked textures: an input in a packed texture (a dy from a packed
- * op) costs one more, tfjs' unpack, once per kernel call, and so do the
- * packed partials (a small unpack each). Elementwise passes (y, dx,
- * scale-shift) write packed outputs (layout.ts elementwise).
+ * read packed inputs (a packed op's output, the usual case inside a model)
+ * in place, four values per fetch where the layout allows, and unpacked ones
+ * one value per texel; a tensor still on the CPU is uploaded packed
+ * (uploadPacked). Elementwise passes (y, dx, scale-shift) write packed
+ * outputs (layout.ts elementwise).
  */
 import * as tf from '@tensorflow/tfjs';
 import {

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
 import {ACT_GLSL, actGlsl} from './activation';
 import {elementwise, viewOf} from './layout';
-import {Runner, WebGLBackend, WebGLProgram, lit} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit, uploadPacked} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -40,6 +40,7 @@ export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
   // The statistics are per parameter here: the parameters' layout is the statistics' layout.
   const v = viewOf({shape: a.shape, statShape: a.paramShape, paramShape: a.paramShape} as LayoutAttrs);
   const {x, mean, variance, gamma, beta} = inputs;
+  uploadPacked(backend as WebGLBackend, x);
   const names = ['x', 'mean', 'variance'];
   const ins = [x!, mean!, variance!];
   if (gamma) {

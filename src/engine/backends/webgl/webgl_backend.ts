@@ -24,6 +24,7 @@ interface TexData {
   isPacked?: boolean;
   texture?: {texture: unknown; texShape: number[]} | null;
   texShape?: number[] | null;
+  values?: unknown;
   shape: number[];
   dtype: tf.DataType;
   refCount: number;
@@ -51,6 +52,28 @@ export interface WebGLBackend {
 
 /** WebGL2 (texelFetch): the fetch paths below need it; WebGL1 keeps tfjs' samplers. */
 export const texelFetchOk = (): boolean => tf.env().getNumber('WEBGL_VERSION') === 2;
+
+/**
+ * Uploads each of `ts` that is still on the CPU (a tensor made from JS values,
+ * not yet on the GPU) as a packed texture, the way tfjs uploads a tensor whose
+ * first consumer is one of its packed ops: the kernels then read it in place,
+ * four values per fetch (packedGeometry), where an unpacked upload gives one
+ * value per texel. Only float32 tensors of rank 2 to 4 above tfjs' uniform
+ * size, with WebGL2 and WEBGL_PACK; others are left to the first program.
+ */
+export function uploadPacked(backend: WebGLBackend, ...ts: Array<tf.TensorInfo | undefined>): void {
+  if (!texelFetchOk() || !tf.env().getBool('WEBGL_PACK')) return;
+  for (const t of ts) {
+    if (!t) continue;
+    const d = backend.texData.get(t.dataId);
+    if (d.texture != null || d.values == null || d.texShape != null || d.slice || d.isPacked || d.dtype !== 'float32' ||
+        d.shape.length < 2 || d.shape.length > 4 || sizeOf(d.shape) <= tf.env().getNumber('WEBGL_SIZE_UPLOAD_UNIFORM')) {
+      continue;
+    }
+    d.isPacked = true;
+    backend.uploadToGPU(t.dataId);
+  }
+}
 
 export const sizeOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
