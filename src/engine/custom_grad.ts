@@ -15,15 +15,20 @@
  * connected intermediates. First-order training keeps the fast path.
  */
 import * as tf from '@tensorflow/tfjs';
-import {tapeDepth} from './environment';
+import {gradientDepth, tapeDepth} from './environment';
 
 /** What a closed-form forward returns: the value, intermediates to save, and the backward. */
 export interface ClosedForm {
   value: tf.Tensor;
   /** Intermediates the backward reuses (the inputs are saved anyway). */
   saved: tf.Tensor[];
-  /** Gradients w.r.t. each input, in order. */
+  /**
+   * Gradients w.r.t. each input, in order. `inputs` holds the inputs `reads`
+   * names (the others are undefined unless every input was saved).
+   */
   backward: (dy: tf.Tensor, inputs: tf.Tensor[], saved: tf.Tensor[]) => tf.Tensor[] | tf.Tensor;
+  /** The indices of the inputs `backward` reads; default every input. */
+  reads?: number[];
 }
 
 /**
@@ -39,16 +44,24 @@ export function withClosedFormGrad(inputs: tf.Tensor[], forward: (...inputs: tf.
     const save = args[n] as tf.GradSaveFunc;
     const ins = args.slice(0, n) as tf.Tensor[];
     const f = forward(...ins);
-    save([...ins, ...f.saved]);
+    // tfjs saves a clone of each saved tensor (on wasm a copy). A gradient of this gradient needs every input
+    // (see above), and is only possible when the forward runs under two tapes or more (nested tf.grad: tfjs
+    // backpropagates after closing the tape, so under one tape the backward is never recorded); otherwise
+    // only the inputs the backward reads are saved.
+    const kept = f.reads == null || gradientDepth() > 1 ? ins.map((_, i) => i) : f.reads;
+    save([...kept.map(i => ins[i]), ...f.saved]);
     return {
       value: f.value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const savedInputs = saved.slice(0, n);
+        const m = kept.length;
         if (tapeDepth() > 0) {
-          const r = opForward(...savedInputs);
-          return r.backward(dy, savedInputs, r.saved);
+          if (m < n) throw new Error('tfjs-norm: a gradient taken under a tape that was not recording the forward; please report it');
+          const r = opForward(...saved.slice(0, n));
+          return r.backward(dy, saved.slice(0, n), r.saved);
         }
-        return f.backward(dy, savedInputs, saved.slice(n));
+        const savedInputs: tf.Tensor[] = new Array(n);
+        kept.forEach((i, j) => { savedInputs[i] = saved[j]; });
+        return f.backward(dy, savedInputs, saved.slice(m));
       },
     };
   });

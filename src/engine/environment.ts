@@ -45,6 +45,19 @@ export function fusedKernelsEnabled(): boolean {
 }
 
 /**
+ * The number of gradient tapes recording now (tf.grad inside tf.grad: 2),
+ * counted also inside a kernel or a custom gradient's forward, where
+ * tapeDepth() is 0.
+ */
+export function gradientDepth(): number {
+  const depth = (tf.engine() as unknown as {state?: {gradientDepth?: unknown}}).state?.gradientDepth;
+  if (typeof depth !== 'number') {
+    throw new Error('tfjs-norm: this tfjs version has no engine().state.gradientDepth; please report it');
+  }
+  return depth;
+}
+
+/**
  * How many gradient tapes record the ops run now: 0 outside tf.grad & co.,
  * and inside a kernel's forward (tfjs records no ops there); 1 inside a
  * tf.grad/tf.variableGrads/model.fit forward, or inside the backward of a

@@ -170,6 +170,8 @@ const fusedPath = (inKernel: boolean): Path => (spec, hasGamma, hasBeta, withSta
     running: running ? {mean: updated[0], variance: updated[1], numBatchesTracked: updated[2]} : null,
     sum,
     saved: [aux, ...(sum ? [sum] : []), ...(keptY ? [keptY] : [])],
+    // With a residual the backward reads the saved sum, not x and the residual: only the parameters.
+    reads: hasResidual ? params.map((_, i) => 2 + i) : undefined,
     backward: (dy, savedInputs, [auxS, ...more]) => {
       const sumS = sum ? more[0] : null;
       const yS = keptY ? more[more.length - 1] : null;
@@ -206,6 +208,7 @@ const opPath: Path = (spec, hasGamma, hasBeta, withStats, running, hasResidual) 
     sum,
     // With an activation, z (the pre-activation) too: dz = dy * act'(z).
     saved: act ? [f.xhat, f.invStd, f.y] : [f.xhat, f.invStd],
+    reads: hasGamma ? [hasResidual ? 2 : 1] : [],
     backward: (dy, savedInputs, [xhat, invStd, z]) => {
       const gammaS = savedInputs[hasResidual ? 2 : 1];
       let dz = tf.reshape(dy, plan.shape);
@@ -263,8 +266,8 @@ export function normalize(x: tf.Tensor, spec: NormSpec, affine: Affine = {}, wit
     // The sum the forward computed, as x + residual on the tape: its gradient goes to both.
     const s = keptSum!;
     const sumT = withClosedFormGrad([x, residual], () => ({
-      value: share(s), saved: [], backward: dy => [share(dy), share(dy)],
-    }), (a, b) => ({value: tf.add(a, b), saved: [], backward: dy => [share(dy), share(dy)]}));
+      value: share(s), saved: [], reads: [], backward: dy => [share(dy), share(dy)],
+    }), (a, b) => ({value: tf.add(a, b), saved: [], reads: [], backward: dy => [share(dy), share(dy)]}));
     return [out, sumT];
   });
   (keptSum as tf.Tensor | null)?.dispose();

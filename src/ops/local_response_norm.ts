@@ -69,7 +69,8 @@ export function localResponseNorm(x: tf.Tensor, args: LocalResponseNormOpArgs): 
     return {
       value: tf.reshape(tf.mul(a, dPow), x.shape),
       saved: [a, d, dPow],
-      backward: (dy, inputs, [aS, dS, dPowS]) => {
+      reads: [],
+      backward: (dy, _inputs, [aS, dS, dPowS]) => {
         const g = tf.reshape(dy, [outer, C, inner]);
         const t = tf.div(tf.mul(tf.mul(g, aS), dPowS), dS) as tf.Tensor3D; // g_c a_c d_c^(-beta-1)
         const back = tf.mul(tf.mul(aS, windowSum(t, hi, lo)), 2 * scale * beta);
