@@ -305,12 +305,13 @@ export function normalizeWithStats(x: tf.Tensor, spec: NormSpec, stats: GivenSta
     const variance = paramOf(spec, stats.variance, 'variance')!;
     const gamma = paramOf(spec, affine.gamma, 'gamma');
     const beta = paramOf(spec, affine.beta, 'beta');
-    const xc = tf.reshape(x, plan.shape);
     const act = spec.activation ?? null;
     if (!usesKernel(SCALE_SHIFT_KERNEL, plan, act != null)) {
-      const z = scaleShiftOps(xc, mean, variance, gamma, beta, spec.epsilon);
+      const z = scaleShiftOps(tf.reshape(x, plan.shape), mean, variance, gamma, beta, spec.epsilon);
       return tf.reshape(act ? activationOps(z, act) : z, x.shape);
     }
+    // The kernel takes x in its own shape (its attributes give the canonical view) and returns y in it: on
+    // webgl a packed x reshaped to plan.shape would run tfjs' packed-reshape program, and y another back.
     // The activation inside the kernel, or after it as an op (epilogueInKernel).
     const actIn = act != null && epilogueInKernel();
     const actOut = act != null && !actIn ? act : null;
@@ -322,7 +323,7 @@ export function normalizeWithStats(x: tf.Tensor, spec: NormSpec, stats: GivenSta
       if (beta) m.beta = ins[gamma ? 4 : 3];
       return m;
     };
-    const inputs = [xc, mean, variance, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
+    const inputs = [x, mean, variance, ...(gamma ? [gamma] : []), ...(beta ? [beta] : [])];
     if (tapeDepth() === 0) {
       // Plain inference: the kernel alone, without the custom-gradient wrapper.
       const z = runKernel(SCALE_SHIFT_KERNEL, named(inputs), attrs) as tf.Tensor;
@@ -332,12 +333,15 @@ export function normalizeWithStats(x: tf.Tensor, spec: NormSpec, stats: GivenSta
       value: actOut ? activationOps(runKernel(SCALE_SHIFT_KERNEL, named(ins), attrs) as tf.Tensor, actOut)
           : runKernel(SCALE_SHIFT_KERNEL, named(ins), attrs) as tf.Tensor,
       saved: [],
-      // Closed form, as ops on the inputs alone: differentiable again as it is.
+      // Closed form, as ops on the inputs alone (in the canonical view): differentiable again as it is.
       backward: (dy, [xS, mS, vS, ...rest]) => {
         const gS = gamma ? rest[0] : null;
-        const dz = act ? activationGradOps(dy, scaleShiftOps(xS, mS, vS, gS, beta ? rest[rest.length - 1] : null,
-                                                             spec.epsilon), act) : dy;
-        return scaleShiftBackwardOps(dz, xS, mS, vS, gS, beta != null, plan, spec.epsilon);
+        const xC = tf.reshape(xS, plan.shape);
+        const dyC = tf.reshape(dy, plan.shape);
+        const dz = act ? activationGradOps(dyC, scaleShiftOps(xC, mS, vS, gS, beta ? rest[rest.length - 1] : null,
+                                                              spec.epsilon), act) : dyC;
+        const [dx, ...grads] = scaleShiftBackwardOps(dz, xC, mS, vS, gS, beta != null, plan, spec.epsilon);
+        return [tf.reshape(dx, x.shape), ...grads];
       },
     }));
     return tf.reshape(y, x.shape);

@@ -529,11 +529,13 @@ async function fusedVsOpTest(backend: string, tol: Tolerance): Promise<Partial<T
     // LayerNorm and RMSNorm also on long rows (webgl's row-layout backward): an odd number of odd-length rows,
     // and even-length rows whose packed texture webgl walks in place (x from an op): [4,6,300] (two rows per
     // texel row; chunks rounded to even lengths) and [7,258] (an odd row count: the last texel row's padding).
-    // BatchNorm, InstanceNorm and GroupNorm also channels-first (axis 1: 160 channels of 4 values).
+    // BatchNorm, InstanceNorm and GroupNorm also channels-first (axis 1: 160 channels of 4 values), and as an
+    // image batch [2,8,6,10] axis 1, whose packed x is no view of the canonical [2,8,60] (webgl's
+    // scale-and-shift then reads x's texels in its own shape).
     const rowShapes = [[2, 3, 4], [8, 160, 4], [3, 5, 161], [4, 6, 300], [7, 258]];
     const shapes = info.name === 'LayerNorm' || info.name === 'RMSNorm' ? rowShapes : [[2, 3, 4], [8, 160, 4]];
     const runs: Array<[number[], Record<string, unknown>]> = shapes.map(s => [s, {}]);
-    if (['BatchNorm', 'InstanceNorm', 'GroupNorm'].includes(info.name)) runs.push([[8, 160, 4], {axis: 1}]);
+    if (['BatchNorm', 'InstanceNorm', 'GroupNorm'].includes(info.name)) runs.push([[8, 160, 4], {axis: 1}], [[2, 8, 6, 10], {axis: 1}]);
     for (const [shape, extra] of runs) {
       const what = `${info.name} [${shape}]${extra.axis != null ? ` axis ${extra.axis}` : ''}`;
       const op = await runPath(info, shape, false, backend, extra);

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
 import {ACT_GLSL, actGlsl} from './activation';
 import {elementwise, viewOf} from './layout';
-import {Runner, WebGLBackend, WebGLProgram, lit, uploadPacked} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit, reshapeFree, uploadPacked} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -52,24 +52,31 @@ export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
     ins.push(beta);
   }
   const b = backend as WebGLBackend;
-  // x packed in a's shape and the per-parameter inputs unpacked (their reshape to paramShape then free).
+  // x (in its own shape) packed, viewed in a's canonical shape where that is a view (reshapeFree), and the
+  // per-parameter inputs unpacked (their reshape to paramShape then free): tfjs' packed samplers.
   const xData = b.texData.get(x!.dataId);
-  if (xData.isPacked && !xData.slice && x!.shape.length === a.shape.length && x!.shape.every((d, i) => d === a.shape[i]) &&
+  if (xData.isPacked && !xData.slice && reshapeFree(x!.shape, a.shape) &&
       ins.slice(1).every(t => !b.texData.get(t.dataId).isPacked)) {
-    return b.runWebGLProgram(packedProgram(a, names, gamma != null, beta != null),
-                             [x!, ...ins.slice(1).map(t => Runner.reshaped(t, a.paramShape))], 'float32');
+    const y = b.runWebGLProgram(packedProgram(a, names, gamma != null, beta != null),
+                                [Runner.reshaped(x!, a.shape), ...ins.slice(1).map(t => Runner.reshaped(t, a.paramShape))],
+                                'float32');
+    return Runner.reshaped(y, x!.shape);
   }
+  // Else one elementwise pass in x's stored shape (no reshape program), reading a packed x's texel at the
+  // output texel where it is packed as the output (Runner.packedAt).
   const r = new Runner(b);
   try {
     const param = ['getMean($p)', `inversesqrt(getVariance($p) + ${lit(a.epsilon)})`];
     if (gamma) param.push('getGamma($p)');
     if (beta) param.push('getBeta($p)');
-    const ew = elementwise(v, r.storedShape(x!), {
-      stat: [], param, elem: ['getX($i)'],
+    const shape = r.storedShape(x!);
+    const {packedReads, ...ew} = elementwise(v, shape, {
+      stat: [], param, elem: ['getX($i)'], packed: [r.packedAt(x!, shape) ? 'x' : null],
       value: ([], [mean, inv, ...gb], [xv]) => actGlsl(a.activation,
         `(${xv} - ${mean}) * (${inv}${gamma ? ` * ${gb[0]}` : ''})${beta ? ` + ${gb[gamma ? 1 : 0]}` : ''}`),
     });
-    const y = r.run({variableNames: names, ...ew, userCode: `${a.activation ? ACT_GLSL : ''}${ew.userCode}`}, ins);
+    const y = r.run({variableNames: names, ...ew, userCode: `${a.activation ? ACT_GLSL : ''}${ew.userCode}`}, ins,
+                    packedReads.length ? [x!] : []);
     return Runner.reshaped(y, x!.shape);
   } finally {
     r.done();
