@@ -8,11 +8,13 @@
  * connected to an outer tape; a backward built from them would be
  * differentiated as if they were constants (silently wrong), and a fused
  * backward kernel has no gradient at all. Saved *inputs* are connected (tfjs
- * saves them as clones recorded on the tape). So the inputs are always saved
+ * saves them as clones recorded on the tape). So where the backward may be
+ * differentiated (the forward runs under nested tapes) every input is saved
  * first, and when the backward itself runs under a recording tape (only then
  * can it be differentiated: tapeDepth() > 0 at that moment), it recomputes the
  * forward as ops from the saved inputs and runs the op backward on those fresh,
- * connected intermediates. First-order training keeps the fast path.
+ * connected intermediates. First-order training keeps the fast path, and saves
+ * only the inputs its backward reads (`reads`).
  */
 import * as tf from '@tensorflow/tfjs';
 import {gradientDepth, tapeDepth} from './environment';
@@ -20,7 +22,7 @@ import {gradientDepth, tapeDepth} from './environment';
 /** What a closed-form forward returns: the value, intermediates to save, and the backward. */
 export interface ClosedForm {
   value: tf.Tensor;
-  /** Intermediates the backward reuses (the inputs are saved anyway). */
+  /** Intermediates the backward reuses (the inputs it reads are saved too). */
   saved: tf.Tensor[];
   /**
    * Gradients w.r.t. each input, in order. `inputs` holds the inputs `reads`
