@@ -29,9 +29,9 @@ import {ForwardAttrs, KernelActivation, LayoutAttrs} from '../../kernels';
 import {ACT_GLSL, actGlsl} from './activation';
 import {statToParam} from '../geometry';
 import {
-  DIRECT_MAX, FINITE_GLSL, Groups, View, elementwise, flatOutput, groupGlsl, packedTexelOf, pairChunkGlsl, pairMomentsGlsl, pairPartials, partialLayout, texelAt, texelReader, texelStep, viewOf,
+  DIRECT_MAX, FINITE_GLSL, Groups, View, chunkMomentsGlsl, elementwise, flatOutput, groupGlsl, packedTexelOf, pairChunkGlsl, pairMomentsGlsl, pairPartials, partialLayout, texelAt, texelReader, texelStep, viewOf,
 } from './layout';
-import {Runner, WebGLBackend, WebGLProgram, lit, sizeOf, uploadPacked} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit, rowsPaired, sizeOf, uploadPacked} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -80,11 +80,7 @@ function chunkGlsl(g: Groups, center: boolean): string {
         ${center ? 'a1 += d;' : ''}
         a2 += d * d;
       }
-      float fl = float(len);
-      ${center ? `float m = a1 / fl;
-      float v = a2 / fl - m * m;
-      // Rounding can leave a tiny negative; NaN (from non-finite x) stays NaN.
-      return vec2((cp - nm_pivot(s)) + m, v < 0.0 ? 0.0 : v);` : 'return vec2(0.0, a2 / fl);'}
+      ${chunkMomentsGlsl(center, 'a1', 'a2')}
     }`;
 }
 
@@ -257,12 +253,7 @@ ${texelReader('x', tex)}${packedTexelOf(C)}
       vec4 cp4 = vec4(cp);` : ''}
       ${walkSumsGlsl(L / 4, 4, center, `t.x += 1; ${Cr * 2 === C ? `if (t.x >= ${Cr}) { t.x = 0; t.y += 1; }`
                                                                : `if (t.x >= c0.x + ${Cr}) { t.x = c0.x; t.y += 1; }`}`)}
-      float fl = float(len);
-      float s1 = a1.x + a1.y + a1.z + a1.w;
-      float s2 = a2.x + a2.y + a2.z + a2.w;
-      ${center ? `float m = s1 / fl;
-      float v = s2 / fl - m * m;
-      return vec2((cp - nm_pivot(s)) + m, v < 0.0 ? 0.0 : v);` : 'return vec2(0.0, s2 / fl);'}
+      ${chunkMomentsGlsl(center, '(a1.x + a1.y + a1.z + a1.w)', '(a2.x + a2.y + a2.z + a2.w)')}
     }`;
 }
 
@@ -494,8 +485,7 @@ function sumProgram(v: View, shape: number[], packed: boolean, packedIn: [boolea
  */
 function packsRows(shape: number[], n: number): boolean {
   const C = shape[shape.length - 1];
-  const R = shape.length > 1 ? shape[shape.length - 2] : 1;
-  return shape.length >= 2 && C === n && C % 2 === 0 && (R % 2 === 0 || sizeOf(shape.slice(0, -2)) === 1);
+  return shape.length >= 2 && C === n && C % 2 === 0 && rowsPaired([sizeOf(shape.slice(0, -2)), shape[shape.length - 2], C]);
 }
 
 export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {

@@ -536,6 +536,19 @@ export function pairPartials(names: string[], pairs: number, nc: number, head: s
 }
 
 /**
+ * GLSL ending nm_chunk over `len` values: returns (mean - nm_pivot(s),
+ * variance) from the sums s1 (of x - cp) and s2 (of (x - cp)^2); without
+ * centering (0, mean square from s2). A rounding negative variance is 0,
+ * NaN (from non-finite x) stays NaN.
+ */
+export function chunkMomentsGlsl(center: boolean, s1: string, s2: string): string {
+  return `float fl = float(len);
+      ${center ? `float m = ${s1} / fl;
+      float v = ${s2} / fl - m * m;
+      return vec2((cp - nm_pivot(s)) + m, v < 0.0 ? 0.0 : v);` : `return vec2(0.0, ${s2} / fl);`}`;
+}
+
+/**
  * GLSL ending a pair walk over `len` values of two groups: setOutput of
  * (mean - pivot a, mean - pivot b, variance a, variance b) from the sums
  * `s1`, `s2` (vec2: of x - cp, of (x - cp)^2) shifted by cp (vec2) against

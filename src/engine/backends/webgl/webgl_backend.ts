@@ -78,6 +78,13 @@ export function uploadPacked(backend: WebGLBackend, ...ts: Array<tf.TensorInfo |
 export const sizeOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /**
+ * Whether tfjs' packed texture of B batches of R x C values holds flat rows
+ * 2k and 2k + 1 in texel row k (no batch restarts a texel row): R even, or
+ * one batch.
+ */
+export const rowsPaired = ([B, R]: [number, number, number]): boolean => R % 2 === 0 || B === 1;
+
+/**
  * Runs programs on one backend, tracking the temporaries (unpacked inputs,
  * intermediate textures) that `done()` disposes.
  */
@@ -139,7 +146,7 @@ export class Runner {
    */
   pairedRows(t: tf.TensorInfo): number | null {
     const g = this.packedGeometry(t);
-    return g && (g[1] % 2 === 0 || g[0] === 1) ? g[2] : null;
+    return g && rowsPaired(g) ? g[2] : null;
   }
 
   /**
