@@ -4,7 +4,7 @@
  * serialization, the Keras-compatible classes under Keras' class names
  * (GroupNormalization, Addons>GroupNormalization, Addons>InstanceNormalization,
  * InstanceNormalization, RMSNormalization, UnitNormalization), the fused
- * kernels and the `TFJS_NORM_FUSED` flag.
+ * kernels and the `TFJS_NORM_FUSED` and `TFJS_NORM_SIMD` flags.
  */
 import './register';
 export {BatchNorm, BatchNormArgs} from './layers/batch_norm';

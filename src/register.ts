@@ -2,7 +2,7 @@
  * Every registration the package makes, in one place (like tfjs'
  * register_all_kernels.ts); index.ts imports it, and nothing else in the
  * package has an effect on import:
- * - the `TFJS_NORM_FUSED` flag (engine/environment.ts);
+ * - the `TFJS_NORM_FUSED` and `TFJS_NORM_SIMD` flags (engine/environment.ts);
  * - each backend's fused kernels, unless that backend already has a kernel of
  *   the name (a second copy of the package, or a user's own);
  * - the container `trainable` setter wrapped so freezing a model freezes our
