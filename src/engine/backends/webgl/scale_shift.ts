@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import {LayoutAttrs, ScaleShiftAttrs} from '../../kernels';
 import {ACT_GLSL, actGlsl} from './activation';
 import {elementwise, viewOf} from './layout';
-import {Runner, WebGLBackend, WebGLProgram, lit, reshapeFree, uploadPacked} from './webgl_backend';
+import {Runner, WebGLBackend, WebGLProgram, lit, uploadPacked} from './webgl_backend';
 
 interface Args {
   inputs: Record<string, tf.TensorInfo | undefined>;
@@ -52,10 +52,11 @@ export function scaleShiftKernel({inputs, backend, attrs}: Args): tf.TensorInfo 
     ins.push(beta);
   }
   const b = backend as WebGLBackend;
-  // x (in its own shape) packed, viewed in a's canonical shape where that is a view (reshapeFree), and the
-  // per-parameter inputs unpacked (their reshape to paramShape then free): tfjs' packed samplers.
+  // x (in its own shape) packed, viewed in a's canonical shape where that is a view (tfjs' own isReshapeFree,
+  // which its Reshape kernel uses), and the per-parameter inputs unpacked (their reshape to paramShape then
+  // free): tfjs' packed samplers.
   const xData = b.texData.get(x!.dataId);
-  if (xData.isPacked && !xData.slice && reshapeFree(x!.shape, a.shape) &&
+  if (xData.isPacked && !xData.slice && tf.webgl_util.isReshapeFree(x!.shape, a.shape) &&
       ins.slice(1).every(t => !b.texData.get(t.dataId).isPacked)) {
     const y = b.runWebGLProgram(packedProgram(a, names, gamma != null, beta != null),
                                 [Runner.reshaped(x!, a.shape), ...ins.slice(1).map(t => Runner.reshaped(t, a.paramShape))],

@@ -299,28 +299,6 @@ export function packedGetter(name: string, sampler: string, [B, R, C]: [number, 
     }`;
 }
 
-/**
- * Whether a packed texture holding a tensor of shape `a` also holds it in
- * shape `b` as tfjs' packed samplers read it, so that a reshape between them
- * is a view (tfjs-backend-webgl's isReshapeFree, which its Reshape kernel
- * uses; the relation is symmetric).
- */
-export function reshapeFree(a: number[], b: number[]): boolean {
-  const s1 = a.slice(-2);
-  const s2 = b.slice(-2);
-  if (s1.length === s2.length && s1.every((d, i) => d === s2[i])) return true;
-  if (!s1.length || !s2.length) return true;
-  if (s1[0] === 0 || s1[1] === 0 || s2[0] === 0 || s2[1] === 0) return true;
-  const even = (n: number) => n % 2 === 0;
-  if (s1.length !== s2.length) {
-    const c1 = s1[s1.length - 1];
-    const c2 = s2[s2.length - 1];
-    if (c1 === c2) return true;
-    if (even(c1) && even(c2) && (s1[0] === 1 || s2[0] === 1)) return true;
-  }
-  return s1[1] === s2[1] && even(s1[0]) && even(s2[0]);
-}
-
 /** A GLSL float literal. */
 export function lit(v: number): string {
   if (!Number.isFinite(v)) throw new Error(`fused webgl kernel: non-finite constant. Received: ${v}`);
