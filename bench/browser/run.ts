@@ -17,6 +17,7 @@
  *                                              GPU has finished its outputs, as inside a model (no download)
  *   npm run bench:browser -- --backends webgl --packed   x and dy packed textures (a packed op's output, as
  *                                              inside a model) instead of uploads from the CPU
+ *   npm run bench:browser -- --out FILE        the raw results to FILE instead of bench/raw/
  *
  * Chromium's GPU here is SwiftShader (a CPU emulation of the GPU): only ratios
  * within one run mean anything. Each row: ours (fused kernels where the
@@ -48,6 +49,15 @@ const argOf = (name: string) => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
+// A mistyped or unsupported flag would otherwise run a different benchmark than asked for, silently.
+const FLAGS = ['--quick', '--profile', '--interleave', '--no-read', '--packed'];
+const VALUE_FLAGS = ['--backends', '--only', '--subjects', '--runs', '--out'];
+for (let i = 0; i < argv.length; i++) {
+  if (VALUE_FLAGS.includes(argv[i])) i++;
+  else if (!FLAGS.includes(argv[i])) {
+    throw new Error(`bench:browser: unknown argument ${JSON.stringify(argv[i])}; it takes ${[...FLAGS, ...VALUE_FLAGS.map(f => `${f} VALUE`)].join(', ')}`);
+  }
+}
 const QUICK = argv.includes('--quick');
 const BACKENDS = (argOf('--backends') ?? ALL.join(',')).split(',').filter(Boolean);
 const ONLY = argOf('--only');
@@ -58,7 +68,7 @@ const NO_READ = argv.includes('--no-read');
 const PACKED = argv.includes('--packed');
 if (NO_READ && !INTERLEAVE) throw new Error('bench:browser: --no-read times the interleaved rounds; add --interleave');
 const RUNS = Number(argOf('--runs') ?? (QUICK ? 3 : 10));
-const OUT = path.join(ROOT, 'bench', 'raw', QUICK ? 'browser.quick.json' : 'browser.json');
+const OUT = path.resolve(argOf('--out') ?? path.join(ROOT, 'bench', 'raw', QUICK ? 'browser.quick.json' : 'browser.json'));
 const SUMMARY = path.join(ROOT, 'bench', 'BROWSER.md');
 const FULL = !QUICK && !ONLY && !SUBJECTS && !PACKED && RUNS >= 10 && ALL.every(b => BACKENDS.includes(b));
 
