@@ -40,6 +40,21 @@ const MODES: Mode[] = ['infer', 'trainFwd', 'fwdBwd', 'vjp', 'fit'];
 const ANCHOR_MODES: Mode[] = MODES.filter(m => m !== 'vjp');
 
 const argv = process.argv.slice(2);
+// A mistyped or unsupported flag would otherwise run a different benchmark than asked for, silently.
+{
+  const flags = ['--quick', '--no-torch'];
+  const valueFlags = ['--backends', '--only', '--anchors', '--runs', '--out', '--machine'];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--merge') {
+      while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) i++;
+    } else if (valueFlags.includes(argv[i])) {
+      i++;
+    } else if (!flags.includes(argv[i])) {
+      throw new Error(`bench: unknown argument ${JSON.stringify(argv[i])}; it takes ${
+        [...flags, ...valueFlags.map(f => `${f} VALUE`), '--merge FILES'].join(', ')}`);
+    }
+  }
+}
 const QUICK = argv.includes('--quick');
 const argOf = (name: string) => {
   const i = argv.indexOf(name);
