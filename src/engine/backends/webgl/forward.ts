@@ -485,7 +485,7 @@ function sumProgram(v: View, shape: number[], packed: boolean, packedIn: [boolea
  */
 function packsRows(shape: number[], n: number): boolean {
   const C = shape[shape.length - 1];
-  return shape.length >= 2 && C === n && C % 2 === 0 && rowsPaired([sizeOf(shape.slice(0, -2)), shape[shape.length - 2], C]);
+  return shape.length >= 2 && C === n && C % 2 === 0 && rowsPaired(sizeOf(shape.slice(0, -2)), shape[shape.length - 2]);
 }
 
 export function forwardKernel({inputs, backend, attrs}: Args): tf.TensorInfo[] {

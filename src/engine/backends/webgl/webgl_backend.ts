@@ -78,11 +78,10 @@ export function uploadPacked(backend: WebGLBackend, ...ts: Array<tf.TensorInfo |
 export const sizeOf = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /**
- * Whether tfjs' packed texture of B batches of R x C values holds flat rows
- * 2k and 2k + 1 in texel row k (no batch restarts a texel row): R even, or
- * one batch.
+ * Whether tfjs' packed texture of B batches of R rows holds flat rows 2k and
+ * 2k + 1 in texel row k (no batch restarts a texel row): R even, or one batch.
  */
-export const rowsPaired = ([B, R]: [number, number, number]): boolean => R % 2 === 0 || B === 1;
+export const rowsPaired = (B: number, R: number): boolean => R % 2 === 0 || B === 1;
 
 /**
  * Runs programs on one backend, tracking the temporaries (unpacked inputs,
@@ -146,7 +145,7 @@ export class Runner {
    */
   pairedRows(t: tf.TensorInfo): number | null {
     const g = this.packedGeometry(t);
-    return g && rowsPaired(g) ? g[2] : null;
+    return g && rowsPaired(g[0], g[1]) ? g[2] : null;
   }
 
   /**
