@@ -17,9 +17,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tfn from '../src';
+import {parseArgs} from './args';
 
-const argv = process.argv.slice(2);
-const RUNS = Number(argv[argv.indexOf('--runs') + 1] || 40) || 40;
+const RUNS = Number(parseArgs('cpu_floor', process.argv.slice(2), {values: ['--runs']}).value('--runs') ?? 40);
 
 interface Stat { median: number; mean: number; }
 

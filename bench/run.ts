@@ -27,6 +27,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tfn from '../src';
 import {simdOptions} from '../src/engine/backends/simd/select';
+import {parseArgs} from './args';
 
 type Mode = 'infer' | 'trainFwd' | 'fwdBwd' | 'vjp' | 'fit';
 /**
@@ -40,26 +41,12 @@ const MODES: Mode[] = ['infer', 'trainFwd', 'fwdBwd', 'vjp', 'fit'];
 const ANCHOR_MODES: Mode[] = MODES.filter(m => m !== 'vjp');
 
 const argv = process.argv.slice(2);
-// A mistyped or unsupported flag would otherwise run a different benchmark than asked for, silently.
-{
-  const flags = ['--quick', '--no-torch'];
-  const valueFlags = ['--backends', '--only', '--anchors', '--runs', '--out', '--machine'];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--merge') {
-      while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) i++;
-    } else if (valueFlags.includes(argv[i])) {
-      i++;
-    } else if (!flags.includes(argv[i])) {
-      throw new Error(`bench: unknown argument ${JSON.stringify(argv[i])}; it takes ${
-        [...flags, ...valueFlags.map(f => `${f} VALUE`), '--merge FILES'].join(', ')}`);
-    }
-  }
-}
-const QUICK = argv.includes('--quick');
-const argOf = (name: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
+const args = parseArgs('bench', argv, {
+  flags: ['--quick', '--no-torch'], values: ['--backends', '--only', '--anchors', '--runs', '--out', '--machine'],
+  lists: ['--merge'],
+});
+const QUICK = args.has('--quick');
+const argOf = args.value;
 /** Backends, and variants of ours on them (`cpu-js`, `wasm-copy`: our layers only, no anchors but plain JS). */
 const BACKENDS = (argOf('--backends') ?? 'cpu,wasm,cpu-js,wasm-copy').split(',');
 const tfBackend = (b: string) => b.split('-')[0];

@@ -31,6 +31,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type {BenchReport, SubjectResult, Timing} from './page';
 import {serve} from '../../test/browser/server';
+import {parseArgs} from '../args';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const {buildBrowser, bundleWithGlobals} = require('../../scripts/build-browser.js');
@@ -45,19 +46,10 @@ const CHROMIUM_ARGS = [
 const PAGE_TIMEOUT_MS = 40 * 60_000;
 
 const argv = process.argv.slice(2);
-const argOf = (name: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-// A mistyped or unsupported flag would otherwise run a different benchmark than asked for, silently.
-const FLAGS = ['--quick', '--profile', '--interleave', '--no-read', '--packed'];
-const VALUE_FLAGS = ['--backends', '--only', '--subjects', '--runs', '--out'];
-for (let i = 0; i < argv.length; i++) {
-  if (VALUE_FLAGS.includes(argv[i])) i++;
-  else if (!FLAGS.includes(argv[i])) {
-    throw new Error(`bench:browser: unknown argument ${JSON.stringify(argv[i])}; it takes ${[...FLAGS, ...VALUE_FLAGS.map(f => `${f} VALUE`)].join(', ')}`);
-  }
-}
+const argOf = parseArgs('bench:browser', argv, {
+  flags: ['--quick', '--profile', '--interleave', '--no-read', '--packed'],
+  values: ['--backends', '--only', '--subjects', '--runs', '--out'],
+}).value;
 const QUICK = argv.includes('--quick');
 const BACKENDS = (argOf('--backends') ?? ALL.join(',')).split(',').filter(Boolean);
 const ONLY = argOf('--only');
